@@ -1,0 +1,20 @@
+//! Riffle's shared vocabulary: the types every other crate speaks, and nothing else.
+//!
+//! - [`FeatureType`] and [`FeatureValue`]: what a feature holds, typed.
+//! - [`ValueStatus`] and [`Degradation`]: how trustworthy a served value is, per value and
+//!   per response (see DESIGN.md §3 "Degradation levels").
+//! - [`Timestamp`]: milliseconds since the Unix epoch, parsed from RFC 3339 or epoch millis.
+//! - [`EntityId`]: a validated entity identifier.
+//!
+//! This crate does no I/O and knows nothing of tokio, HTTP or Redis.
+#![forbid(unsafe_code)]
+
+mod entity;
+mod status;
+mod time;
+mod value;
+
+pub use entity::{EntityId, EntityIdError, MAX_ENTITY_ID_LEN};
+pub use status::{Degradation, ValueStatus};
+pub use time::{Timestamp, TimestampError};
+pub use value::{FeatureType, FeatureValue, ValueError};

@@ -1,0 +1,126 @@
+//! The registry file as written: plain serde structs, unknown fields rejected. Values whose
+//! meaning depends on other fields (defaults, durations) stay loose here and are checked in
+//! `resolve`, so that every problem can be reported at once.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    #[serde(default)]
+    pub project: RawProject,
+    #[serde(default)]
+    pub serve: RawServe,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub entities: Vec<RawEntity>,
+    #[serde(default)]
+    pub feature_groups: Vec<RawGroup>,
+    #[serde(default)]
+    pub feature_services: Vec<RawService>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Expected peak requests per second: sizes the in-flight bound check and load tests.
+    pub peak_rps: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    pub listen: Option<String>,
+    pub max_batch: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    pub max_concurrent_requests: Option<usize>,
+    /// Name of the environment variable holding the bearer token for writes.
+    pub write_token_env: Option<String>,
+    /// Also require the token for reads.
+    pub read_requires_token: Option<bool>,
+    #[serde(default)]
+    pub cache: RawCache,
+    #[serde(default)]
+    pub breaker: RawBreaker,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    pub max_entries: Option<u64>,
+    pub ttl: Option<String>,
+    pub negative_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub failure_threshold: Option<u32>,
+    pub window: Option<String>,
+    pub reset_timeout: Option<String>,
+    pub success_threshold: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<String>,
+    pub timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub max_in_flight: Option<usize>,
+    pub ttl_jitter: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntity {
+    pub name: String,
+    pub join_key: Option<String>,
+    pub key_type: Option<String>,
+    pub expected_count: Option<u64>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: String,
+    pub entity: String,
+    pub version: Option<u32>,
+    pub description: Option<String>,
+    pub ttl: Option<String>,
+    pub freshness_slo: Option<String>,
+    pub staleness_limit: Option<String>,
+    pub p99_slo: Option<String>,
+    pub availability_slo: Option<toml::Value>,
+    pub on_unsafe: Option<String>,
+    pub cache_ttl: Option<String>,
+    /// Name of a Feast push source that writes this group (`POST /push`).
+    pub push_source: Option<String>,
+    #[serde(default)]
+    pub features: Vec<RawFeature>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeature {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub dimension: Option<u32>,
+    pub default: Option<toml::Value>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: String,
+    /// `group` (every feature of it) or `group:feature`.
+    pub features: Vec<String>,
+    pub description: Option<String>,
+}

@@ -1,0 +1,595 @@
+//! From [`RawRegistry`] to [`Registry`]: every rule checked, every problem collected.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use riffle_core::{FeatureType, FeatureValue};
+
+use crate::duration::parse_duration;
+use crate::error::{Problem, RegistryError};
+use crate::model::*;
+use crate::raw::*;
+use crate::settings::*;
+
+/// Collects problems while resolving.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Parses an optional duration at `path`, falling back to `default`.
+    fn duration(&mut self, path: &str, raw: &Option<String>, default: Duration) -> Duration {
+        match raw {
+            None => default,
+            Some(text) => match parse_duration(text) {
+                Ok(d) if d.is_zero() => {
+                    self.add(path, "must be greater than zero");
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.add(path, e);
+                    default
+                }
+            },
+        }
+    }
+
+    fn required_duration(&mut self, path: &str, raw: &Option<String>) -> Duration {
+        if raw.is_none() {
+            self.add(path, "is required (a duration such as \"30s\" or \"2h\")");
+        }
+        self.duration(path, raw, Duration::from_secs(1))
+    }
+
+    fn name(&mut self, path: &str, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+        if !ok {
+            self.add(
+                path,
+                format!(
+                    "{name:?} is not a valid name: use 1-64 letters, digits, '_' or '-', starting with a letter"
+                ),
+            );
+        }
+    }
+}
+
+pub(crate) fn resolve(raw: RawRegistry) -> Result<Registry, RegistryError> {
+    let mut p = Problems::default();
+
+    let project = raw.project.name.clone().unwrap_or_else(|| "riffle".into());
+    p.name("project.name", &project);
+
+    let serve = resolve_serve(&raw.serve, &mut p);
+    let store = resolve_store(&raw.store, &mut p);
+    let entities = resolve_entities(&raw.entities, &mut p);
+    let groups = resolve_groups(&raw.feature_groups, &entities, &mut p);
+    let group_index: HashMap<String, GroupId> =
+        groups.iter().map(|g| (g.name.clone(), g.id)).collect();
+    let services = resolve_services(&raw.feature_services, &groups, &group_index, &mut p);
+
+    if !p.0.is_empty() {
+        return Err(RegistryError::Invalid(p.0));
+    }
+    Ok(Registry {
+        project,
+        description: raw.project.description.unwrap_or_default(),
+        peak_rps: raw.project.peak_rps,
+        serve,
+        store,
+        entities,
+        groups,
+        services,
+        group_index,
+    })
+}
+
+fn resolve_serve(raw: &RawServe, p: &mut Problems) -> ServeSettings {
+    let d = ServeSettings::default();
+    let max_batch = raw.max_batch.unwrap_or(d.max_batch);
+    if !(1..=100_000).contains(&max_batch) {
+        p.add("serve.max_batch", "must be between 1 and 100000");
+    }
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(d.max_body_bytes);
+    if max_body_bytes < 1024 {
+        p.add("serve.max_body_bytes", "must be at least 1024");
+    }
+    let max_concurrent_requests = raw
+        .max_concurrent_requests
+        .unwrap_or(d.max_concurrent_requests);
+    if max_concurrent_requests == 0 {
+        p.add("serve.max_concurrent_requests", "must be at least 1");
+    }
+    let cache = CacheSettings {
+        enabled: raw.cache.enabled.unwrap_or(d.cache.enabled),
+        max_entries: raw.cache.max_entries.unwrap_or(d.cache.max_entries),
+        ttl: p.duration("serve.cache.ttl", &raw.cache.ttl, d.cache.ttl),
+        negative_ttl: p.duration(
+            "serve.cache.negative_ttl",
+            &raw.cache.negative_ttl,
+            d.cache.negative_ttl,
+        ),
+    };
+    if cache.enabled && cache.max_entries == 0 {
+        p.add(
+            "serve.cache.max_entries",
+            "must be at least 1 when the cache is enabled",
+        );
+    }
+    let breaker = BreakerSettings {
+        failure_threshold: raw
+            .breaker
+            .failure_threshold
+            .unwrap_or(d.breaker.failure_threshold),
+        window: p.duration("serve.breaker.window", &raw.breaker.window, d.breaker.window),
+        reset_timeout: p.duration(
+            "serve.breaker.reset_timeout",
+            &raw.breaker.reset_timeout,
+            d.breaker.reset_timeout,
+        ),
+        success_threshold: raw
+            .breaker
+            .success_threshold
+            .unwrap_or(d.breaker.success_threshold),
+    };
+    if breaker.failure_threshold == 0 {
+        p.add("serve.breaker.failure_threshold", "must be at least 1");
+    }
+    if breaker.success_threshold == 0 {
+        p.add("serve.breaker.success_threshold", "must be at least 1");
+    }
+    ServeSettings {
+        listen: raw.listen.clone().unwrap_or(d.listen),
+        max_batch,
+        max_body_bytes,
+        max_concurrent_requests,
+        write_token_env: raw.write_token_env.clone().unwrap_or(d.write_token_env),
+        read_requires_token: raw.read_requires_token.unwrap_or(d.read_requires_token),
+        cache,
+        breaker,
+    }
+}
+
+fn resolve_store(raw: &RawStore, p: &mut Problems) -> StoreSettings {
+    let d = StoreSettings::default();
+    let ttl_jitter = raw.ttl_jitter.unwrap_or(d.ttl_jitter);
+    if !(0.0..=1.0).contains(&ttl_jitter) {
+        p.add("store.ttl_jitter", "must be a fraction between 0 and 1");
+    }
+    let max_in_flight = raw.max_in_flight.unwrap_or(d.max_in_flight);
+    if max_in_flight == 0 {
+        p.add("store.max_in_flight", "must be at least 1");
+    }
+    StoreSettings {
+        url: raw.url.clone().unwrap_or(d.url),
+        timeout: p.duration("store.timeout", &raw.timeout, d.timeout),
+        connect_timeout: p.duration("store.connect_timeout", &raw.connect_timeout, d.connect_timeout),
+        max_in_flight,
+        ttl_jitter,
+    }
+}
+
+fn resolve_entities(raw: &[RawEntity], p: &mut Problems) -> Vec<Entity> {
+    if raw.is_empty() {
+        p.add("entities", "at least one entity must be declared");
+    }
+    let mut seen = HashSet::new();
+    let mut join_keys = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let path = format!("entities[{i}]");
+            p.name(&format!("{path}.name"), &e.name);
+            if !seen.insert(e.name.clone()) {
+                p.add(format!("{path}.name"), format!("entity {:?} is declared twice", e.name));
+            }
+            let join_key = e.join_key.clone().unwrap_or_else(|| format!("{}_id", e.name));
+            p.name(&format!("{path}.join_key"), &join_key);
+            if !join_keys.insert(join_key.clone()) {
+                p.add(
+                    format!("{path}.join_key"),
+                    format!("join key {join_key:?} is used by another entity"),
+                );
+            }
+            let key_type = match e.key_type.as_deref().unwrap_or("string") {
+                "string" => KeyType::String,
+                "int64" => KeyType::Int64,
+                other => {
+                    p.add(
+                        format!("{path}.key_type"),
+                        format!("{other:?} is not a key type: use \"string\" or \"int64\""),
+                    );
+                    KeyType::String
+                }
+            };
+            Entity {
+                name: e.name.clone(),
+                join_key,
+                key_type,
+                expected_count: e.expected_count,
+                description: e.description.clone().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn resolve_groups(raw: &[RawGroup], entities: &[Entity], p: &mut Problems) -> Vec<FeatureGroup> {
+    if raw.is_empty() {
+        p.add("feature_groups", "at least one feature group must be declared");
+    }
+    let mut seen = HashSet::new();
+    let mut push_sources = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let path = format!("feature_groups[{i}]");
+            p.name(&format!("{path}.name"), &g.name);
+            if !seen.insert(g.name.clone()) {
+                p.add(format!("{path}.name"), format!("group {:?} is declared twice", g.name));
+            }
+            let entity = match entities.iter().position(|e| e.name == g.entity) {
+                Some(idx) => idx,
+                None => {
+                    p.add(
+                        format!("{path}.entity"),
+                        format!("no entity named {:?} is declared", g.entity),
+                    );
+                    0
+                }
+            };
+            let version = g.version.unwrap_or(1);
+            if version == 0 {
+                p.add(format!("{path}.version"), "must be at least 1");
+            }
+            let ttl = p.required_duration(&format!("{path}.ttl"), &g.ttl);
+            let freshness_slo =
+                p.required_duration(&format!("{path}.freshness_slo"), &g.freshness_slo);
+            let staleness_limit =
+                p.duration(&format!("{path}.staleness_limit"), &g.staleness_limit, ttl);
+            if staleness_limit < freshness_slo {
+                p.add(
+                    format!("{path}.staleness_limit"),
+                    "must not be shorter than freshness_slo",
+                );
+            }
+            let p99_slo = p.duration(
+                &format!("{path}.p99_slo"),
+                &g.p99_slo,
+                Duration::from_millis(10),
+            );
+            let availability_slo = resolve_availability(&format!("{path}.availability_slo"), &g.availability_slo, p);
+            let on_unsafe = match g.on_unsafe.as_deref().unwrap_or("serve_defaults") {
+                "serve_defaults" => UnsafePolicy::ServeDefaults,
+                "fail" => UnsafePolicy::Fail,
+                other => {
+                    p.add(
+                        format!("{path}.on_unsafe"),
+                        format!("{other:?} is not a policy: use \"serve_defaults\" or \"fail\""),
+                    );
+                    UnsafePolicy::ServeDefaults
+                }
+            };
+            let cache_ttl = g
+                .cache_ttl
+                .as_ref()
+                .map(|_| p.duration(&format!("{path}.cache_ttl"), &g.cache_ttl, Duration::ZERO));
+            if let Some(ps) = &g.push_source {
+                p.name(&format!("{path}.push_source"), ps);
+                if !push_sources.insert(ps.clone()) {
+                    p.add(
+                        format!("{path}.push_source"),
+                        format!("push source {ps:?} already writes another group"),
+                    );
+                }
+            }
+            let features = resolve_features(&path, &g.features, p);
+            FeatureGroup {
+                id: i,
+                name: g.name.clone(),
+                entity,
+                version,
+                description: g.description.clone().unwrap_or_default(),
+                ttl,
+                freshness_slo,
+                staleness_limit,
+                p99_slo,
+                availability_slo,
+                on_unsafe,
+                cache_ttl,
+                push_source: g.push_source.clone(),
+                features,
+            }
+        })
+        .collect()
+}
+
+fn resolve_availability(path: &str, raw: &Option<toml::Value>, p: &mut Problems) -> f64 {
+    let value = match raw {
+        None => return 0.999,
+        Some(toml::Value::Float(f)) => Some(*f),
+        Some(toml::Value::String(s)) => s
+            .trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .map(|pct| pct / 100.0),
+        Some(_) => None,
+    };
+    match value {
+        Some(v) if v > 0.0 && v < 1.0 => v,
+        _ => {
+            p.add(
+                path,
+                "must be a fraction below 1 (0.999) or a percentage (\"99.9%\")",
+            );
+            0.999
+        }
+    }
+}
+
+fn parse_type(raw: &RawFeature, path: &str, p: &mut Problems) -> FeatureType {
+    let ty = match raw.ty.as_str() {
+        "int64" => FeatureType::Int64,
+        "float64" => FeatureType::Float64,
+        "bool" => FeatureType::Bool,
+        "string" => FeatureType::String,
+        "float_vector" => match raw.dimension {
+            Some(dim) if (1..=4096).contains(&dim) => FeatureType::FloatVector { dim },
+            Some(_) => {
+                p.add(format!("{path}.dimension"), "must be between 1 and 4096");
+                FeatureType::FloatVector { dim: 1 }
+            }
+            None => {
+                p.add(format!("{path}.dimension"), "is required for a float_vector");
+                FeatureType::FloatVector { dim: 1 }
+            }
+        },
+        other => {
+            p.add(
+                format!("{path}.type"),
+                format!(
+                    "{other:?} is not a feature type: use int64, float64, bool, string or float_vector"
+                ),
+            );
+            FeatureType::Int64
+        }
+    };
+    if raw.dimension.is_some() && !matches!(ty, FeatureType::FloatVector { .. }) {
+        p.add(format!("{path}.dimension"), "only a float_vector has a dimension");
+    }
+    ty
+}
+
+fn resolve_features(group_path: &str, raw: &[RawFeature], p: &mut Problems) -> Vec<Feature> {
+    if raw.is_empty() {
+        p.add(format!("{group_path}.features"), "a group needs at least one feature");
+    }
+    if raw.len() > 255 {
+        p.add(format!("{group_path}.features"), "a group holds at most 255 features");
+    }
+    let mut seen = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let path = format!("{group_path}.features[{j}]");
+            p.name(&format!("{path}.name"), &f.name);
+            if !seen.insert(f.name.clone()) {
+                p.add(format!("{path}.name"), format!("feature {:?} is declared twice", f.name));
+            }
+            let ty = parse_type(f, &path, p);
+            let default = match &f.default {
+                None => {
+                    p.add(
+                        format!("{path}.default"),
+                        format!("is required: the training default for this {ty} feature"),
+                    );
+                    FeatureValue::Null
+                }
+                Some(raw_default) => {
+                    let json = toml_to_json(raw_default);
+                    match FeatureValue::from_json(ty, &json) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            p.add(format!("{path}.default"), e.to_string());
+                            FeatureValue::Null
+                        }
+                    }
+                }
+            };
+            Feature {
+                name: f.name.clone(),
+                ty,
+                default,
+                description: f.description.clone().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn toml_to_json(value: &toml::Value) -> serde_json::Value {
+    match value {
+        toml::Value::String(s) => serde_json::Value::String(s.clone()),
+        toml::Value::Integer(i) => serde_json::Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or_else(|| serde_json::Value::String(f.to_string())),
+        toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
+        toml::Value::Array(items) => serde_json::Value::Array(items.iter().map(toml_to_json).collect()),
+        other => serde_json::Value::String(other.to_string()),
+    }
+}
+
+fn resolve_services(
+    raw: &[RawService],
+    groups: &[FeatureGroup],
+    index: &HashMap<String, GroupId>,
+    p: &mut Problems,
+) -> Vec<FeatureService> {
+    let mut seen = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let path = format!("feature_services[{i}]");
+            p.name(&format!("{path}.name"), &s.name);
+            if !seen.insert(s.name.clone()) {
+                p.add(format!("{path}.name"), format!("service {:?} is declared twice", s.name));
+            }
+            let mut features = Vec::new();
+            for (j, reference) in s.features.iter().enumerate() {
+                let fpath = format!("{path}.features[{j}]");
+                let (group_name, feature_name) = match reference.split_once(':') {
+                    Some((g, f)) => (g, Some(f)),
+                    None => (reference.as_str(), None),
+                };
+                let Some(&gid) = index.get(group_name) else {
+                    p.add(fpath, format!("no feature group named {group_name:?}"));
+                    continue;
+                };
+                let group = &groups[gid];
+                match feature_name {
+                    None => features.extend((0..group.features.len()).map(|feature| FeatureRef {
+                        group: gid,
+                        feature,
+                    })),
+                    Some(name) => match group.feature_index(name) {
+                        Some(feature) => features.push(FeatureRef { group: gid, feature }),
+                        None => p.add(
+                            fpath,
+                            format!("group {group_name:?} has no feature named {name:?}"),
+                        ),
+                    },
+                }
+            }
+            if s.features.is_empty() {
+                p.add(format!("{path}.features"), "a service needs at least one feature");
+            }
+            FeatureService {
+                name: s.name.clone(),
+                features,
+                description: s.description.clone().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Registry;
+
+    const GOOD: &str = r#"
+[[entities]]
+name = "user"
+join_key = "user_id"
+
+[[feature_groups]]
+name = "velocity"
+entity = "user"
+ttl = "2h"
+freshness_slo = "30s"
+staleness_limit = "10m"
+on_unsafe = "fail"
+
+[[feature_groups.features]]
+name = "tx_count_1h"
+type = "int64"
+default = 0
+
+[[feature_groups.features]]
+name = "emb"
+type = "float_vector"
+dimension = 2
+default = [0.0, 0.0]
+
+[[feature_services]]
+name = "svc"
+features = ["velocity:tx_count_1h"]
+"#;
+
+    #[test]
+    fn a_good_registry_resolves() {
+        let r = Registry::from_toml(GOOD).unwrap();
+        let g = r.group("velocity").unwrap();
+        assert_eq!(g.features.len(), 2);
+        assert_eq!(g.on_unsafe, crate::UnsafePolicy::Fail);
+        assert_eq!(r.service("svc").unwrap().features.len(), 1);
+        assert_eq!(r.entity_by_join_key("user_id").unwrap().1.name, "user");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let bad = r#"
+[[entities]]
+name = "user"
+
+[[feature_groups]]
+name = "velocity"
+entity = "nobody"
+freshness_slo = "soon"
+
+[[feature_groups.features]]
+name = "tx_count_1h"
+type = "int64"
+default = "abc"
+
+[[feature_groups.features]]
+name = "x"
+type = "decimal"
+"#;
+        let err = Registry::from_toml(bad).unwrap_err();
+        let text: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
+        let expect = [
+            "feature_groups[0].entity: no entity named \"nobody\"",
+            "feature_groups[0].ttl: is required",
+            "feature_groups[0].freshness_slo: \"soon\" is not a duration",
+            "feature_groups[0].features[0].default: expected int64, got \"abc\"",
+            "feature_groups[0].features[1].type: \"decimal\" is not a feature type",
+            "feature_groups[0].features[1].default: is required",
+        ];
+        for e in expect {
+            assert!(
+                text.iter().any(|t| t.starts_with(e)),
+                "missing {e:?} in {text:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let err = Registry::from_toml("[project]\nnmae = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("nmae"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_fraud_example_is_valid_and_has_the_lessons_ten_features() {
+        let text = include_str!("../../../examples/fraud/riffle.toml");
+        let reg = crate::Registry::from_toml(text).unwrap_or_else(|e| panic!("{e}"));
+        let svc = reg.service("fraud_v1").unwrap();
+        let names: Vec<&str> = svc
+            .features
+            .iter()
+            .map(|&f| reg.feature(f).name.as_str())
+            .collect();
+        for f in [
+            "tx_count_1h", "tx_sum_1h", "tx_count_24h", "tx_sum_24h", "account_age_days",
+            "avg_tx_90d", "distinct_merchants_7d", "credit_score_bucket", "is_premium",
+            "last_login_ts",
+        ] {
+            assert!(names.contains(&f), "{f} missing from fraud_v1");
+        }
+        assert_eq!(names.len(), 10);
+    }
+}

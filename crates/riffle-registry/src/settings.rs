@@ -1,0 +1,109 @@
+//! Resolved serve and store settings, with Riffle's defaults.
+
+use std::time::Duration;
+
+/// How `riffle serve` behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeSettings {
+    pub listen: String,
+    /// Most entities in one request.
+    pub max_batch: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Requests handled at once; beyond it requests are shed with 503 at once.
+    pub max_concurrent_requests: usize,
+    /// Environment variable that holds the bearer token for writes (and reads when
+    /// `read_requires_token`). No variable or an empty one: no token required.
+    pub write_token_env: String,
+    pub read_requires_token: bool,
+    pub cache: CacheSettings,
+    pub breaker: BreakerSettings,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:6566".into(),
+            max_batch: 1000,
+            max_body_bytes: 1 << 20,
+            max_concurrent_requests: 4096,
+            write_token_env: "RIFFLE_WRITE_TOKEN".into(),
+            read_requires_token: false,
+            cache: CacheSettings::default(),
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
+
+/// The in-process hot cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// Most (entity, group) rows held.
+    pub max_entries: u64,
+    /// Default time a row stays cached (a group's `cache_ttl` overrides it).
+    pub ttl: Duration,
+    /// Time a "not in the store" answer stays cached.
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 100_000,
+            ttl: Duration::from_secs(5),
+            negative_ttl: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The circuit breaker in front of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSettings {
+    /// Failures within `window` that open the breaker.
+    pub failure_threshold: u32,
+    pub window: Duration,
+    /// Time the breaker stays open before letting a trial call through (half-open).
+    pub reset_timeout: Duration,
+    /// Successful trial calls in half-open that close it again.
+    pub success_threshold: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            window: Duration::from_secs(10),
+            reset_timeout: Duration::from_secs(5),
+            success_threshold: 2,
+        }
+    }
+}
+
+/// How the online store is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreSettings {
+    /// `embedded:PATH`, `redis://…`, `rediss://…`.
+    pub url: String,
+    /// Per-call timeout; the lesson's rule is 50 ms at most.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Store calls in flight at once; beyond it calls fail fast to the fallback.
+    pub max_in_flight: usize,
+    /// Fraction of a key's TTL added at random, so keys written together do not expire
+    /// together.
+    pub ttl_jitter: f64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: "embedded:./riffle-data".into(),
+            timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_millis(500),
+            max_in_flight: 512,
+            ttl_jitter: 0.1,
+        }
+    }
+}

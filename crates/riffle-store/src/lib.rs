@@ -1,0 +1,29 @@
+//! The online store: where served feature rows live, and how they are laid out.
+//!
+//! - [`layout`]: the documented key layout (`docs/storage-layout.md`): one Redis hash per
+//!   entity, hash-tagged so all of an entity's data sits in one cluster slot, one field per
+//!   feature group.
+//! - [`codec`]: the binary encoding of one group's row (typed values, event time, computed-at).
+//! - [`OnlineStore`]: batched multi-entity reads and writes, one round trip per batch, behind
+//!   a per-call timeout and a bound on calls in flight that fails fast instead of queueing.
+//! - Backends: [`embedded`] (in-process, persisted to a local file; the default) and
+//!   [`redis`](crate::redis_backend) (standalone Redis, TLS, AUTH/ACL).
+//!
+//! The store knows the registry only to encode and decode rows; it never decides what to
+//! serve: freshness, fallbacks and statuses belong to `riffle-serve`.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod embedded;
+mod error;
+pub mod layout;
+pub mod redis_backend;
+mod store;
+mod url;
+
+pub use codec::{DecodeError, GroupRow};
+pub use error::StoreError;
+pub use store::{
+    EntityRead, OnlineStore, RowRead, RowWrite, StoreInfo, StoreLimits,
+};
+pub use url::{StoreUrl, UrlError};

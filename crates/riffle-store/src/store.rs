@@ -1,0 +1,272 @@
+//! [`OnlineStore`]: typed, batched reads and writes over a backend, behind a per-call
+//! timeout and a bound on calls in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use riffle_core::{EntityId, Timestamp};
+use riffle_registry::{GroupId, Registry, StoreSettings};
+use tokio::sync::Semaphore;
+
+use crate::codec::{self, DecodeError, GroupRow};
+use crate::embedded::EmbeddedStore;
+use crate::error::StoreError;
+use crate::layout;
+use crate::redis_backend::RedisStore;
+use crate::url::StoreUrl;
+
+/// The limits every store call runs under.
+#[derive(Debug, Clone)]
+pub struct StoreLimits {
+    /// Per-call timeout for reads (the lesson's 50 ms).
+    pub timeout: Duration,
+    /// Per-call timeout for writes, which carry bigger batches.
+    pub write_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Calls in flight at once; past it calls fail with [`StoreError::Overloaded`] at once.
+    pub max_in_flight: usize,
+    /// Fraction of the TTL added at random to each key's TTL.
+    pub ttl_jitter: f64,
+}
+
+impl StoreLimits {
+    pub fn from_settings(s: &StoreSettings) -> Self {
+        Self {
+            timeout: s.timeout,
+            write_timeout: s.timeout.max(Duration::from_secs(10)),
+            connect_timeout: s.connect_timeout,
+            max_in_flight: s.max_in_flight,
+            ttl_jitter: s.ttl_jitter,
+        }
+    }
+}
+
+/// Read the rows of some groups of one entity.
+#[derive(Debug, Clone)]
+pub struct EntityRead<'a> {
+    /// Index of the entity in the registry.
+    pub entity: usize,
+    pub id: &'a str,
+    /// Groups to read (all of this entity).
+    pub groups: &'a [GroupId],
+}
+
+/// What the store holds for one (entity, group).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowRead {
+    Found(GroupRow),
+    /// No row, or a row older than the group's TTL.
+    Missing,
+    /// A row that does not decode as the group's declared schema.
+    Corrupt(DecodeError),
+}
+
+/// One group's row to write for one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowWrite {
+    pub id: EntityId,
+    pub group: GroupId,
+    pub row: GroupRow,
+}
+
+/// Backend-neutral read of some fields of one key.
+pub(crate) struct KeyRead {
+    pub key: String,
+    pub fields: Vec<String>,
+}
+
+/// Backend-neutral write of some fields of one key, with the key's TTL.
+pub(crate) struct KeyWrite {
+    pub key: String,
+    pub fields: Vec<(String, Vec<u8>)>,
+    pub ttl: Duration,
+}
+
+enum Backend {
+    Embedded(EmbeddedStore),
+    Redis(RedisStore),
+}
+
+/// What kind of store this is, for `/health` and logs.
+#[derive(Debug, Clone)]
+pub struct StoreInfo {
+    pub kind: &'static str,
+    pub url: String,
+    pub max_in_flight: usize,
+    pub timeout_ms: u64,
+}
+
+/// The online store.
+pub struct OnlineStore {
+    backend: Backend,
+    registry: Arc<Registry>,
+    limits: StoreLimits,
+    in_flight: Arc<Semaphore>,
+    url: StoreUrl,
+    /// Field name of each group, computed once.
+    fields: Vec<String>,
+}
+
+impl OnlineStore {
+    /// Opens the store at `url`. A Redis store connects lazily, so a server can start while
+    /// Redis is down and serve defaults until it is back.
+    pub async fn open(
+        url: &StoreUrl,
+        registry: Arc<Registry>,
+        limits: StoreLimits,
+    ) -> Result<Self, StoreError> {
+        let backend = match url {
+            StoreUrl::Embedded(dir) => Backend::Embedded(EmbeddedStore::open(dir)?),
+            StoreUrl::Redis(u) => Backend::Redis(RedisStore::connect(u, &limits)?),
+        };
+        let fields = registry.groups.iter().map(layout::group_field).collect();
+        Ok(Self {
+            backend,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            registry,
+            limits,
+            url: url.clone(),
+            fields,
+        })
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn info(&self) -> StoreInfo {
+        StoreInfo {
+            kind: match self.backend {
+                Backend::Embedded(_) => "embedded",
+                Backend::Redis(_) => "redis",
+            },
+            url: self.url.redacted(),
+            max_in_flight: self.limits.max_in_flight,
+            timeout_ms: self.limits.timeout.as_millis() as u64,
+        }
+    }
+
+    pub fn limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
+    /// Store calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.limits.max_in_flight - self.in_flight.available_permits()
+    }
+
+    /// Runs `call` under the in-flight bound and `timeout`.
+    async fn guarded<T>(
+        &self,
+        timeout: Duration,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| StoreError::Overloaded(self.limits.max_in_flight))?;
+        match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(timeout.as_millis() as u64)),
+        }
+    }
+
+    /// Reads many entities' group rows in one round trip. The answer has one entry per
+    /// `EntityRead`, holding one [`RowRead`] per requested group, in order.
+    pub async fn read(&self, reads: &[EntityRead<'_>]) -> Result<Vec<Vec<RowRead>>, StoreError> {
+        let keys: Vec<KeyRead> = reads
+            .iter()
+            .map(|r| KeyRead {
+                key: layout::entity_key(
+                    &self.registry.project,
+                    &self.registry.entities[r.entity].name,
+                    r.id,
+                ),
+                fields: r.groups.iter().map(|&g| self.fields[g].clone()).collect(),
+            })
+            .collect();
+        let raw = self
+            .guarded(self.limits.timeout, async {
+                match &self.backend {
+                    Backend::Embedded(s) => s.read(&keys),
+                    Backend::Redis(s) => s.read(&keys).await,
+                }
+            })
+            .await?;
+        let now = Timestamp::now();
+        Ok(reads
+            .iter()
+            .zip(raw)
+            .map(|(r, values)| {
+                r.groups
+                    .iter()
+                    .zip(values)
+                    .map(|(&gid, bytes)| {
+                        let group = &self.registry.groups[gid];
+                        match bytes {
+                            None => RowRead::Missing,
+                            Some(bytes) => match codec::decode(group, &bytes) {
+                                Ok(row) => {
+                                    let ttl_ms = group.ttl.as_millis() as u64;
+                                    if row.computed_at.age_at(now) > ttl_ms {
+                                        RowRead::Missing
+                                    } else {
+                                        RowRead::Found(row)
+                                    }
+                                }
+                                Err(e) => RowRead::Corrupt(e),
+                            },
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Writes rows in one round trip. Rows of one entity share one key and one command.
+    /// Every row is checked against its group's schema before anything is written.
+    pub async fn write(&self, writes: &[RowWrite]) -> Result<(), StoreError> {
+        let mut by_key: HashMap<String, KeyWrite> = HashMap::new();
+        let mut rng = rand::rng();
+        for w in writes {
+            let group = &self.registry.groups[w.group];
+            let entity = &self.registry.entities[group.entity];
+            let bytes = codec::encode(group, &w.row)
+                .map_err(|e| StoreError::Config(format!("group {}: {e}", group.name)))?;
+            let key = layout::entity_key(&self.registry.project, &entity.name, w.id.as_str());
+            let entry = by_key.entry(key.clone()).or_insert_with(|| {
+                let base = self.registry.entity_key_ttl(group.entity);
+                let jitter = base.mul_f64(self.limits.ttl_jitter * rng.random::<f64>());
+                KeyWrite {
+                    key,
+                    fields: Vec::new(),
+                    ttl: base + jitter,
+                }
+            });
+            entry.fields.push((self.fields[w.group].clone(), bytes));
+        }
+        let keys: Vec<KeyWrite> = by_key.into_values().collect();
+        self.guarded(self.limits.write_timeout, async {
+            match &self.backend {
+                Backend::Embedded(s) => s.write(keys).await,
+                Backend::Redis(s) => s.write(keys).await,
+            }
+        })
+        .await
+    }
+
+    /// Checks the store answers; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let start = std::time::Instant::now();
+        self.guarded(self.limits.timeout, async {
+            match &self.backend {
+                Backend::Embedded(_) => Ok(()),
+                Backend::Redis(s) => s.ping().await,
+            }
+        })
+        .await?;
+        Ok(start.elapsed())
+    }
+}

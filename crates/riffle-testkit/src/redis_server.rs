@@ -1,0 +1,182 @@
+//! A private `redis-server` for one test.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, signal};
+
+/// A `redis-server` on a free loopback port, with no persistence, in its own temp dir.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+    paused: bool,
+}
+
+impl RedisServer {
+    /// Starts a server and waits until it answers `PING`.
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (`--requirepass x`, …).
+    pub fn start_with(extra_args: &[&str]) -> std::io::Result<Self> {
+        let mut last_err = None;
+        // A free port can be taken between the check and the bind: try a few.
+        for _ in 0..5 {
+            let mut server = Self {
+                child: None,
+                port: free_port(),
+                dir: tempfile::tempdir()?,
+                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+                paused: false,
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(5))
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> std::io::Result<()> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    return Err(std::io::Error::other(format!(
+                        "redis-server exited at start: {status}"
+                    )));
+                }
+            }
+            if self.answers_ping() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(std::io::Error::other("redis-server did not answer PING in time"))
+    }
+
+    /// True when the server answers `PING` (or `-NOAUTH`, which also proves it is up).
+    pub fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        if stream.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(stream.read(&mut buf), Ok(n) if n > 0 && (buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH")))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// `SIGKILL`: the server is gone at once, connections reset.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if self.paused {
+                let _ = signal(child.id(), "CONT");
+                self.paused = false;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `SIGSTOP`: the server hangs with its connections open (the honest timeout test).
+    pub fn pause(&mut self) {
+        if let Some(pid) = self.pid() {
+            if signal(pid, "STOP").is_ok() {
+                self.paused = true;
+            }
+        }
+    }
+
+    /// `SIGCONT` after [`pause`](Self::pause).
+    pub fn resume(&mut self) {
+        if let Some(pid) = self.pid() {
+            if signal(pid, "CONT").is_ok() {
+                self.paused = false;
+            }
+        }
+    }
+
+    /// Starts the server again on the same port after [`kill`](Self::kill). Its data is
+    /// gone (no persistence), as after a real crash without AOF.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// Runs `redis-cli -p PORT ARGS…` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::io::Result<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_pauses_kills_and_restarts() {
+        let mut redis = RedisServer::start().unwrap();
+        assert!(redis.answers_ping());
+        assert_eq!(redis.cli(&["SET", "k", "v"]).unwrap(), "OK");
+        redis.pause();
+        assert!(!redis.answers_ping());
+        redis.resume();
+        assert!(redis.answers_ping());
+        redis.kill();
+        assert!(!redis.answers_ping());
+        redis.restart().unwrap();
+        assert!(redis.answers_ping());
+        assert_eq!(redis.cli(&["GET", "k"]).unwrap(), "");
+    }
+}
