@@ -66,10 +66,7 @@ mod tests {
             EntityId::new("x".repeat(300)),
             Err(EntityIdError::TooLong(300))
         );
-        assert_eq!(
-            EntityId::new("a\nb"),
-            Err(EntityIdError::ControlCharacter)
-        );
+        assert_eq!(EntityId::new("a\nb"), Err(EntityIdError::ControlCharacter));
         assert_eq!(EntityId::new("u42").unwrap().as_str(), "u42");
     }
 }

@@ -90,7 +90,11 @@ impl Timestamp {
     }
 
     pub fn saturating_add_millis(self, ms: u64) -> Timestamp {
-        Timestamp(self.0.saturating_add(ms.min(i64::MAX as u64) as i64).min(MAX_MILLIS))
+        Timestamp(
+            self.0
+                .saturating_add(ms.min(i64::MAX as u64) as i64)
+                .min(MAX_MILLIS),
+        )
     }
 }
 

@@ -12,7 +12,9 @@ pub enum FeatureType {
     Bool,
     String,
     /// A vector of `f32` of exactly `dim` elements (embeddings).
-    FloatVector { dim: u32 },
+    FloatVector {
+        dim: u32,
+    },
 }
 
 impl fmt::Display for FeatureType {

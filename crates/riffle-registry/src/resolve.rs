@@ -133,7 +133,11 @@ fn resolve_serve(raw: &RawServe, p: &mut Problems) -> ServeSettings {
             .breaker
             .failure_threshold
             .unwrap_or(d.breaker.failure_threshold),
-        window: p.duration("serve.breaker.window", &raw.breaker.window, d.breaker.window),
+        window: p.duration(
+            "serve.breaker.window",
+            &raw.breaker.window,
+            d.breaker.window,
+        ),
         reset_timeout: p.duration(
             "serve.breaker.reset_timeout",
             &raw.breaker.reset_timeout,
@@ -175,7 +179,11 @@ fn resolve_store(raw: &RawStore, p: &mut Problems) -> StoreSettings {
     StoreSettings {
         url: raw.url.clone().unwrap_or(d.url),
         timeout: p.duration("store.timeout", &raw.timeout, d.timeout),
-        connect_timeout: p.duration("store.connect_timeout", &raw.connect_timeout, d.connect_timeout),
+        connect_timeout: p.duration(
+            "store.connect_timeout",
+            &raw.connect_timeout,
+            d.connect_timeout,
+        ),
         max_in_flight,
         ttl_jitter,
     }
@@ -193,9 +201,15 @@ fn resolve_entities(raw: &[RawEntity], p: &mut Problems) -> Vec<Entity> {
             let path = format!("entities[{i}]");
             p.name(&format!("{path}.name"), &e.name);
             if !seen.insert(e.name.clone()) {
-                p.add(format!("{path}.name"), format!("entity {:?} is declared twice", e.name));
+                p.add(
+                    format!("{path}.name"),
+                    format!("entity {:?} is declared twice", e.name),
+                );
             }
-            let join_key = e.join_key.clone().unwrap_or_else(|| format!("{}_id", e.name));
+            let join_key = e
+                .join_key
+                .clone()
+                .unwrap_or_else(|| format!("{}_id", e.name));
             p.name(&format!("{path}.join_key"), &join_key);
             if !join_keys.insert(join_key.clone()) {
                 p.add(
@@ -227,7 +241,10 @@ fn resolve_entities(raw: &[RawEntity], p: &mut Problems) -> Vec<Entity> {
 
 fn resolve_groups(raw: &[RawGroup], entities: &[Entity], p: &mut Problems) -> Vec<FeatureGroup> {
     if raw.is_empty() {
-        p.add("feature_groups", "at least one feature group must be declared");
+        p.add(
+            "feature_groups",
+            "at least one feature group must be declared",
+        );
     }
     let mut seen = HashSet::new();
     let mut push_sources = HashSet::new();
@@ -237,7 +254,10 @@ fn resolve_groups(raw: &[RawGroup], entities: &[Entity], p: &mut Problems) -> Ve
             let path = format!("feature_groups[{i}]");
             p.name(&format!("{path}.name"), &g.name);
             if !seen.insert(g.name.clone()) {
-                p.add(format!("{path}.name"), format!("group {:?} is declared twice", g.name));
+                p.add(
+                    format!("{path}.name"),
+                    format!("group {:?} is declared twice", g.name),
+                );
             }
             let entity = match entities.iter().position(|e| e.name == g.entity) {
                 Some(idx) => idx,
@@ -269,7 +289,8 @@ fn resolve_groups(raw: &[RawGroup], entities: &[Entity], p: &mut Problems) -> Ve
                 &g.p99_slo,
                 Duration::from_millis(10),
             );
-            let availability_slo = resolve_availability(&format!("{path}.availability_slo"), &g.availability_slo, p);
+            let availability_slo =
+                resolve_availability(&format!("{path}.availability_slo"), &g.availability_slo, p);
             let on_unsafe = match g.on_unsafe.as_deref().unwrap_or("serve_defaults") {
                 "serve_defaults" => UnsafePolicy::ServeDefaults,
                 "fail" => UnsafePolicy::Fail,
@@ -351,7 +372,10 @@ fn parse_type(raw: &RawFeature, path: &str, p: &mut Problems) -> FeatureType {
                 FeatureType::FloatVector { dim: 1 }
             }
             None => {
-                p.add(format!("{path}.dimension"), "is required for a float_vector");
+                p.add(
+                    format!("{path}.dimension"),
+                    "is required for a float_vector",
+                );
                 FeatureType::FloatVector { dim: 1 }
             }
         },
@@ -366,17 +390,26 @@ fn parse_type(raw: &RawFeature, path: &str, p: &mut Problems) -> FeatureType {
         }
     };
     if raw.dimension.is_some() && !matches!(ty, FeatureType::FloatVector { .. }) {
-        p.add(format!("{path}.dimension"), "only a float_vector has a dimension");
+        p.add(
+            format!("{path}.dimension"),
+            "only a float_vector has a dimension",
+        );
     }
     ty
 }
 
 fn resolve_features(group_path: &str, raw: &[RawFeature], p: &mut Problems) -> Vec<Feature> {
     if raw.is_empty() {
-        p.add(format!("{group_path}.features"), "a group needs at least one feature");
+        p.add(
+            format!("{group_path}.features"),
+            "a group needs at least one feature",
+        );
     }
     if raw.len() > 255 {
-        p.add(format!("{group_path}.features"), "a group holds at most 255 features");
+        p.add(
+            format!("{group_path}.features"),
+            "a group holds at most 255 features",
+        );
     }
     let mut seen = HashSet::new();
     raw.iter()
@@ -385,7 +418,10 @@ fn resolve_features(group_path: &str, raw: &[RawFeature], p: &mut Problems) -> V
             let path = format!("{group_path}.features[{j}]");
             p.name(&format!("{path}.name"), &f.name);
             if !seen.insert(f.name.clone()) {
-                p.add(format!("{path}.name"), format!("feature {:?} is declared twice", f.name));
+                p.add(
+                    format!("{path}.name"),
+                    format!("feature {:?} is declared twice", f.name),
+                );
             }
             let ty = parse_type(f, &path, p);
             let default = match &f.default {
@@ -425,7 +461,9 @@ fn toml_to_json(value: &toml::Value) -> serde_json::Value {
             .map(serde_json::Value::Number)
             .unwrap_or_else(|| serde_json::Value::String(f.to_string())),
         toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
-        toml::Value::Array(items) => serde_json::Value::Array(items.iter().map(toml_to_json).collect()),
+        toml::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(toml_to_json).collect())
+        }
         other => serde_json::Value::String(other.to_string()),
     }
 }
@@ -443,7 +481,10 @@ fn resolve_services(
             let path = format!("feature_services[{i}]");
             p.name(&format!("{path}.name"), &s.name);
             if !seen.insert(s.name.clone()) {
-                p.add(format!("{path}.name"), format!("service {:?} is declared twice", s.name));
+                p.add(
+                    format!("{path}.name"),
+                    format!("service {:?} is declared twice", s.name),
+                );
             }
             let mut features = Vec::new();
             for (j, reference) in s.features.iter().enumerate() {
@@ -463,7 +504,10 @@ fn resolve_services(
                         feature,
                     })),
                     Some(name) => match group.feature_index(name) {
-                        Some(feature) => features.push(FeatureRef { group: gid, feature }),
+                        Some(feature) => features.push(FeatureRef {
+                            group: gid,
+                            feature,
+                        }),
                         None => p.add(
                             fpath,
                             format!("group {group_name:?} has no feature named {name:?}"),
@@ -472,7 +516,10 @@ fn resolve_services(
                 }
             }
             if s.features.is_empty() {
-                p.add(format!("{path}.features"), "a service needs at least one feature");
+                p.add(
+                    format!("{path}.features"),
+                    "a service needs at least one feature",
+                );
             }
             FeatureService {
                 name: s.name.clone(),
@@ -584,8 +631,15 @@ mod example_tests {
             .map(|&f| reg.feature(f).name.as_str())
             .collect();
         for f in [
-            "tx_count_1h", "tx_sum_1h", "tx_count_24h", "tx_sum_24h", "account_age_days",
-            "avg_tx_90d", "distinct_merchants_7d", "credit_score_bucket", "is_premium",
+            "tx_count_1h",
+            "tx_sum_1h",
+            "tx_count_24h",
+            "tx_sum_24h",
+            "account_age_days",
+            "avg_tx_90d",
+            "distinct_merchants_7d",
+            "credit_score_bucket",
+            "is_premium",
             "last_login_ts",
         ] {
             assert!(names.contains(&f), "{f} missing from fraud_v1");

@@ -279,7 +279,10 @@ features = [
         };
         let bytes = encode(&g, &row).unwrap();
         assert_eq!(decode(&g, &bytes).unwrap(), row);
-        assert_eq!(decode(&g, &bytes[..bytes.len() - 1]), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode(&g, &bytes[..bytes.len() - 1]),
+            Err(DecodeError::Truncated)
+        );
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode(&g, &longer), Err(DecodeError::TrailingBytes(1)));
@@ -287,6 +290,42 @@ features = [
         let mut wrong = row.clone();
         wrong.values[0] = FeatureValue::Bool(true);
         assert!(encode(&g, &wrong).is_err());
+    }
+
+    /// The worked example in docs/storage-layout.md, byte for byte.
+    #[test]
+    fn the_documented_example_encodes_exactly() {
+        let reg = Registry::from_toml(
+            r#"
+[[entities]]
+name = "user"
+[[feature_groups]]
+name = "user_velocity"
+entity = "user"
+ttl = "2h"
+freshness_slo = "30s"
+features = [
+  { name = "tx_count_1h", type = "int64", default = 0 },
+  { name = "tx_sum_1h", type = "float64", default = 0.0 },
+]
+"#,
+        )
+        .unwrap();
+        let event = Timestamp::parse("2026-11-26T13:43:23Z").unwrap();
+        let row = GroupRow {
+            event_ts: event,
+            computed_at: Timestamp::from_millis(event.millis() + 250).unwrap(),
+            values: vec![FeatureValue::Int64(3), FeatureValue::Float64(42.5)],
+        };
+        let hex: Vec<String> = encode(&reg.groups[0], &row)
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex.join(" "),
+            "01 f8 f0 e2 c0 a1 34 f4 03 02 00 06 00 00 00 00 00 40 45 40"
+        );
     }
 
     proptest! {

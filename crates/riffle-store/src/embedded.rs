@@ -176,7 +176,11 @@ fn sweep_once(db: &Database) -> Result<usize, StoreError> {
         let mut expiry = tx.open_table(EXPIRY).map_err(err)?;
         for key in &expired {
             // Written again since the scan: keep it.
-            if expiry.get(key.as_str()).map_err(err)?.is_some_and(|at| at.value() > now) {
+            if expiry
+                .get(key.as_str())
+                .map_err(err)?
+                .is_some_and(|at| at.value() > now)
+            {
                 continue;
             }
             remove_fields(&mut fields, key)?;

@@ -15,6 +15,7 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
     paused: bool,
+    tls: bool,
 }
 
 impl RedisServer {
@@ -34,6 +35,7 @@ impl RedisServer {
                 dir: tempfile::tempdir()?,
                 extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
                 paused: false,
+                tls: false,
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -43,9 +45,76 @@ impl RedisServer {
         Err(last_err.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
     }
 
+    /// Starts a TLS-only server (self-signed certificate made with `openssl`); reach it with
+    /// [`tls_url`](Self::tls_url).
+    pub fn start_tls() -> std::io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let status = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(dir.path().join("cert.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            return Err(std::io::Error::other(
+                "openssl could not make a certificate",
+            ));
+        }
+        let cert = dir.path().join("cert.pem").display().to_string();
+        let key = dir.path().join("key.pem").display().to_string();
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir,
+            extra_args: [
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &cert,
+                "--tls-auth-clients",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            paused: false,
+            tls: true,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `rediss://127.0.0.1:PORT/#insecure` (the test certificate is self-signed).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/#insecure", self.port)
+    }
+
     fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let port = self.port.to_string();
+        let (plain_port, tls_port) = if self.tls {
+            ("0", Some(port.as_str()))
+        } else {
+            (port.as_str(), None)
+        };
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", plain_port]);
+        if let Some(p) = tls_port {
+            cmd.args(["--tls-port", p]);
+        }
+        let child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -74,11 +143,18 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Err(std::io::Error::other("redis-server did not answer PING in time"))
+        Err(std::io::Error::other(
+            "redis-server did not answer PING in time",
+        ))
     }
 
     /// True when the server answers `PING` (or `-NOAUTH`, which also proves it is up).
     pub fn answers_ping(&self) -> bool {
+        if self.tls {
+            return self
+                .cli(&["PING"])
+                .is_ok_and(|out| out == "PONG" || out.contains("NOAUTH"));
+        }
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
@@ -146,10 +222,12 @@ impl RedisServer {
 
     /// Runs `redis-cli -p PORT ARGS…` and returns its output.
     pub fn cli(&self, args: &[&str]) -> std::io::Result<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()?;
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-p", &self.port.to_string()]);
+        if self.tls {
+            cmd.args(["--tls", "--insecure"]);
+        }
+        let out = cmd.args(args).output()?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 }
