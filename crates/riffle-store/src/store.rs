@@ -228,26 +228,30 @@ impl OnlineStore {
     /// Writes rows in one round trip. Rows of one entity share one key and one command.
     /// Every row is checked against its group's schema before anything is written.
     pub async fn write(&self, writes: &[RowWrite]) -> Result<(), StoreError> {
-        let mut by_key: HashMap<String, KeyWrite> = HashMap::new();
-        let mut rng = rand::rng();
-        for w in writes {
-            let group = &self.registry.groups[w.group];
-            let entity = &self.registry.entities[group.entity];
-            let bytes = codec::encode(group, &w.row)
-                .map_err(|e| StoreError::Config(format!("group {}: {e}", group.name)))?;
-            let key = layout::entity_key(&self.registry.project, &entity.name, w.id.as_str());
-            let entry = by_key.entry(key.clone()).or_insert_with(|| {
-                let base = self.registry.entity_key_ttl(group.entity);
-                let jitter = base.mul_f64(self.limits.ttl_jitter * rng.random::<f64>());
-                KeyWrite {
-                    key,
-                    fields: Vec::new(),
-                    ttl: base + jitter,
-                }
-            });
-            entry.fields.push((self.fields[w.group].clone(), bytes));
-        }
-        let keys: Vec<KeyWrite> = by_key.into_values().collect();
+        // A block, so the `ThreadRng` (not `Send`) is gone before the await and `write`
+        // can run inside a spawned task (every axum handler).
+        let keys: Vec<KeyWrite> = {
+            let mut by_key: HashMap<String, KeyWrite> = HashMap::new();
+            let mut rng = rand::rng();
+            for w in writes {
+                let group = &self.registry.groups[w.group];
+                let entity = &self.registry.entities[group.entity];
+                let bytes = codec::encode(group, &w.row)
+                    .map_err(|e| StoreError::Config(format!("group {}: {e}", group.name)))?;
+                let key = layout::entity_key(&self.registry.project, &entity.name, w.id.as_str());
+                let entry = by_key.entry(key.clone()).or_insert_with(|| {
+                    let base = self.registry.entity_key_ttl(group.entity);
+                    let jitter = base.mul_f64(self.limits.ttl_jitter * rng.random::<f64>());
+                    KeyWrite {
+                        key,
+                        fields: Vec::new(),
+                        ttl: base + jitter,
+                    }
+                });
+                entry.fields.push((self.fields[w.group].clone(), bytes));
+            }
+            by_key.into_values().collect()
+        };
         self.guarded(self.limits.write_timeout, async {
             match &self.backend {
                 Backend::Embedded(s) => s.write(keys).await,
