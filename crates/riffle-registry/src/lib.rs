@@ -15,7 +15,10 @@ mod error;
 mod model;
 pub mod raw;
 mod resolve;
+mod resolve_group;
+mod resolve_source;
 mod settings;
+mod source;
 
 use std::path::Path;
 
@@ -26,6 +29,7 @@ pub use model::{
     UnsafePolicy,
 };
 pub use settings::{BreakerSettings, CacheSettings, ServeSettings, StoreSettings};
+pub use source::{Aggregation, AggregationKind, IngestSettings, Source, SourceField, SourceKind};
 
 impl Registry {
     /// Reads and validates a registry file.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use riffle_core::{FeatureType, FeatureValue};
 
 use crate::settings::{ServeSettings, StoreSettings};
+use crate::source::{Aggregation, IngestSettings, Source};
 
 /// Index of a feature group in [`Registry::groups`].
 pub type GroupId = usize;
@@ -44,6 +45,8 @@ pub struct Feature {
     /// The training default, served whenever a value cannot be (never `Null`).
     pub default: FeatureValue,
     pub description: String,
+    /// How a stream group computes this feature from its source's events.
+    pub aggregation: Option<Aggregation>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +72,8 @@ pub struct FeatureGroup {
     /// Hot-cache TTL for this group (defaults to the serve cache TTL).
     pub cache_ttl: Option<Duration>,
     pub push_source: Option<String>,
+    /// Index into [`Registry::sources`] for a group computed by `riffle ingest`.
+    pub source: Option<usize>,
     pub features: Vec<Feature>,
 }
 
@@ -104,6 +109,8 @@ pub struct Registry {
     pub entities: Vec<Entity>,
     pub groups: Vec<FeatureGroup>,
     pub services: Vec<FeatureService>,
+    pub sources: Vec<Source>,
+    pub ingest: IngestSettings,
     pub(crate) group_index: HashMap<String, GroupId>,
 }
 
@@ -126,6 +133,15 @@ impl Registry {
             .iter()
             .enumerate()
             .find(|(_, e)| e.join_key == join_key)
+    }
+
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// Groups computed from source `source` (an index into [`Registry::sources`]).
+    pub fn groups_of_source(&self, source: usize) -> impl Iterator<Item = &FeatureGroup> {
+        self.groups.iter().filter(move |g| g.source == Some(source))
     }
 
     pub fn service(&self, name: &str) -> Option<&FeatureService> {

@@ -19,6 +19,56 @@ pub struct RawRegistry {
     pub feature_groups: Vec<RawGroup>,
     #[serde(default)]
     pub feature_services: Vec<RawService>,
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    #[serde(default)]
+    pub ingest: RawIngest,
+}
+
+/// How `riffle ingest` batches and bounds its work.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    pub flush_interval: Option<String>,
+    pub flush_max_events: Option<usize>,
+    pub queue_capacity: Option<usize>,
+    pub listen: Option<String>,
+    pub lag_threshold: Option<String>,
+}
+
+/// An event source. Kind-specific keys sit beside the common ones and are checked against
+/// `kind` when resolving.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: String,
+    pub entity: String,
+    pub kind: String,
+    pub description: Option<String>,
+    pub key_field: Option<String>,
+    pub time_field: Option<String>,
+    pub allowed_lateness: Option<String>,
+    pub max_future: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<RawSourceField>,
+    pub dead_letter: Option<String>,
+    // kafka
+    pub brokers: Option<String>,
+    pub topic: Option<String>,
+    pub group_id: Option<String>,
+    // file
+    pub path: Option<String>,
+    // generator
+    pub rate: Option<f64>,
+    pub entities: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSourceField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +151,8 @@ pub struct RawGroup {
     pub cache_ttl: Option<String>,
     /// Name of a Feast push source that writes this group (`POST /push`).
     pub push_source: Option<String>,
+    /// Event source whose events this group's aggregations are computed from.
+    pub source: Option<String>,
     #[serde(default)]
     pub features: Vec<RawFeature>,
 }
@@ -114,6 +166,12 @@ pub struct RawFeature {
     pub dimension: Option<u32>,
     pub default: Option<toml::Value>,
     pub description: Option<String>,
+    /// count, sum, mean, min, max, last, distinct_count (stream groups only).
+    pub aggregation: Option<String>,
+    /// Event field the aggregation reads (every aggregation but count).
+    pub field: Option<String>,
+    /// Sliding window length (`30m`, `1h`, `7d`).
+    pub window: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
