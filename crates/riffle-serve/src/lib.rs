@@ -1,13 +1,49 @@
 //! `riffle serve`: the HTTP feature server.
 //!
-//! (Being built: see the module list once filled in.)
+//! - [`api::v1`]: Riffle's own API under `/v1/` (described by [`openapi`] at `/openapi.json`).
+//! - [`api::feast`]: Feast 0.67's feature-server API (`/get-online-features`, `/push`,
+//!   `/write-to-online-store`).
+//! - [`selection`] and [`ids`]: what a request asks for, checked against the registry.
+//! - [`lookup`]: the layered read path — hot cache → breaker → store → decode → freshness
+//!   → fallback → unsafe policy — in one function that reads top to bottom.
+//! - [`cache`], [`breaker`], [`freshness`]: the layers themselves.
+//! - [`push`]: the write path shared by the three write endpoints.
+//! - [`health`] (`/health`, `/metrics`), [`metrics`] (every metric name, in one table),
+//!   [`auth`] (bearer tokens), [`layers`] (load shedding, request metrics), [`error`]
+//!   (the one JSON error shape).
+//!
+//! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0`.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod breaker;
+pub mod cache;
+pub mod error;
+pub mod freshness;
+pub mod health;
+pub mod ids;
+pub mod layers;
+pub mod lookup;
+pub mod metrics;
+pub mod openapi;
+pub mod push;
+pub mod selection;
+pub mod state;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
 use riffle_registry::Registry;
 use riffle_store::OnlineStore;
+
+pub use error::ApiError;
+pub use state::AppState;
 
 /// Everything the server needs, built by the caller (the CLI or a test).
 pub struct ServeDeps {
@@ -19,13 +55,71 @@ pub struct ServeDeps {
     pub write_token: Option<String>,
 }
 
-/// Serves on `listener` until `shutdown` completes.
+/// The whole HTTP surface. The request limits are composed here, outermost first:
+///
+/// 1. request metrics (every route, by template);
+/// 2. concurrency limit — `serve.max_concurrent_requests`, beyond it 503 at once (data
+///    routes only: `/health` and `/metrics` must answer under overload);
+/// 3. body size limit — `serve.max_body_bytes`, 413 when the body is read;
+/// 4. bearer token — writes always when a token is set, reads when the registry asks;
+/// 5. batch size — `serve.max_batch`, checked by the handler as it reads the ids (400);
+///
+/// then the read path of [`lookup::Reader::read`].
+pub fn router(state: Arc<AppState>) -> Router {
+    let reads = Router::new()
+        .route("/v1/features", post(api::v1::post_features))
+        .route("/v1/features/{entity}/{id}", get(api::v1::get_features))
+        .route(
+            "/get-online-features",
+            post(api::feast::get_online_features),
+        )
+        .route_layer(from_fn_with_state(state.clone(), auth::require_read));
+    let writes = Router::new()
+        .route("/v1/push", post(api::v1::push))
+        .route("/push", post(api::feast::push))
+        .route(
+            "/write-to-online-store",
+            post(api::feast::write_to_online_store),
+        )
+        .route_layer(from_fn_with_state(state.clone(), auth::require_write));
+    let data = reads
+        .merge(writes)
+        .layer(DefaultBodyLimit::max(state.max_body()))
+        .layer(from_fn_with_state(state.clone(), layers::shed_load));
+    Router::new()
+        .merge(data)
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), layers::record_http))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().chars().take(200).collect())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Serves on `listener` until `shutdown` completes, then finishes the requests in flight.
 pub async fn run(
     listener: tokio::net::TcpListener,
     deps: ServeDeps,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let _ = (listener, deps);
-    shutdown.await;
-    Ok(())
+    let state = Arc::new(AppState::new(deps));
+    let info = state.reader.store().info();
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        store = info.kind,
+        cache = state.reader.cache.enabled(),
+        "riffle serve listening"
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

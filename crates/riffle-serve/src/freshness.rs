@@ -1,0 +1,67 @@
+//! Freshness evaluation: how old a stored row is at serve time, and what that makes of its
+//! values, by the group's own SLOs from the registry (never a hard-coded constant).
+//!
+//! age = now − row.event_ts; age ≤ `freshness_slo` → `fresh`; ≤ `staleness_limit` →
+//! `stale` (value still served); beyond → `expired` (the training default is served).
+
+use riffle_core::{Timestamp, ValueStatus};
+use riffle_registry::FeatureGroup;
+
+/// Status of a stored row of `group` with event time `event_ts`, seen at `now`, and its age
+/// in milliseconds.
+pub fn evaluate(group: &FeatureGroup, event_ts: Timestamp, now: Timestamp) -> (ValueStatus, u64) {
+    let age = event_ts.age_at(now);
+    let status = if age <= group.freshness_slo.as_millis() as u64 {
+        ValueStatus::Fresh
+    } else if age <= group.staleness_limit.as_millis() as u64 {
+        ValueStatus::Stale
+    } else {
+        ValueStatus::Expired
+    };
+    (status, age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riffle_registry::Registry;
+
+    fn group() -> FeatureGroup {
+        let reg = Registry::from_toml(
+            r#"
+[[entities]]
+name = "user"
+[[feature_groups]]
+name = "g"
+entity = "user"
+ttl = "1h"
+freshness_slo = "30s"
+staleness_limit = "10m"
+[[feature_groups.features]]
+name = "f"
+type = "int64"
+default = 0
+"#,
+        )
+        .unwrap();
+        reg.groups[0].clone()
+    }
+
+    #[test]
+    fn fresh_stale_expired_by_the_groups_slos() {
+        let g = group();
+        let now = Timestamp::from_millis(1_000_000_000).unwrap();
+        let at = |age_ms: i64| Timestamp::from_millis(now.millis() - age_ms).unwrap();
+        assert_eq!(evaluate(&g, at(0), now), (ValueStatus::Fresh, 0));
+        assert_eq!(evaluate(&g, at(30_000), now).0, ValueStatus::Fresh);
+        assert_eq!(evaluate(&g, at(30_001), now).0, ValueStatus::Stale);
+        assert_eq!(evaluate(&g, at(600_000), now).0, ValueStatus::Stale);
+        assert_eq!(
+            evaluate(&g, at(600_001), now),
+            (ValueStatus::Expired, 600_001)
+        );
+        // An event time in the future (clock skew) is age 0, fresh.
+        let future = Timestamp::from_millis(now.millis() + 5000).unwrap();
+        assert_eq!(evaluate(&g, future, now), (ValueStatus::Fresh, 0));
+    }
+}

@@ -1,0 +1,186 @@
+//! `GET /health`: what an on-call engineer asks first. Store kind and reachability (a ping
+//! under the store timeout, cached for a second so a scraping load balancer cannot hammer
+//! the store), breaker state, in-flight use against its bounds, cache hit rate, and the
+//! freshness last observed per group.
+//!
+//! It answers **200 even when degraded**: Riffle keeps serving training defaults while the
+//! store is down, so taking the server out of a load balancer would turn a degraded answer
+//! into no answer. The `status` field (`healthy` / `degraded`) says how things are; alert on
+//! it or on the metrics. Feast's `/health` answers an empty 200; a Feast client only looks
+//! at the status code, so the JSON body does not disturb it.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use riffle_core::Timestamp;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::breaker::BreakerState;
+use crate::state::AppState;
+
+/// How long a ping answer is reused.
+const PING_CACHE: Duration = Duration::from_secs(1);
+
+/// The cached result of the last store ping.
+#[derive(Default)]
+pub struct Probe {
+    last: Mutex<Option<(Instant, Result<Duration, String>)>>,
+}
+
+impl Probe {
+    async fn ping(&self, state: &AppState) -> Result<Duration, String> {
+        if let Some((at, result)) = &*self.last.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < PING_CACHE {
+                return result.clone();
+            }
+        }
+        let result = state.reader.store().ping().await.map_err(|e| e.to_string());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
+#[derive(Serialize)]
+pub struct Health {
+    /// `healthy`: store reachable and breaker closed; `degraded` otherwise.
+    pub status: &'static str,
+    pub store: StoreHealth,
+    pub breaker: BreakerHealth,
+    pub requests: RequestHealth,
+    pub cache: CacheHealth,
+    pub groups: Vec<GroupHealth>,
+}
+
+#[derive(Serialize)]
+pub struct StoreHealth {
+    pub kind: &'static str,
+    pub url: String,
+    pub reachable: bool,
+    pub ping_ms: Option<f64>,
+    pub error: Option<String>,
+    pub in_flight: usize,
+    pub max_in_flight: usize,
+    pub timeout_ms: u64,
+}
+
+#[derive(Serialize)]
+pub struct BreakerHealth {
+    pub state: &'static str,
+    /// Time left before a half-open trial (0 unless open).
+    pub open_for_ms: u64,
+}
+
+#[derive(Serialize)]
+pub struct RequestHealth {
+    pub in_flight: usize,
+    pub max_concurrent: usize,
+}
+
+#[derive(Serialize)]
+pub struct CacheHealth {
+    pub enabled: bool,
+    pub entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Hits over lookups since start (null before any lookup).
+    pub hit_rate: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct GroupHealth {
+    pub group: String,
+    pub freshness_slo_ms: u64,
+    pub staleness_limit_ms: u64,
+    /// Age of the last stored value served (null: none served yet).
+    pub last_age_ms: Option<u64>,
+    /// How long ago that value was served.
+    pub last_served_ms_ago: Option<u64>,
+    /// `fresh` / `stale` / `expired` for that last age, or `unknown`.
+    pub freshness: &'static str,
+}
+
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let store = state.reader.store();
+    let info = store.info();
+    let ping = state.probe.ping(&state).await;
+    let breaker = state.reader.breaker.state();
+    let (hits, misses) = state.reader.cache.counts();
+    let max_concurrent = state.registry.serve.max_concurrent_requests.max(1);
+    let now = Timestamp::now().millis();
+    let groups = state
+        .registry
+        .groups
+        .iter()
+        .map(|g| {
+            let obs = &state.reader.observed[g.id];
+            let age = obs.last_age_ms.load(Ordering::Relaxed);
+            let at = obs.last_served_at_ms.load(Ordering::Relaxed);
+            let last_age_ms = (age != u64::MAX).then_some(age);
+            let freshness = match last_age_ms {
+                None => "unknown",
+                Some(a) if a <= g.freshness_slo.as_millis() as u64 => "fresh",
+                Some(a) if a <= g.staleness_limit.as_millis() as u64 => "stale",
+                Some(_) => "expired",
+            };
+            GroupHealth {
+                group: g.name.clone(),
+                freshness_slo_ms: g.freshness_slo.as_millis() as u64,
+                staleness_limit_ms: g.staleness_limit.as_millis() as u64,
+                last_age_ms,
+                last_served_ms_ago: (at > 0).then(|| now.saturating_sub(at).max(0) as u64),
+                freshness,
+            }
+        })
+        .collect();
+    let healthy = ping.is_ok() && breaker == BreakerState::Closed;
+    Json(Health {
+        status: if healthy { "healthy" } else { "degraded" },
+        store: StoreHealth {
+            kind: info.kind,
+            url: info.url,
+            reachable: ping.is_ok(),
+            ping_ms: ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
+            error: ping.err(),
+            in_flight: store.in_flight(),
+            max_in_flight: info.max_in_flight,
+            timeout_ms: info.timeout_ms,
+        },
+        breaker: BreakerHealth {
+            state: breaker.as_str(),
+            open_for_ms: state.reader.breaker.open_for().as_millis() as u64,
+        },
+        requests: RequestHealth {
+            in_flight: max_concurrent - state.concurrency.available_permits(),
+            max_concurrent,
+        },
+        cache: CacheHealth {
+            enabled: state.reader.cache.enabled(),
+            entries: state.reader.cache.entries(),
+            hits,
+            misses,
+            hit_rate: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+        },
+        groups,
+    })
+}
+
+/// `GET /metrics`: samples the gauges that are cheaper to read than to track, then encodes.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response::IntoResponse {
+    let m = &state.metrics;
+    m.store_in_flight
+        .set(state.reader.store().in_flight() as i64);
+    m.cache_entries.set(state.reader.cache.entries() as i64);
+    m.breaker_state.set(state.reader.breaker.state().gauge());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}

@@ -1,0 +1,350 @@
+//! The layered read path, in the order a request meets the layers:
+//!
+//! 1. **hot cache** ([`crate::cache`]) — rows (and "no row" answers) by (group, id);
+//! 2. **circuit breaker** ([`crate::breaker`]) — when open, misses go straight to 5;
+//! 3. **store** — ONE call for every cache miss of the batch, under the store's own
+//!    per-call timeout and in-flight bound (inside `OnlineStore`);
+//! 4. **typed decode** — `RowRead::{Found, Missing, Corrupt}`; corrupt rows are logged,
+//!    counted and served as `unavailable`;
+//! 5. **freshness** ([`crate::freshness`]) — fresh / stale / expired by the group's SLOs;
+//! 6. **fallback** — the training default with its status for every value not served;
+//! 7. **unsafe policy** — a group with `on_unsafe = "fail"` whose values would be
+//!    `unavailable` or `expired` fails the request (503, `critical`). A *missing* row is
+//!    the store's answer that the entity has no data: it serves the default.
+//!
+//! [`Lookup::read`] runs these top to bottom; the HTTP limits in front of it (body size,
+//! batch size, concurrency) are composed in [`crate::router`].
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use riffle_core::{Degradation, EntityId, FeatureValue, Timestamp, ValueStatus};
+use riffle_registry::{FeatureGroup, Registry, UnsafePolicy};
+use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreError};
+
+use crate::breaker::{Admission, Breaker, Outcome as CallOutcome};
+use crate::cache::{CacheKey, Cached, HotCache};
+use crate::error::ApiError;
+use crate::freshness;
+use crate::metrics::Metrics;
+use crate::selection::Selection;
+
+/// What the read path made of one (entity, group).
+#[derive(Debug, Clone)]
+pub struct GroupOutcome {
+    /// Group-level status: fresh, stale, expired, missing or unavailable.
+    pub status: ValueStatus,
+    /// The stored row, when there is one (fresh, stale or expired).
+    pub row: Option<Arc<GroupRow>>,
+    /// Age of the row at serve time, ms.
+    pub age_ms: Option<u64>,
+}
+
+impl GroupOutcome {
+    const UNAVAILABLE: GroupOutcome = GroupOutcome {
+        status: ValueStatus::Unavailable,
+        row: None,
+        age_ms: None,
+    };
+
+    /// The value served for feature `feature` of `group`, and its status: the stored value
+    /// when fresh or stale and not null, else the training default.
+    pub fn value<'a>(
+        &'a self,
+        group: &'a FeatureGroup,
+        feature: usize,
+    ) -> (&'a FeatureValue, ValueStatus) {
+        let default = &group.features[feature].default;
+        match (&self.row, self.status) {
+            (Some(row), ValueStatus::Fresh | ValueStatus::Stale) => match row.values.get(feature) {
+                Some(FeatureValue::Null) | None => (default, ValueStatus::Null),
+                Some(v) => (v, self.status),
+            },
+            _ => (default, self.status),
+        }
+    }
+
+    /// Event time of the stored row, if any.
+    pub fn event_ts(&self) -> Option<Timestamp> {
+        self.row.as_ref().map(|r| r.event_ts)
+    }
+}
+
+/// The answer of a read: one [`GroupOutcome`] per (entity, selected group), entity-major.
+#[derive(Debug)]
+pub struct Lookup {
+    pub outcomes: Vec<GroupOutcome>,
+    groups_per_entity: usize,
+    /// Degradation level per entity, worst over its values.
+    pub entity_levels: Vec<Degradation>,
+    /// Worst over all entities.
+    pub level: Degradation,
+}
+
+impl Lookup {
+    pub fn outcome(&self, entity: usize, slot: usize) -> &GroupOutcome {
+        &self.outcomes[entity * self.groups_per_entity + slot]
+    }
+}
+
+/// Last observed freshness of one group, for `/health`.
+#[derive(Debug, Default)]
+pub struct GroupObservation {
+    /// Age of the last stored value served, ms (u64::MAX: none yet).
+    pub last_age_ms: AtomicU64,
+    /// When that value was served, ms since epoch (0: never).
+    pub last_served_at_ms: AtomicI64,
+}
+
+/// The read path with its cache, breaker and metrics.
+pub struct Reader {
+    registry: Arc<Registry>,
+    store: Arc<OnlineStore>,
+    pub cache: HotCache,
+    pub breaker: Breaker,
+    metrics: Arc<Metrics>,
+    pub observed: Vec<GroupObservation>,
+}
+
+impl Reader {
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<OnlineStore>,
+        cache_enabled: bool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let observer_metrics = metrics.clone();
+        let breaker = Breaker::new(registry.serve.breaker.clone(), move |from, to| {
+            observer_metrics.breaker_state.set(to.gauge());
+            observer_metrics
+                .breaker_transitions
+                .get_or_create(&crate::metrics::TransitionLabels {
+                    from: from.as_str(),
+                    to: to.as_str(),
+                })
+                .inc();
+        });
+        let observed = registry
+            .groups
+            .iter()
+            .map(|_| GroupObservation {
+                last_age_ms: AtomicU64::new(u64::MAX),
+                last_served_at_ms: AtomicI64::new(0),
+            })
+            .collect();
+        Self {
+            cache: HotCache::new(&registry, cache_enabled),
+            registry,
+            store,
+            breaker,
+            metrics,
+            observed,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<OnlineStore> {
+        &self.store
+    }
+
+    /// Reads `sel` for every id, through every layer (see the module docs).
+    pub async fn read(
+        &self,
+        sel: &Selection,
+        ids: &[EntityId],
+        endpoint: &'static str,
+    ) -> Result<Lookup, ApiError> {
+        let per = sel.groups.len();
+        let mut outcomes: Vec<Option<GroupOutcome>> = vec![None; ids.len() * per];
+        let now = Timestamp::now();
+
+        // 1. Hot cache. Each id becomes one shared `Arc<str>` for all its groups' keys.
+        let keys: Vec<Arc<str>> = ids.iter().map(|id| Arc::from(id.as_str())).collect();
+        let mut misses: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (e, key) in keys.iter().enumerate() {
+            let mut missed = Vec::new();
+            for (slot, &group) in sel.groups.iter().enumerate() {
+                match self.cache.get(&(group, key.clone())) {
+                    Some(cached) => {
+                        self.metrics.cache_hits.inc();
+                        outcomes[e * per + slot] = Some(self.evaluate(group, Some(cached), now));
+                    }
+                    None => {
+                        if self.cache.enabled() {
+                            self.metrics.cache_misses.inc();
+                        }
+                        missed.push(slot);
+                    }
+                }
+            }
+            if !missed.is_empty() {
+                misses.push((e, missed));
+            }
+        }
+
+        // 2–4. Breaker, then one store call for every miss, then typed decode.
+        if !misses.is_empty() {
+            let groups: Vec<Vec<_>> = misses
+                .iter()
+                .map(|(_, slots)| slots.iter().map(|&s| sel.groups[s]).collect())
+                .collect();
+            let reads: Vec<EntityRead<'_>> = misses
+                .iter()
+                .zip(&groups)
+                .map(|((e, _), g)| EntityRead {
+                    entity: sel.entity,
+                    id: ids[*e].as_str(),
+                    groups: g,
+                })
+                .collect();
+            match self.call_store(&reads).await {
+                Ok(rows) => {
+                    for (((e, slots), row_reads), gids) in misses.iter().zip(rows).zip(&groups) {
+                        for ((&slot, read), &group) in slots.iter().zip(row_reads).zip(gids) {
+                            let key: CacheKey = (group, keys[*e].clone());
+                            let cached = match read {
+                                RowRead::Found(row) => Cached::Found(Arc::new(row)),
+                                RowRead::Missing => Cached::Missing,
+                                RowRead::Corrupt(err) => {
+                                    let g = &self.registry.groups[group];
+                                    tracing::error!(group = %g.name, error = %err, "corrupt row in the store; serving defaults");
+                                    self.metrics.groups[group].corrupt.inc();
+                                    continue;
+                                }
+                            };
+                            self.cache.insert(key, cached.clone());
+                            outcomes[*e * per + slot] =
+                                Some(self.evaluate(group, Some(cached), now));
+                        }
+                    }
+                }
+                Err(_) => {} // every miss stays unavailable (5. fallback)
+            }
+        }
+
+        // 5–6. Fallback: whatever is still unknown is unavailable, served as default.
+        let outcomes: Vec<GroupOutcome> = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(GroupOutcome::UNAVAILABLE))
+            .collect();
+
+        // 7. Unsafe policy.
+        for (slot, &group) in sel.groups.iter().enumerate() {
+            let g = &self.registry.groups[group];
+            if g.on_unsafe != UnsafePolicy::Fail {
+                continue;
+            }
+            let bad = (0..ids.len()).find_map(|e| match outcomes[e * per + slot].status {
+                ValueStatus::Unavailable => Some("unavailable (store unreachable)"),
+                ValueStatus::Expired => Some("expired (older than the staleness limit)"),
+                _ => None,
+            });
+            if let Some(reason) = bad {
+                self.metrics.response(endpoint, Degradation::Critical);
+                tracing::warn!(group = %g.name, reason, "refusing to serve defaults for an unsafe group");
+                return Err(ApiError::Unsafe {
+                    group: g.name.clone(),
+                    reason,
+                });
+            }
+        }
+
+        Ok(self.account(sel, ids.len(), outcomes, endpoint))
+    }
+
+    /// Counts served values and ages, remembers per-group freshness, and computes levels.
+    fn account(
+        &self,
+        sel: &Selection,
+        entities: usize,
+        outcomes: Vec<GroupOutcome>,
+        endpoint: &'static str,
+    ) -> Lookup {
+        let per = sel.groups.len();
+        let now_ms = Timestamp::now().millis();
+        let mut entity_levels = Vec::with_capacity(entities);
+        for e in 0..entities {
+            let mut level = Degradation::Healthy;
+            for col in &sel.columns {
+                let out = &outcomes[e * per + col.slot];
+                let group = &self.registry.groups[col.feature.group];
+                let (_, status) = out.value(group, col.feature.feature);
+                self.metrics.served(group.id, status);
+                level = level.max(status.degradation());
+            }
+            for (slot, &group) in sel.groups.iter().enumerate() {
+                if let Some(age) = outcomes[e * per + slot].age_ms {
+                    self.metrics.groups[group].age.observe(age as f64 / 1000.0);
+                    let obs = &self.observed[group];
+                    obs.last_age_ms.store(age, Ordering::Relaxed);
+                    obs.last_served_at_ms.store(now_ms, Ordering::Relaxed);
+                }
+            }
+            entity_levels.push(level);
+        }
+        let level = entity_levels.iter().copied().max().unwrap_or_default();
+        self.metrics.response(endpoint, level);
+        Lookup {
+            outcomes,
+            groups_per_entity: per,
+            entity_levels,
+            level,
+        }
+    }
+
+    /// Freshness of one cached or stored answer.
+    fn evaluate(&self, group: usize, cached: Option<Cached>, now: Timestamp) -> GroupOutcome {
+        match cached {
+            Some(Cached::Found(row)) => {
+                let (status, age) =
+                    freshness::evaluate(&self.registry.groups[group], row.event_ts, now);
+                GroupOutcome {
+                    status,
+                    row: Some(row),
+                    age_ms: Some(age),
+                }
+            }
+            Some(Cached::Missing) => GroupOutcome {
+                status: ValueStatus::Missing,
+                row: None,
+                age_ms: None,
+            },
+            None => GroupOutcome::UNAVAILABLE,
+        }
+    }
+
+    /// One store round trip behind the breaker, timed and counted.
+    async fn call_store(&self, reads: &[EntityRead<'_>]) -> Result<Vec<Vec<RowRead>>, ()> {
+        let admission = self.breaker.admit();
+        if admission == Admission::Rejected {
+            self.metrics.breaker_rejections.inc();
+            return Err(());
+        }
+        let started = tokio::time::Instant::now();
+        let result = self.store.read(reads).await;
+        self.metrics
+            .store_duration
+            .get_or_create(&crate::metrics::OpLabels { op: "read" })
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(rows) => {
+                self.breaker.record(admission, CallOutcome::Success);
+                Ok(rows)
+            }
+            Err(e) => {
+                self.note_store_error("read", &e);
+                let outcome = if e.counts_against_store() {
+                    CallOutcome::Failure
+                } else {
+                    CallOutcome::Neutral
+                };
+                self.breaker.record(admission, outcome);
+                Err(())
+            }
+        }
+    }
+
+    fn note_store_error(&self, op: &'static str, e: &StoreError) {
+        self.metrics.store_error(op, e);
+        tracing::warn!(op, kind = e.kind(), error = %e, "store call failed; serving defaults");
+    }
+}

@@ -1,0 +1,54 @@
+//! The state every handler shares: registry, read path, metrics, token, limits.
+
+use std::sync::Arc;
+
+use riffle_registry::Registry;
+use tokio::sync::Semaphore;
+
+use crate::health::Probe;
+use crate::lookup::Reader;
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub reader: Reader,
+    pub metrics: Arc<Metrics>,
+    pub write_token: Option<String>,
+    pub probe: Probe,
+    /// Permits for data requests in flight (`serve.max_concurrent_requests`).
+    pub concurrency: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(deps: crate::ServeDeps) -> Self {
+        let metrics = Arc::new(Metrics::new(&deps.registry));
+        metrics
+            .store_in_flight_limit
+            .set(deps.store.limits().max_in_flight as i64);
+        let reader = Reader::new(
+            deps.registry.clone(),
+            deps.store,
+            deps.cache_enabled,
+            metrics.clone(),
+        );
+        let concurrency = Arc::new(Semaphore::new(
+            deps.registry.serve.max_concurrent_requests.max(1),
+        ));
+        Self {
+            registry: deps.registry,
+            reader,
+            metrics,
+            write_token: deps.write_token.filter(|t| !t.is_empty()),
+            probe: Probe::default(),
+            concurrency,
+        }
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.registry.serve.max_batch
+    }
+
+    pub fn max_body(&self) -> usize {
+        self.registry.serve.max_body_bytes
+    }
+}
