@@ -263,7 +263,9 @@ mod tests {
         }
     }
 
-    fn breaker() -> (Breaker, Arc<Mutex<Vec<(BreakerState, BreakerState)>>>) {
+    type Seen = Arc<Mutex<Vec<(BreakerState, BreakerState)>>>;
+
+    fn breaker() -> (Breaker, Seen) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let b = Breaker::new(settings(), move |from, to| {

@@ -196,8 +196,9 @@ impl Reader {
                     groups: g,
                 })
                 .collect();
-            match self.call_store(&reads).await {
-                Ok(rows) => {
+            // On a failed call every miss stays unavailable (5. fallback).
+            if let Ok(rows) = self.call_store(&reads).await {
+                {
                     for (((e, slots), row_reads), gids) in misses.iter().zip(rows).zip(&groups) {
                         for ((&slot, read), &group) in slots.iter().zip(row_reads).zip(gids) {
                             let key: CacheKey = (group, keys[*e].clone());
@@ -217,7 +218,6 @@ impl Reader {
                         }
                     }
                 }
-                Err(_) => {} // every miss stays unavailable (5. fallback)
             }
         }
 
