@@ -1,0 +1,56 @@
+//! Progress bars on stderr (indicatif): hidden when stderr is not a terminal, so pipes and
+//! tests see only the summary.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use riffle_stream::bulk_load::{LoadProgress, LoadSummary, ProgressUpdate};
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A count bar: `[00:00:02] [=====>   ] 40000/100000 users (20000/s, eta 3s)`.
+pub fn counter(len: u64, unit: &str) -> ProgressBar {
+    bar(
+        len,
+        &format!(
+            "[{{elapsed_precise}}] [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"
+        ),
+    )
+}
+
+/// Draws a `riffle load` as bytes of the file read, with row counts.
+pub struct LoadBar(ProgressBar);
+
+impl LoadBar {
+    pub fn new() -> Self {
+        Self(bar(
+            0,
+            "[{elapsed_precise}] [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+        ))
+    }
+}
+
+impl LoadProgress for LoadBar {
+    fn start(&self, total_bytes: u64) {
+        self.0.set_length(total_bytes);
+    }
+
+    fn update(&self, u: &ProgressUpdate) {
+        self.0.set_position(u.bytes_read);
+        self.0.set_message(format!(
+            "rows: {} read, {} written, {} skipped",
+            u.rows_read, u.rows_written, u.rows_skipped
+        ));
+    }
+
+    fn finish(&self, _summary: &LoadSummary) {
+        self.0.finish_and_clear();
+    }
+}

@@ -1,0 +1,160 @@
+//! `riffle demo` smoke test: start it on a free port with a small population, wait for
+//! `/health`, ask Feast's `/get-online-features` for a known and an unknown user, watch the
+//! background ticker move u0's velocity, then stop it with SIGTERM and expect a clean exit.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::TestCommand;
+use serde_json::{json, Value};
+
+/// Kills the demo if the test fails half-way.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn feast(client: &reqwest::Client, base: &str, ids: &[&str]) -> (u16, Value) {
+    let body = json!({
+        "features": ["user_velocity:tx_count_1h", "user_profile:credit_score_bucket"],
+        "entities": {"user_id": ids},
+    });
+    let resp = client
+        .post(format!("{base}/get-online-features"))
+        .json(&body)
+        .send()
+        .await
+        .expect("the demo answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[test]
+fn demo_serves_the_fraud_example_and_stops_cleanly() {
+    let port = riffle_testkit::free_port();
+    let mut cmd = TestCommand::new();
+    let data = cmd.dir().join("data");
+    let mut child = cmd
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--users",
+            "2000",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .spawn();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let running = Running(child);
+    let printed = Arc::new(Mutex::new(String::new()));
+    let sink = printed.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(mut all) = sink.lock() {
+                all.push_str(&line);
+                all.push('\n');
+            }
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(resp) = client.get(format!("{base}/health")).send().await {
+                if resp.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no /health within 90 s; demo printed:\n{}",
+                printed.lock().map(|s| s.clone()).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        let (status, body) = feast(&client, &base, &["u1", "u_new"]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["metadata"]["feature_names"],
+            json!(["user_id", "tx_count_1h", "credit_score_bucket"])
+        );
+        let results = body["results"].as_array().expect("results is a list");
+        assert_eq!(results.len(), 3, "{body}");
+        assert_eq!(results[0]["values"], json!(["u1", "u_new"]));
+        for column in &results[1..] {
+            assert_eq!(column["statuses"][0], "PRESENT", "{body}");
+            assert_eq!(column["statuses"][1], "NOT_FOUND", "{body}");
+            assert!(column["values"][0].is_i64(), "{body}");
+            assert_eq!(column["event_timestamps"].as_array().map(Vec::len), Some(2));
+        }
+        // u_new gets the training defaults.
+        assert_eq!(results[1]["values"][1], 0);
+        assert_eq!(results[2]["values"][1], 2);
+
+        // The ticker moves the most active user's velocity: its event time changes.
+        let stamp = |body: &Value| body["results"][1]["event_timestamps"][0].clone();
+        let (_, first) = feast(&client, &base, &["u0"]).await;
+        let mut moved = false;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (_, again) = feast(&client, &base, &["u0"]).await;
+            if stamp(&again) != stamp(&first) {
+                moved = true;
+                break;
+            }
+        }
+        assert!(moved, "u0's velocity never moved: {first}");
+    });
+
+    let pid = running.0.id();
+    riffle_testkit::signal(pid, "TERM").expect("the demo can be signalled");
+    let mut running = running;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = running.0.try_wait().expect("the demo can be waited for") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = reader.join();
+    let printed = printed.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(status.success(), "demo exited with {status}:\n{printed}");
+    assert!(
+        printed.contains(&format!("serving the fraud example on {base}")),
+        "{printed}"
+    );
+    assert!(printed.contains("loaded 2000 users"), "{printed}");
+    assert!(printed.contains("/get-online-features"), "{printed}");
+    assert!(printed.contains("riffle demo: stopped"), "{printed}");
+    assert!(data.join("riffle.redb").exists());
+}
+
+#[test]
+fn a_taken_port_is_reported_with_a_hint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (_, stderr) = TestCommand::new()
+        .args(["demo", "--users", "10", "--listen", &addr])
+        .expect_code(1);
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+}

@@ -1,0 +1,113 @@
+//! `TestCommand`: runs the real `riffle` binary in a fresh temporary directory, with the
+//! `RIFFLE_*` environment cleared, and reports stdout/stderr whenever an expectation fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The fraud example registry of this repository.
+pub fn fraud_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fraud/riffle.toml")
+}
+
+pub fn fraud_profiles() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fraud/profiles.csv")
+}
+
+/// A `riffle` invocation being built.
+pub struct TestCommand {
+    dir: tempfile::TempDir,
+    cmd: Command,
+}
+
+impl TestCommand {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tests can create temporary directories");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_riffle"));
+        cmd.current_dir(dir.path())
+            .env_remove("RIFFLE_CONFIG")
+            .env_remove("RIFFLE_STORE")
+            .env_remove("RIFFLE_LISTEN")
+            .env("RUST_LOG", "warn");
+        Self { dir, cmd }
+    }
+
+    /// The directory the command runs in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file into the command's directory; returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("tests can write into their temporary directory");
+        path
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Runs to completion (killed after 120 s).
+    pub fn output(&mut self) -> Output {
+        let child = self
+            .cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the riffle binary starts");
+        wait_with_deadline(child, Duration::from_secs(120))
+    }
+
+    /// Runs and checks the exit code; returns (stdout, stderr).
+    pub fn expect_code(&mut self, code: i32) -> (String, String) {
+        let out = self.output();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "riffle {:?} exited with {:?}, expected {code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            self.cmd.get_args().collect::<Vec<_>>(),
+            out.status
+        );
+        (stdout, stderr)
+    }
+
+    /// Starts the command in the background (stdout piped, stderr inherited).
+    pub fn spawn(&mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the riffle binary starts")
+    }
+}
+
+/// Waits for `child` while reading its output (so a full pipe cannot stall it); kills it
+/// when `limit` passes.
+fn wait_with_deadline(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("the riffle binary's output can be read"),
+        Err(_) => {
+            let _ = riffle_testkit::signal(pid, "KILL");
+            panic!("riffle did not finish within {limit:?}");
+        }
+    }
+}
