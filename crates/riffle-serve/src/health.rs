@@ -38,7 +38,17 @@ impl Probe {
                 return result.clone();
             }
         }
-        let result = state.reader.store().ping().await.map_err(|e| e.to_string());
+        let started = Instant::now();
+        let result = state.reader.store().ping().await;
+        state
+            .metrics
+            .store_duration
+            .get_or_create(&crate::metrics::OpLabels { op: "ping" })
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            state.metrics.store_error("ping", e);
+        }
+        let result = result.map_err(|e| e.to_string());
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), result.clone()));
         result

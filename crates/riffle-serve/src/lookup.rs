@@ -198,24 +198,21 @@ impl Reader {
                 .collect();
             // On a failed call every miss stays unavailable (5. fallback).
             if let Ok(rows) = self.call_store(&reads).await {
-                {
-                    for (((e, slots), row_reads), gids) in misses.iter().zip(rows).zip(&groups) {
-                        for ((&slot, read), &group) in slots.iter().zip(row_reads).zip(gids) {
-                            let key: CacheKey = (group, keys[*e].clone());
-                            let cached = match read {
-                                RowRead::Found(row) => Cached::Found(Arc::new(row)),
-                                RowRead::Missing => Cached::Missing,
-                                RowRead::Corrupt(err) => {
-                                    let g = &self.registry.groups[group];
-                                    tracing::error!(group = %g.name, error = %err, "corrupt row in the store; serving defaults");
-                                    self.metrics.groups[group].corrupt.inc();
-                                    continue;
-                                }
-                            };
-                            self.cache.insert(key, cached.clone());
-                            outcomes[*e * per + slot] =
-                                Some(self.evaluate(group, Some(cached), now));
-                        }
+                for (((e, slots), row_reads), gids) in misses.iter().zip(rows).zip(&groups) {
+                    for ((&slot, read), &group) in slots.iter().zip(row_reads).zip(gids) {
+                        let key: CacheKey = (group, keys[*e].clone());
+                        let cached = match read {
+                            RowRead::Found(row) => Cached::Found(Arc::new(row)),
+                            RowRead::Missing => Cached::Missing,
+                            RowRead::Corrupt(err) => {
+                                let g = &self.registry.groups[group];
+                                tracing::error!(group = %g.name, error = %err, "corrupt row in the store; serving defaults");
+                                self.metrics.groups[group].corrupt.inc();
+                                continue;
+                            }
+                        };
+                        self.cache.insert(key, cached.clone());
+                        outcomes[*e * per + slot] = Some(self.evaluate(group, Some(cached), now));
                     }
                 }
             }

@@ -241,3 +241,61 @@ async fn an_unsafe_group_fails_with_503_during_the_outage() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["degradation"], "degraded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_limit_sheds_with_503() {
+    let mut redis = RedisServer::start().expect("redis starts");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve.toml"),
+    )
+    .expect("registry")
+    .replace(
+        "max_concurrent_requests = 64",
+        "max_concurrent_requests = 1",
+    );
+    let url = StoreUrl::parse(&redis.url()).expect("redis url");
+    let s = common::start(
+        common::registry_from(&text),
+        &url,
+        common::Options {
+            cache: false,
+            token: None,
+        },
+    )
+    .await;
+    // A hung store holds each request for the store timeout, so concurrent ones overlap.
+    redis.pause();
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let client = s.client.clone();
+            let url = s.url("/v1/features");
+            tokio::spawn(async move {
+                let resp = client
+                    .post(&url)
+                    .json(&velocity_read())
+                    .send()
+                    .await
+                    .expect("answer");
+                let status = resp.status().as_u16();
+                (status, resp.json::<Value>().await.expect("JSON"))
+            })
+        })
+        .collect();
+    let mut shed = 0;
+    for r in requests {
+        let (status, body) = r.await.expect("task");
+        match status {
+            200 => {}
+            503 => {
+                assert_eq!(body["error"]["code"], "overloaded", "{body}");
+                shed += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(shed > 0, "at least one request was shed");
+    // Probes are never shed.
+    let (status, _) = s.get("/health").await;
+    assert_eq!(status, 200);
+    redis.resume();
+}

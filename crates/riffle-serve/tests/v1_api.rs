@@ -270,3 +270,49 @@ async fn health_metrics_and_openapi() {
         }
     }
 }
+
+fn read_calls(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("riffle_store_call_duration_seconds_count{op=\"read\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_batch_is_one_store_call_and_the_cache_answers_repeats() {
+    let s = common::embedded(common::registry("serve.toml"), Default::default()).await;
+    let metrics = || async {
+        s.client
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    let before = read_calls(&metrics().await);
+    let ids: Vec<String> = (0..8).map(|i| format!("u{i}")).collect();
+    let (status, _) = s
+        .post("/v1/features", &json!({"entity": "user", "ids": ids}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        read_calls(&metrics().await),
+        before + 1,
+        "8 entities × 2 groups in one call"
+    );
+    // Negative caching: the same batch again is answered from the cache.
+    let (status, body) = s
+        .post("/v1/features", &json!({"entity": "user", "ids": ids}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["results"][7]["groups"][0]["status"], "missing");
+    assert_eq!(
+        read_calls(&metrics().await),
+        before + 1,
+        "repeat served from the cache"
+    );
+}
