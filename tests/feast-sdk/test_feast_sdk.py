@@ -80,9 +80,19 @@ check(
     [list(v) for v in out["embedding"][:2]] == [[0.25, -1.5], [0.0, 1.0]],
     out.get("embedding"),
 )
+# Riffle's documented choice: a missing entity gets its training defaults (the registry's
+# `default`s), flagged NOT_FOUND, never a null the model was not trained on.
 check(
-    "missing entity reads as None (status NOT_FOUND)",
-    all(out[f][2] is None for f in ["tx_count_1h", "credit_score_bucket", "segment"]),
+    "missing entity reads the training defaults",
+    {f: out[f][2] for f in out if f != "user_id"}
+    == {
+        "tx_count_1h": 0,
+        "tx_sum_1h": 0.0,
+        "credit_score_bucket": 2,
+        "is_premium": False,
+        "segment": "unknown",
+        "embedding": [0.0, 0.0],
+    },
     {f: out[f][2] for f in out},
 )
 
@@ -103,8 +113,9 @@ resp = store.get_online_features(
     features=["user_velocity:tx_count_1h"],
     entity_rows=[{"user_id": "u1"}, {"user_id": "u_missing"}],
 )
-statuses = [str(s) for s in resp.proto.results[1].statuses] if hasattr(resp, "proto") else []
-print("statuses", statuses)
+statuses = [int(s) for s in resp.proto.results[1].statuses]
+# FieldStatus: 1 = PRESENT, 3 = NOT_FOUND.
+check("statuses PRESENT then NOT_FOUND", statuses == [1, 3], statuses)
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
