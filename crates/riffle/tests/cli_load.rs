@@ -147,23 +147,21 @@ fn bad_rows_are_reported_by_line_and_skipped() {
 }
 
 #[test]
-fn strict_stops_at_the_first_bad_row_and_fails() {
+fn strict_writes_nothing_when_any_row_is_bad() {
     let mut cmd = TestCommand::new();
     let file = cmd.write("profiles.csv", WITH_BAD_ROWS);
     let (stdout, stderr) = load(&mut cmd, "embedded:./data", "user_profile", &file)
         .args(["--strict", "--json"])
         .expect_code(1);
     let summary = json(&stdout);
-    assert_eq!(summary["stopped_at_line"], 3);
-    assert_eq!(summary["rows_written"], 1);
+    assert_eq!(summary["rows_written"], 0);
     assert_eq!(summary["errors"][0]["line"], 3);
     assert!(
-        stderr.contains("strict load stopped at invalid line 3"),
+        stderr.contains("first at line 3; nothing was written"),
         "{stderr}"
     );
     let rows = read_profiles(&cmd.dir().join("data"), &["u1", "u3", "u6"]);
-    assert!(rows[0].is_some());
-    assert_eq!((rows[1].clone(), rows[2].clone()), (None, None));
+    assert_eq!(rows, vec![None, None, None]);
 }
 
 #[test]

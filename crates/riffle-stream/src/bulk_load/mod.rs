@@ -177,35 +177,52 @@ pub async fn load_file(
         Some(f) => f,
         None => Format::detect(path).ok_or_else(|| LoadError::UndetectedFormat(path.into()))?,
     };
-    let open_err = |source| LoadError::Open {
-        path: path.into(),
-        source,
-    };
-    let file = File::open(path).map_err(open_err)?;
-    let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let now = Timestamp::now();
-    let ctx = DecodeContext {
-        schema: RowSchema::new(&registry, group),
-        default_ts: options.default_event_ts.unwrap_or(now),
-        computed_at: now,
+    let open = || -> Result<(Box<dyn RowSource>, u64), LoadError> {
+        let file = File::open(path).map_err(|source| LoadError::Open {
+            path: path.into(),
+            source,
+        })?;
+        let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let ctx = DecodeContext {
+            schema: RowSchema::new(&registry, group),
+            default_ts: options.default_event_ts.unwrap_or(now),
+            computed_at: now,
+        };
+        let source: Box<dyn RowSource> = match format {
+            Format::Csv => Box::new(open_csv(path, file, ctx)?),
+            Format::Ndjson => Box::new(JsonSource {
+                reader: BufReader::with_capacity(1 << 16, file),
+                ctx,
+                line: 0,
+                bytes: 0,
+                buf: Vec::new(),
+            }),
+        };
+        Ok((source, total_bytes))
     };
-    let source: Box<dyn RowSource> = match format {
-        Format::Csv => Box::new(open_csv(path, file, ctx)?),
-        Format::Ndjson => Box::new(JsonSource {
-            reader: BufReader::with_capacity(1 << 16, file),
-            ctx,
-            line: 0,
-            bytes: 0,
-            buf: Vec::new(),
-        }),
-    };
+    let (mut source, total_bytes) = open()?;
+    let (batch_size, strict) = (options.batch_size.max(1), options.strict);
+    let mut summary = LoadSummary::new(&group.name, format, strict);
+
+    if strict {
+        // All or nothing: read the whole file once without writing; any invalid row and
+        // nothing is written at all.
+        progress.start(total_bytes);
+        validate(source, batch_size, options, progress, &mut summary).await;
+        if summary.rows_skipped > 0 || summary.read_error.is_some() {
+            summary.finish(started.elapsed());
+            progress.finish(&summary);
+            return Ok(summary);
+        }
+        summary = LoadSummary::new(&group.name, format, strict);
+        source = open()?.0;
+    }
 
     progress.start(total_bytes);
     let (tx, rx) = mpsc::channel(options.max_in_flight.max(1) * 2);
-    let (batch_size, strict) = (options.batch_size.max(1), options.strict);
     let reading =
         tokio::task::spawn_blocking(move || reader::read_all(source, batch_size, strict, tx));
-    let mut summary = LoadSummary::new(&group.name, format, strict);
     drive(store, rx, options, progress, &mut summary).await;
     // The reader has stopped or will stop at its next send; it holds no store resources.
     let _ = reading.await;
@@ -240,6 +257,37 @@ fn open_csv(path: &Path, file: File, ctx: DecodeContext) -> Result<CsvSource, Lo
         ctx,
         record: csv::StringRecord::new(),
     })
+}
+
+/// The strict pre-pass: reads every row, writes none, and records every invalid row (and a
+/// read error) in `summary`.
+async fn validate(
+    source: Box<dyn RowSource>,
+    batch_size: usize,
+    options: &LoadOptions,
+    progress: &dyn LoadProgress,
+    summary: &mut LoadSummary,
+) {
+    let (tx, mut rx) = mpsc::channel(4);
+    let reading = tokio::task::spawn_blocking(move || reader::read_all(source, batch_size, false, tx));
+    let mut update = ProgressUpdate::default();
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Batch { batch, bytes_read } => {
+                summary.rows_read += batch.rows.len() as u64;
+                update.bytes_read = bytes_read;
+            }
+            Event::Invalid(error) => {
+                summary.rows_read += 1;
+                summary.add_error(error, options.max_errors);
+            }
+            Event::End { error, .. } => summary.read_error = error,
+        }
+        update.rows_read = summary.rows_read;
+        update.rows_skipped = summary.rows_skipped;
+        progress.update(&update);
+    }
+    let _ = reading.await;
 }
 
 /// The writing side: submits batches as they arrive, stops sending at the first store

@@ -122,12 +122,14 @@ impl LoadSummary {
             return Some(format!("the file could not be read to its end: {e}"));
         }
         if self.strict && self.rows_skipped > 0 {
-            return Some(match self.stopped_at_line {
-                Some(line) => format!(
-                    "strict load stopped at invalid line {line}; rows before it were written, nothing after"
-                ),
-                None => format!("strict load met {} invalid row(s)", self.rows_skipped),
-            });
+            return Some(format!(
+                "strict load found {} invalid row(s){}; nothing was written",
+                self.rows_skipped,
+                self.errors
+                    .first()
+                    .map(|e| format!(", first at line {}", e.line))
+                    .unwrap_or_default()
+            ));
         }
         None
     }

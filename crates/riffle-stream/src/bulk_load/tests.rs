@@ -96,7 +96,7 @@ async fn bad_rows_are_skipped_with_their_line_numbers() {
 }
 
 #[tokio::test]
-async fn strict_stops_at_the_first_bad_row() {
+async fn strict_is_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = embedded(&dir.path().join("db")).await;
     let path = file(dir.path(), "p.csv", WITH_BAD_ROWS);
@@ -105,11 +105,29 @@ async fn strict_stops_at_the_first_bad_row() {
     let summary = load_file(store.clone(), &path, &options, &NoProgress)
         .await
         .unwrap();
-    assert_eq!(summary.stopped_at_line, Some(3));
-    assert_eq!((summary.rows_written, summary.rows_skipped), (1, 1));
-    assert!(summary.failure().unwrap().contains("line 3"));
-    assert!(profile(&store, "u1").await.is_some());
+    assert_eq!(summary.rows_written, 0);
+    assert!(summary.rows_skipped >= 1);
+    assert_eq!(summary.errors[0].line, 3);
+    let failure = summary.failure().unwrap();
+    assert!(failure.contains("first at line 3"), "{failure}");
+    assert!(failure.contains("nothing was written"), "{failure}");
+    assert_eq!(profile(&store, "u1").await, None, "valid rows are not written either");
     assert_eq!(profile(&store, "u3").await, None);
+
+    // The same file without its bad rows loads whole.
+    let good: String = WITH_BAD_ROWS
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| !summary.errors.iter().any(|e| e.line == *i as u64 + 1))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let path = file(dir.path(), "good.csv", &good);
+    let summary = load_file(store.clone(), &path, &options, &NoProgress)
+        .await
+        .unwrap();
+    assert!(summary.failure().is_none(), "{:?}", summary.failure());
+    assert!(summary.rows_written > 0);
+    assert!(profile(&store, "u1").await.is_some());
 }
 
 #[tokio::test]
