@@ -2,7 +2,7 @@
 //! [--strict] [--batch N] [--json]`: bulk-loads one group's rows with a progress bar, then
 //! always prints the summary (a table, or JSON with `--json`). Exit 0 when every valid row
 //! was written (invalid rows skipped and listed), 1 when a store write failed, the file
-//! could not be read to its end or a `--strict` load met an invalid row, 2 when the load
+//! could not be read to its end or a `--strict` load found an invalid row, 2 when the load
 //! could not start (unknown group, header that does not fit, missing file).
 
 use std::path::PathBuf;
@@ -36,7 +36,8 @@ pub struct LoadArgs {
     /// Input format (default: from the extension: .csv, .ndjson, .jsonl, .json).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Stop at the first invalid row (rows before it are written) and exit non-zero.
+    /// All or nothing: check every row first; if any is invalid, write nothing, list them
+    /// and exit non-zero.
     #[arg(long)]
     pub strict: bool,
     /// Rows per store write.
