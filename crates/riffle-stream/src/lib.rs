@@ -17,4 +17,5 @@
 
 pub mod bulk_load;
 pub mod generator;
+pub mod window;
 pub mod writer;
