@@ -16,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bulk_load;
+pub mod dead_letter;
+pub mod decode;
 pub mod generator;
 pub mod window;
 pub mod writer;

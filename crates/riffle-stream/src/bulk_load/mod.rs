@@ -269,7 +269,8 @@ async fn validate(
     summary: &mut LoadSummary,
 ) {
     let (tx, mut rx) = mpsc::channel(4);
-    let reading = tokio::task::spawn_blocking(move || reader::read_all(source, batch_size, false, tx));
+    let reading =
+        tokio::task::spawn_blocking(move || reader::read_all(source, batch_size, false, tx));
     let mut update = ProgressUpdate::default();
     while let Some(event) = rx.recv().await {
         match event {

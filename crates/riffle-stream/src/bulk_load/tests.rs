@@ -111,7 +111,11 @@ async fn strict_is_all_or_nothing() {
     let failure = summary.failure().unwrap();
     assert!(failure.contains("first at line 3"), "{failure}");
     assert!(failure.contains("nothing was written"), "{failure}");
-    assert_eq!(profile(&store, "u1").await, None, "valid rows are not written either");
+    assert_eq!(
+        profile(&store, "u1").await,
+        None,
+        "valid rows are not written either"
+    );
     assert_eq!(profile(&store, "u3").await, None);
 
     // The same file without its bad rows loads whole.
