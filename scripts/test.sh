@@ -3,7 +3,9 @@
 # fresh machine passes too:
 #   - redis-server and redis-cli (Debian: redis-server, redis-tools): real Redis processes
 #   - Feast 0.67 in a private virtualenv: Feast's own SDK is run against Riffle
-# Then: every Rust test (unit, integration against real Redis, end-to-end on the binary),
+#   - tansu 0.6 (cargo install, ~10 min once): a real Kafka-protocol broker
+#   - zlib headers (Debian: zlib1g-dev): the bundled librdkafka build links zlib
+# Then: every Rust test (unit, integration against real Redis and tansu, end-to-end on the binary),
 # and the Feast SDK compatibility test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,14 @@ apt_install() {
 command -v redis-server > /dev/null || apt_install redis-server
 command -v redis-cli > /dev/null || apt_install redis-tools
 command -v curl > /dev/null || apt_install curl
+[ -e /usr/include/zlib.h ] || apt_install zlib1g-dev
+
+# cargo-installed tools (tansu) live here; the test kit finds tansu on the PATH.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if ! command -v tansu > /dev/null; then
+  say "installing tansu 0.6.0 (cargo install, once; ~10 min)"
+  cargo install tansu --version 0.6.0 --locked --features dynostore
+fi
 
 feast_venv=${RIFFLE_FEAST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/riffle/feast-0.67}
 if ! "$feast_venv/bin/python" -c 'import feast, sys; sys.exit(feast.__version__ != "0.67.0")' 2> /dev/null; then

@@ -19,5 +19,6 @@ pub mod bulk_load;
 pub mod dead_letter;
 pub mod decode;
 pub mod generator;
+pub mod source;
 pub mod window;
 pub mod writer;

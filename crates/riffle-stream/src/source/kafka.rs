@@ -1,0 +1,248 @@
+//! The Kafka source: one member of a consumer group reading one topic.
+//!
+//! # Delivery contract
+//! Kafka delivers **at least once**. Offsets are never committed automatically
+//! (`enable.auto.commit=false`, `enable.auto.offset.store=false`): the pipeline calls
+//! [`KafkaSource::commit`] only after the features the messages produced are durable in the
+//! store, together with its window state (DESIGN §4). After a crash, a rebalance or a lost
+//! commit, messages after the last commit are delivered again; the pipeline's writes are
+//! idempotent on replay, which makes ingestion exactly-once *in effect*.
+//!
+//! # Rebalances
+//! Partitions move between members inside [`KafkaSource::poll_batch`] (librdkafka serves the
+//! rebalance on the polling thread). Before partitions are revoked the optional
+//! [`RevokeHook`] runs: the pipeline flushes what it holds for them and returns the offsets
+//! now durable, which are committed before the partitions go. What happened is also kept as
+//! [`RebalanceEvent`]s for [`KafkaSource::take_rebalance_events`]. Only the eager assignors
+//! (`range,roundrobin`) are used: `cooperative-sticky` stalls a partition on tansu.
+//!
+//! # Broker loss
+//! librdkafka reconnects by itself. Errors come back typed ([`SourceError`]); when
+//! [`SourceError::retryable`] is true the caller logs, backs off and polls again.
+//!
+//! # Lag
+//! [`KafkaSource::lag`] comes from librdkafka's statistics (every `stats_interval`, served
+//! while polling), not from `ListOffsets`, whose high watermark tansu gets wrong when
+//! producers batch.
+//!
+//! The consumer is blocking: a pipeline runs it on its own thread (or `spawn_blocking`).
+
+mod context;
+mod error;
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use riffle_registry::SourceKind;
+
+pub use context::{PartitionLag, RebalanceEvent, RevokeHook};
+pub use error::SourceError;
+
+use context::SourceContext;
+
+/// How to join the group. [`KafkaConfig::new`] fills in the defaults.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`: `host:port[,host:port…]`.
+    pub brokers: String,
+    pub topic: String,
+    pub group_id: String,
+    pub client_id: String,
+    /// How long the group waits for a silent member before moving its partitions.
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    /// How often librdkafka reports statistics (and so how fresh [`KafkaSource::lag`] is).
+    pub stats_interval: Duration,
+    /// Flush hook run before partitions are revoked (see [`RevokeHook`]).
+    pub on_revoke: Option<RevokeHook>,
+    /// Further librdkafka settings, applied last (they win over the ones above).
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    pub fn new(brokers: &str, topic: &str, group_id: &str) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            group_id: group_id.to_owned(),
+            client_id: "riffle".to_owned(),
+            session_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(1),
+            on_revoke: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The configuration of a registry source, when it is a Kafka source.
+    pub fn from_source(kind: &SourceKind) -> Option<Self> {
+        match kind {
+            SourceKind::Kafka {
+                brokers,
+                topic,
+                group_id,
+            } => Some(Self::new(brokers, topic, group_id)),
+            _ => None,
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("client.id", &self.client_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("partition.assignment.strategy", "range,roundrobin")
+            .set("session.timeout.ms", ms(self.session_timeout))
+            .set("heartbeat.interval.ms", ms(self.heartbeat_interval))
+            .set("statistics.interval.ms", ms(self.stats_interval));
+        for (k, v) in &self.extra {
+            cfg.set(k, v);
+        }
+        cfg
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("group_id", &self.group_id)
+            .field("client_id", &self.client_id)
+            .field("session_timeout", &self.session_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("stats_interval", &self.stats_interval)
+            .field("on_revoke", &self.on_revoke.is_some())
+            .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+/// One message, copied out of librdkafka's buffers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMessage {
+    pub partition: i32,
+    pub offset: i64,
+    /// The entity id, by convention of Riffle's Kafka sources.
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// Create or log-append time, when the message carries one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A consumer-group member reading one topic. Leaves the group when dropped (revoking its
+/// partitions, so the [`RevokeHook`] runs one last time).
+pub struct KafkaSource {
+    consumer: BaseConsumer<SourceContext>,
+    topic: String,
+    /// An error met after some messages of a batch: returned by the next poll.
+    pending: Option<SourceError>,
+}
+
+impl KafkaSource {
+    /// Creates the consumer and subscribes to the topic. Joining the group happens in the
+    /// background while polling: the first messages may take a few seconds.
+    pub fn connect(config: KafkaConfig) -> Result<Self, SourceError> {
+        let context = SourceContext::new(config.topic.clone(), config.on_revoke.clone());
+        let consumer: BaseConsumer<SourceContext> = config
+            .client_config()
+            .create_with_context(context)
+            .map_err(|e| SourceError::from_kafka("connect", e))?;
+        consumer
+            .subscribe(&[&config.topic])
+            .map_err(|e| SourceError::from_kafka("subscribe", e))?;
+        Ok(Self {
+            consumer,
+            topic: config.topic,
+            pending: None,
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Up to `max` messages: waits up to `wait` for the first one, then takes what is
+    /// already fetched without waiting. An empty batch means nothing arrived in time.
+    /// Rebalances, statistics and client errors are served during the call.
+    pub fn poll_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<SourceMessage>, SourceError> {
+        if let Some(err) = self.pending.take() {
+            return Err(err);
+        }
+        let deadline = Instant::now() + wait;
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let timeout = if batch.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            match self.consumer.poll(timeout) {
+                Some(Ok(msg)) => batch.push(SourceMessage {
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    key: msg.key().map(<[u8]>::to_vec),
+                    payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    timestamp_ms: msg.timestamp().to_millis(),
+                }),
+                Some(Err(e)) => {
+                    let err = SourceError::from_kafka("poll", e);
+                    tracing::warn!(topic = %self.topic, error = %err, retryable = err.retryable(), "kafka poll error");
+                    if batch.is_empty() {
+                        return Err(err);
+                    }
+                    self.pending = Some(err);
+                    break;
+                }
+                None if batch.is_empty() && Instant::now() < deadline => {}
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Commits `(partition, next_offset)` pairs synchronously: `next_offset` is one past the
+    /// last message whose effects are durable. Call it only for such offsets; everything
+    /// after them will be delivered again after a restart or a rebalance.
+    pub fn commit(&self, offsets: &[(i32, i64)]) -> Result<(), SourceError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+        for &(partition, next) in offsets {
+            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(next))
+                .map_err(|e| SourceError::from_kafka("commit", e))?;
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| SourceError::from_kafka("commit", e))
+    }
+
+    /// The partitions this consumer holds now (sorted).
+    pub fn assignment(&self) -> Vec<i32> {
+        self.consumer.context().assigned()
+    }
+
+    /// Assignments and revocations since the last call, oldest first.
+    pub fn take_rebalance_events(&mut self) -> Vec<RebalanceEvent> {
+        self.consumer.context().take_events()
+    }
+
+    /// Lag of the partitions this consumer holds, from the latest statistics (empty until
+    /// the first report, one `stats_interval` after joining).
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        self.consumer.context().lag()
+    }
+}

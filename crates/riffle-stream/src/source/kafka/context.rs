@@ -1,0 +1,185 @@
+//! The consumer's callbacks: who owns which partitions (rebalances), and how far behind
+//! they are (librdkafka's statistics).
+//!
+//! Everything here runs *inside* [`BaseConsumer::poll`], on the thread that polls: a
+//! revocation is served while [`KafkaSource::poll_batch`](super::KafkaSource::poll_batch)
+//! waits, which is why the flush hook ([`RevokeHook`]) is called from `pre_rebalance`, before
+//! the partitions are given up.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+/// Called with the partitions about to be revoked, before they go. The pipeline flushes what
+/// it holds for them and returns `(partition, next_offset)` for everything now durable; the
+/// source commits those offsets synchronously before the rebalance proceeds, so the next
+/// owner starts right after them instead of replaying.
+pub type RevokeHook = Arc<dyn Fn(&[i32]) -> Vec<(i32, i64)> + Send + Sync>;
+
+/// A change of this consumer's partitions, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    /// The group gave this consumer these partitions (the whole new assignment).
+    Assigned(Vec<i32>),
+    /// These partitions were taken away (after the revoke hook ran).
+    Revoked(Vec<i32>),
+    /// The rebalance failed; librdkafka retries by itself.
+    Failed(String),
+}
+
+/// How far one partition is behind, from the latest statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: i32,
+    /// Offset the next produced message will get (`hi_offset`), when known.
+    pub high_watermark: Option<i64>,
+    /// The group's committed offset (next message to read), when there is one.
+    pub committed: Option<i64>,
+    /// Messages not yet committed: `high_watermark - committed`, or `high_watermark -
+    /// low_watermark` before the first commit (we start from the earliest offset).
+    pub consumer_lag: Option<i64>,
+}
+
+/// The [`ConsumerContext`] of a [`KafkaSource`](super::KafkaSource).
+pub struct SourceContext {
+    topic: String,
+    on_revoke: Option<RevokeHook>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    assigned: Vec<i32>,
+    events: Vec<RebalanceEvent>,
+    lag: BTreeMap<i32, PartitionLag>,
+}
+
+impl SourceContext {
+    pub(super) fn new(topic: String, on_revoke: Option<RevokeHook>) -> Self {
+        Self {
+            topic,
+            on_revoke,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A poisoned lock only means a callback panicked mid-update; the data is still usable.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn assigned(&self) -> Vec<i32> {
+        self.state().assigned.clone()
+    }
+
+    pub(super) fn take_events(&self) -> Vec<RebalanceEvent> {
+        std::mem::take(&mut self.state().events)
+    }
+
+    pub(super) fn lag(&self) -> Vec<PartitionLag> {
+        self.state().lag.values().copied().collect()
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    let mut parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    parts.sort_unstable();
+    parts
+}
+
+fn known(offset: i64) -> Option<i64> {
+    (offset >= 0).then_some(offset)
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, stats: Statistics) {
+        let Some(topic) = stats.topics.get(&self.topic) else {
+            return;
+        };
+        let mut lag = BTreeMap::new();
+        // Partition -1 is librdkafka's internal "unassigned" partition; `desired` marks the
+        // partitions this consumer was assigned.
+        for p in topic.partitions.values() {
+            if p.partition < 0 || !p.desired {
+                continue;
+            }
+            let high_watermark = known(p.hi_offset);
+            let committed = known(p.committed_offset);
+            let consumer_lag = match (high_watermark, committed) {
+                (Some(hi), Some(c)) => Some((hi - c).max(0)),
+                (Some(hi), None) => Some((hi - known(p.lo_offset).unwrap_or(0)).max(0)),
+                (None, _) => None,
+            };
+            lag.insert(
+                p.partition,
+                PartitionLag {
+                    partition: p.partition,
+                    high_watermark,
+                    committed,
+                    consumer_lag,
+                },
+            );
+        }
+        self.state().lag = lag;
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Broker loss shows up here first; librdkafka reconnects by itself.
+        tracing::warn!(topic = %self.topic, %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let revoked = partitions(tpl);
+        tracing::info!(topic = %self.topic, partitions = ?revoked, "kafka partitions revoked");
+        let Some(hook) = &self.on_revoke else {
+            return;
+        };
+        let durable = hook(&revoked);
+        if durable.is_empty() {
+            return;
+        }
+        let mut commit = TopicPartitionList::new();
+        for (partition, next) in durable {
+            if let Err(e) =
+                commit.add_partition_offset(&self.topic, partition, Offset::Offset(next))
+            {
+                tracing::warn!(partition, next, error = %e, "bad offset from revoke hook");
+            }
+        }
+        if let Err(error) = consumer.commit(&commit, CommitMode::Sync) {
+            // The next owner replays from the previous commit: duplicates, never a loss.
+            tracing::warn!(topic = %self.topic, %error, "commit on revoke failed");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut state = self.state();
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let parts = partitions(tpl);
+                tracing::info!(topic = %self.topic, partitions = ?parts, "kafka partitions assigned");
+                state.assigned = parts.clone();
+                state.events.push(RebalanceEvent::Assigned(parts));
+            }
+            Rebalance::Revoke(tpl) => {
+                let parts = partitions(tpl);
+                state.assigned.retain(|p| !parts.contains(p));
+                state.lag.retain(|p, _| !parts.contains(p));
+                state.events.push(RebalanceEvent::Revoked(parts));
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(topic = %self.topic, error = %e, "kafka rebalance failed");
+                state.events.push(RebalanceEvent::Failed(e.to_string()));
+            }
+        }
+    }
+}
