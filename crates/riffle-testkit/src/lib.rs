@@ -2,13 +2,17 @@
 //!
 //! - [`RedisServer`]: a private `redis-server` that tests can kill (`SIGKILL`), hang
 //!   (`SIGSTOP`/`SIGCONT`) and restart on the same port.
+//! - [`KafkaBroker`]: a private Kafka-protocol broker (`tansu`, in-memory storage) that
+//!   tests can create topics on, kill and hang.
 //! - [`free_port`]: a loopback port nobody listens on.
 //!
 //! No mocks: the fault tests of Riffle fault the real thing.
 #![forbid(unsafe_code)]
 
+mod kafka_broker;
 mod redis_server;
 
+pub use kafka_broker::KafkaBroker;
 pub use redis_server::RedisServer;
 
 use std::net::TcpListener;
