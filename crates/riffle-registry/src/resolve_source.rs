@@ -234,7 +234,7 @@ pub(crate) fn resolve_aggregation(
         (None, _) => {
             p.add(
                 format!("{path}.field"),
-                format!("is required for {}", kind.name()),
+                format!("is required for {}", kind.as_str()),
             );
             None
         }
@@ -266,7 +266,7 @@ pub(crate) fn resolve_aggregation(
                 format!("{path}.type"),
                 format!(
                     "{} produces {ty}, the feature is declared {}",
-                    kind.name(),
+                    kind.as_str(),
                     feature.ty
                 ),
             );
@@ -298,7 +298,7 @@ fn check_types(
                 format!("{path}.field"),
                 format!(
                     "{} needs a numeric field, {:?} is {}",
-                    kind.name(),
+                    kind.as_str(),
                     field.name,
                     field.ty
                 ),

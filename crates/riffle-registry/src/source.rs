@@ -93,7 +93,7 @@ impl AggregationKind {
         })
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Count => "count",
             Self::Sum => "sum",
@@ -103,6 +103,22 @@ impl AggregationKind {
             Self::Last => "last",
             Self::DistinctCount => "distinct_count",
         }
+    }
+
+    /// Whether the field must hold a number (`sum`, `mean`, `min`, `max`).
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Self::Sum | Self::Mean | Self::Min | Self::Max)
+    }
+
+    /// Whether a field is required (every kind but `count`).
+    pub fn needs_field(self) -> bool {
+        self != Self::Count
+    }
+}
+
+impl std::fmt::Display for AggregationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,59 +1,13 @@
 //! Feature declarations: what to aggregate, over which window, cut into which tiles; and the
 //! engine's configuration, validated all at once.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::hash::StableHasher;
 use super::tile::TileGrid;
 
-/// How a window's events become one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AggregationKind {
-    Count,
-    Sum,
-    Mean,
-    Min,
-    Max,
-    Last,
-    DistinctCount,
-}
-
-impl AggregationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AggregationKind::Count => "count",
-            AggregationKind::Sum => "sum",
-            AggregationKind::Mean => "mean",
-            AggregationKind::Min => "min",
-            AggregationKind::Max => "max",
-            AggregationKind::Last => "last",
-            AggregationKind::DistinctCount => "distinct_count",
-        }
-    }
-
-    /// Whether the field must hold a number (`sum`, `mean`, `min`, `max`).
-    pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            AggregationKind::Sum
-                | AggregationKind::Mean
-                | AggregationKind::Min
-                | AggregationKind::Max
-        )
-    }
-
-    /// Whether a field is required (every kind but `count`).
-    pub fn needs_field(self) -> bool {
-        self != AggregationKind::Count
-    }
-}
-
-impl fmt::Display for AggregationKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How a window's events become one value: the registry's declaration, used as is.
+pub use riffle_registry::AggregationKind;
 
 /// One window feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
