@@ -11,7 +11,10 @@
 //!   later row of an entity never overtaken by an earlier one, and every batch's outcome
 //!   reported with the input lines it carried.
 //!
-//! Still to come here (not built yet): the Kafka, file-tail and HTTP-push sources, event
+//! - [`source`]: event sources; so far the Kafka consumer-group source (explicit commits
+//!   after the store is durable, rebalance hook, lag from librdkafka's statistics).
+//!
+//! Still to come here (not built yet): the file-tail and HTTP-push sources, event
 //! decoding, window aggregation with durable state, lag tracking and the dead-letter sink.
 #![forbid(unsafe_code)]
 

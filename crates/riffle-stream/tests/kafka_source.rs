@@ -1,6 +1,7 @@
 //! The Kafka source against a real broker (`tansu` through the test kit): reading a
 //! partitioned topic, committing and resuming, redelivery of what was not committed,
-//! sharing partitions in a group, handing them over on revoke, and lag from statistics.
+//! sharing partitions in a group, handing them over on revoke, lag from statistics, and
+//! retryable errors when the broker is gone.
 //!
 //! The producer here is test-only (rdkafka's `BaseProducer`), so the test kit stays free of
 //! a Kafka client. No timing asserts: every wait is a poll loop with a generous deadline.
@@ -383,4 +384,28 @@ fn lag_counts_uncommitted_messages_from_statistics() {
     let rest = read_until(&mut source, |s, _| total(s) == 0);
     assert!(rest.is_empty());
     assert_eq!(total(&source), 0, "{:?}", source.lag());
+}
+
+#[test]
+fn broker_loss_gives_retryable_errors() {
+    let (mut broker, producer) = setup("ticks");
+    let sent = messages("t", 10);
+    producer.send(&sent);
+    let mut source = connect(&broker, "ticks");
+    let read = read_until(&mut source, |_, r| r.len() >= sent.len());
+    assert_eq!(read.len(), sent.len());
+
+    broker.kill();
+    let deadline = Instant::now() + DEADLINE;
+    let mut errors = Vec::new();
+    while errors.len() < 3 && Instant::now() < deadline {
+        match source.poll_batch(10, POLL) {
+            Ok(batch) => assert!(batch.is_empty(), "messages from a dead broker"),
+            Err(e) => errors.push(e),
+        }
+    }
+    assert!(!errors.is_empty(), "the loss is reported");
+    assert!(errors.iter().all(|e| e.retryable()), "{errors:?}");
+    let commit = source.commit(&next_offsets(&read));
+    assert!(commit.as_ref().is_err_and(|e| e.retryable()), "{commit:?}");
 }
