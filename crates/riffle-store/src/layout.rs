@@ -5,10 +5,21 @@
 //!   entity lands in the same slot, so one entity's groups are read in one call on any node.
 //! - One hash field per feature group and schema version: `<group>@<version>`.
 //! - The field's value is one encoded row ([`crate::codec`]).
+//! - Fields starting with `~` ([`STATE_PREFIX`]) are pipeline state, never rows: `~<source>`
+//!   holds `riffle ingest`'s per-entity window state and source positions, written in the
+//!   same command as the entity's rows.
 //! - The hash's TTL is the longest TTL among the entity's groups plus jitter, refreshed on
 //!   every write; each group's own TTL is enforced at read time from the row's computed-at.
 
 use riffle_registry::FeatureGroup;
+
+/// First character of every pipeline-state field; no group name can start with it.
+pub const STATE_PREFIX: &str = "~";
+
+/// The hash field holding a source's pipeline state for an entity: `~<source>`.
+pub fn state_field(source: &str) -> String {
+    format!("{STATE_PREFIX}{source}")
+}
 
 /// The store key of one entity.
 pub fn entity_key(project: &str, entity: &str, id: &str) -> String {

@@ -23,5 +23,5 @@ mod url;
 
 pub use codec::{DecodeError, GroupRow};
 pub use error::StoreError;
-pub use store::{EntityRead, OnlineStore, RowRead, RowWrite, StoreInfo, StoreLimits};
+pub use store::{EntityRead, OnlineStore, RowRead, RowWrite, StateWrite, StoreInfo, StoreLimits};
 pub use url::{StoreUrl, UrlError};

@@ -71,6 +71,19 @@ pub struct RowWrite {
     pub row: GroupRow,
 }
 
+/// Pipeline state to write beside an entity's rows: one reserved field (starting with
+/// [`layout::STATE_PREFIX`]) of the entity's own key, written in the same command as the
+/// entity's rows (see [`OnlineStore::write_with_state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateWrite {
+    pub id: EntityId,
+    /// Index of the entity in the registry.
+    pub entity: usize,
+    /// The field, e.g. `~transactions` ([`layout::state_field`]).
+    pub field: String,
+    pub bytes: Vec<u8>,
+}
+
 /// Backend-neutral read of some fields of one key.
 pub(crate) struct KeyRead {
     pub key: String,
@@ -82,6 +95,16 @@ pub(crate) struct KeyWrite {
     pub key: String,
     pub fields: Vec<(String, Vec<u8>)>,
     pub ttl: Duration,
+}
+
+impl KeyWrite {
+    fn new(key: String, ttl: Duration) -> Self {
+        Self {
+            key,
+            fields: Vec::new(),
+            ttl,
+        }
+    }
 }
 
 enum Backend {
@@ -228,27 +251,62 @@ impl OnlineStore {
     /// Writes rows in one round trip. Rows of one entity share one key and one command.
     /// Every row is checked against its group's schema before anything is written.
     pub async fn write(&self, writes: &[RowWrite]) -> Result<(), StoreError> {
+        self.write_with_state(writes, &[]).await
+    }
+
+    /// Writes rows and pipeline state in one round trip. All the fields of one entity (its
+    /// rows and its state) go in one command to its one key (one `HSET` in Redis, one
+    /// transaction in the embedded store), so a crash never keeps one without the other.
+    /// Keys get the same TTL (plus jitter) as [`OnlineStore::write`]. A state field must
+    /// start with [`layout::STATE_PREFIX`], so it can never shadow a row.
+    pub async fn write_with_state(
+        &self,
+        writes: &[RowWrite],
+        states: &[StateWrite],
+    ) -> Result<(), StoreError> {
         // A block, so the `ThreadRng` (not `Send`) is gone before the await and `write`
         // can run inside a spawned task (every axum handler).
         let keys: Vec<KeyWrite> = {
             let mut by_key: HashMap<String, KeyWrite> = HashMap::new();
             let mut rng = rand::rng();
+            let mut entry = |entity: usize, id: &str| {
+                let key = layout::entity_key(
+                    &self.registry.project,
+                    &self.registry.entities[entity].name,
+                    id,
+                );
+                let base = self.registry.entity_key_ttl(entity);
+                let jitter = base.mul_f64(self.limits.ttl_jitter * rng.random::<f64>());
+                (key, base + jitter)
+            };
             for w in writes {
                 let group = &self.registry.groups[w.group];
-                let entity = &self.registry.entities[group.entity];
                 let bytes = codec::encode(group, &w.row)
                     .map_err(|e| StoreError::Config(format!("group {}: {e}", group.name)))?;
-                let key = layout::entity_key(&self.registry.project, &entity.name, w.id.as_str());
-                let entry = by_key.entry(key.clone()).or_insert_with(|| {
-                    let base = self.registry.entity_key_ttl(group.entity);
-                    let jitter = base.mul_f64(self.limits.ttl_jitter * rng.random::<f64>());
-                    KeyWrite {
-                        key,
-                        fields: Vec::new(),
-                        ttl: base + jitter,
-                    }
-                });
-                entry.fields.push((self.fields[w.group].clone(), bytes));
+                let (key, ttl) = entry(group.entity, w.id.as_str());
+                by_key
+                    .entry(key.clone())
+                    .or_insert_with(|| KeyWrite::new(key, ttl))
+                    .fields
+                    .push((self.fields[w.group].clone(), bytes));
+            }
+            for s in states {
+                if !s.field.starts_with(layout::STATE_PREFIX) {
+                    return Err(StoreError::Config(format!(
+                        "state field {:?} must start with {:?}",
+                        s.field,
+                        layout::STATE_PREFIX
+                    )));
+                }
+                if s.entity >= self.registry.entities.len() {
+                    return Err(StoreError::Config(format!("no entity #{}", s.entity)));
+                }
+                let (key, ttl) = entry(s.entity, s.id.as_str());
+                by_key
+                    .entry(key.clone())
+                    .or_insert_with(|| KeyWrite::new(key, ttl))
+                    .fields
+                    .push((s.field.clone(), s.bytes.clone()));
             }
             by_key.into_values().collect()
         };
@@ -259,6 +317,40 @@ impl OnlineStore {
             }
         })
         .await
+    }
+
+    /// Reads one raw field (pipeline state, see [`StateWrite`]) of many entities of one
+    /// kind in one round trip: one answer per id, in order, `None` where the key or field
+    /// is absent (or the key expired). Runs under the write timeout: it is a pipeline's
+    /// batch call, not a serving one.
+    pub async fn read_raw_fields(
+        &self,
+        entity: usize,
+        ids: &[&str],
+        field: &str,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let Some(kind) = self.registry.entities.get(entity) else {
+            return Err(StoreError::Config(format!("no entity #{entity}")));
+        };
+        let keys: Vec<KeyRead> = ids
+            .iter()
+            .map(|id| KeyRead {
+                key: layout::entity_key(&self.registry.project, &kind.name, id),
+                fields: vec![field.to_owned()],
+            })
+            .collect();
+        let raw = self
+            .guarded(self.limits.write_timeout, async {
+                match &self.backend {
+                    Backend::Embedded(s) => s.read(&keys),
+                    Backend::Redis(s) => s.read(&keys).await,
+                }
+            })
+            .await?;
+        Ok(raw
+            .into_iter()
+            .map(|mut fields| fields.pop().flatten())
+            .collect())
     }
 
     /// Checks the store answers; returns the round-trip time.
