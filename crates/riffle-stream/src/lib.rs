@@ -1,21 +1,26 @@
 //! The stream room: everything that puts feature rows into the online store.
 //!
-//! Built so far:
 //! - [`bulk_load`]: loads precomputed rows of one feature group from a CSV or NDJSON file
-//!   (`riffle load`), validating every row against the registry, skipping (or, when strict,
-//!   stopping at) bad rows with their line numbers, and writing pipelined batches.
+//!   (`riffle load`), validating every row against the registry, skipping bad rows with
+//!   their line numbers (a strict load writes nothing if any row is bad), and writing
+//!   pipelined batches.
+//! - [`writer`]: the pipelined batch writer: a few batches in flight, a later row of an
+//!   entity never overtaken by an earlier one, every batch's outcome reported with the input
+//!   lines it carried.
 //! - [`generator`]: a deterministic synthetic population for any registry (type-driven,
-//!   with a power-law activity distribution), plus a "tick" that moves the fast groups of
-//!   the most active entities, as `riffle demo` needs.
-//! - [`writer`]: the pipelined batch writer both of them use: a few batches in flight, a
-//!   later row of an entity never overtaken by an earlier one, and every batch's outcome
-//!   reported with the input lines it carried.
-//!
+//!   power-law activity), plus a "tick" that moves the fast groups of the most active
+//!   entities, as `riffle demo` needs.
 //! - [`source`]: event sources; so far the Kafka consumer-group source (explicit commits
 //!   after the store is durable, rebalance hook, lag from librdkafka's statistics).
+//! - [`decode`]: one event payload into a typed event by its source's schema, or a typed
+//!   rejection.
+//! - [`window`]: tiled sliding-window aggregation with expiry timers and per-entity
+//!   snapshots (a pure library: no I/O, no clock).
+//! - [`dead_letter`]: where rejected events go, with their reason.
 //!
-//! Still to come here (not built yet): the file-tail and HTTP-push sources, event
-//! decoding, window aggregation with durable state, lag tracking and the dead-letter sink.
+//! Still to come: the ingest pipeline that joins a source, the decoder, the window engine
+//! and the store with exactly-once replay; the HTTP-push and generator sources; lag and
+//! watermark publication.
 #![forbid(unsafe_code)]
 
 pub mod bulk_load;
