@@ -27,6 +27,7 @@ pub mod bulk_load;
 pub mod dead_letter;
 pub mod decode;
 pub mod generator;
+pub mod pipeline;
 pub mod source;
 pub mod window;
 pub mod writer;

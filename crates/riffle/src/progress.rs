@@ -25,6 +25,16 @@ pub fn counter(len: u64, unit: &str) -> ProgressBar {
     )
 }
 
+/// A spinner with a message: `[00:00:02] events: 40000 read, ...`.
+pub fn spinner() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("[{elapsed_precise}] {spinner} {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// Draws a `riffle load` as bytes of the file read, with row counts.
 pub struct LoadBar(ProgressBar);
 

@@ -2,9 +2,11 @@
 //!
 //! - [`serve`]: the HTTP feature server.
 //! - [`load`]: bulk-load precomputed rows of one group from CSV or NDJSON.
+//! - [`ingest`]: replay NDJSON events of a source through the window pipeline.
 //! - [`demo`]: the fraud example, self-contained: synthetic users, a server, moving values.
 
 pub mod demo;
+pub mod ingest;
 pub mod load;
 pub mod serve;
 
@@ -26,6 +28,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Bulk-load precomputed feature rows of one group from a CSV or NDJSON file.
     Load(load::LoadArgs),
+    /// Replay NDJSON events of one source into window features, exactly-once in effect.
+    Ingest(ingest::IngestArgs),
     /// Run the fraud example end to end: synthetic users on the embedded store, served.
     Demo(demo::DemoArgs),
 }
@@ -34,6 +38,7 @@ pub async fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Load(args) => load::run(args).await,
+        Command::Ingest(args) => ingest::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

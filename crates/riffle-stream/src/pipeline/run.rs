@@ -1,0 +1,336 @@
+//! The ingest loop: numbered lines in; decode, load unseen entities' state, apply what was
+//! not applied before, and every flush write each changed entity's rows and state in one
+//! command. See the module docs of [`super`] for why this is exactly-once in effect.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riffle_core::{EntityId, Timestamp};
+use riffle_registry::Registry;
+use riffle_store::layout::state_field;
+use riffle_store::{GroupRow, OnlineStore, RowWrite, StateWrite, StoreError};
+use tokio::sync::mpsc;
+
+use super::input::Line;
+use super::specs::{to_window_event, SpecMap};
+use super::state::{self, Positions, StateError};
+use super::summary::IngestSummary;
+use crate::dead_letter::{DeadLetter, FileDeadLetterSink};
+use crate::decode::{Decoder, Rejection};
+use crate::window::{ConfigError, Rejected, WindowEngine};
+
+/// Entities per store call (state reads and row+state writes).
+const STORE_CHUNK: usize = 1000;
+
+/// Why a run stopped. Bad events never stop it: they are dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("no source #{0} in the registry")]
+    NoSource(usize),
+    #[error("source {0:?} feeds no feature group with aggregations")]
+    NoFeatures(String),
+    #[error(transparent)]
+    Specs(#[from] ConfigError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("reading the input: {0}")]
+    Read(std::io::Error),
+    #[error("dead-letter sink {path}: {error}")]
+    DeadLetter {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("stored state of {entity} cannot be read ({error}); remove its field to rebuild it")]
+    CorruptState { entity: String, error: String },
+}
+
+impl PipelineError {
+    /// Worth retrying the run (the store or the disk was unhealthy); the others need a fix.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(_) | Self::Read(_) | Self::DeadLetter { .. }
+        )
+    }
+}
+
+/// What one run needs besides the store and the input.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Index into `registry.sources`.
+    pub source: usize,
+    pub stream_id: u64,
+    pub dead_letter: PathBuf,
+    pub flush_interval: Duration,
+    pub flush_max_events: usize,
+}
+
+/// One run of the pipeline over one input.
+struct Pipeline {
+    registry: Arc<Registry>,
+    store: Arc<OnlineStore>,
+    options: PipelineOptions,
+    decoder: Decoder,
+    map: SpecMap,
+    engine: WindowEngine,
+    /// Positions of every entity seen this run (loaded from the store on first sight).
+    known: HashMap<EntityId, Positions>,
+    field: String,
+    sink: FileDeadLetterSink,
+    /// Largest event time applied this run.
+    watermark: Option<Timestamp>,
+    summary: IngestSummary,
+}
+
+/// Runs the pipeline until `lines` ends and everything is durable; `progress` sees the
+/// summary after every flush.
+pub async fn run(
+    registry: Arc<Registry>,
+    store: Arc<OnlineStore>,
+    options: PipelineOptions,
+    mut lines: mpsc::Receiver<std::io::Result<Vec<Line>>>,
+    progress: &mut dyn FnMut(&IngestSummary),
+) -> Result<IngestSummary, PipelineError> {
+    let started = Instant::now();
+    let mut p = Pipeline::new(registry, store, options)?;
+    let mut pending = 0usize;
+    let mut last_flush = Instant::now();
+    let mut open = true;
+    while open {
+        let deadline = tokio::time::Instant::from_std(last_flush + p.options.flush_interval);
+        let mut batch = Vec::new();
+        while open && pending + batch.len() < p.options.flush_max_events {
+            match tokio::time::timeout_at(deadline, lines.recv()).await {
+                Ok(Some(Ok(chunk))) => batch.extend(chunk),
+                Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
+                Ok(None) => open = false,
+                Err(_) => break,
+            }
+        }
+        pending += batch.len();
+        p.apply(batch).await?;
+        if !open || pending >= p.options.flush_max_events || Instant::now() >= deadline.into_std() {
+            p.flush().await?;
+            pending = 0;
+            last_flush = Instant::now();
+            p.summary.elapsed = started.elapsed();
+            progress(&p.summary);
+        }
+    }
+    p.summary.complete = true;
+    p.summary.elapsed = started.elapsed();
+    Ok(p.summary)
+}
+
+impl Pipeline {
+    fn new(
+        registry: Arc<Registry>,
+        store: Arc<OnlineStore>,
+        options: PipelineOptions,
+    ) -> Result<Self, PipelineError> {
+        let source = registry
+            .sources
+            .get(options.source)
+            .ok_or(PipelineError::NoSource(options.source))?;
+        let map = SpecMap::new(&registry, options.source);
+        if map.config.specs.is_empty() {
+            return Err(PipelineError::NoFeatures(source.name.clone()));
+        }
+        let mut engine = WindowEngine::new(map.config.clone())?;
+        engine.advance(Timestamp::now());
+        let sink = FileDeadLetterSink::open(&options.dead_letter).map_err(|error| {
+            PipelineError::DeadLetter {
+                path: options.dead_letter.clone(),
+                error,
+            }
+        })?;
+        let summary = IngestSummary {
+            source: source.name.clone(),
+            stream_id: options.stream_id,
+            dead_letter_path: options.dead_letter.display().to_string(),
+            ..IngestSummary::default()
+        };
+        Ok(Self {
+            decoder: Decoder::new(&registry, source),
+            field: state_field(&source.name),
+            registry,
+            store,
+            options,
+            map,
+            engine,
+            known: HashMap::new(),
+            sink,
+            watermark: None,
+            summary,
+        })
+    }
+
+    fn dead_letter(
+        &mut self,
+        rejection: &Rejection,
+        line: u64,
+        payload: &[u8],
+    ) -> Result<(), PipelineError> {
+        *self
+            .summary
+            .dead_lettered
+            .entry(rejection.reason())
+            .or_default() += 1;
+        let source = &self.registry.sources[self.options.source].name;
+        let letter = DeadLetter::new(rejection, source, format!("line {line}"), payload);
+        self.sink
+            .write(&letter)
+            .map_err(|error| PipelineError::DeadLetter {
+                path: self.options.dead_letter.clone(),
+                error,
+            })
+    }
+
+    /// Decodes and applies a batch of lines (not yet durable: see [`Pipeline::flush`]).
+    async fn apply(&mut self, batch: Vec<Line>) -> Result<(), PipelineError> {
+        self.summary.events_read += batch.len() as u64;
+        let mut events = Vec::with_capacity(batch.len());
+        for (line, payload) in batch {
+            match self.decoder.decode(&payload, None) {
+                Ok(event) => events.push((line, event, payload)),
+                Err(rejection) => self.dead_letter(&rejection, line, &payload)?,
+            }
+        }
+        let mut unseen: Vec<EntityId> = Vec::new();
+        let mut seen_now = HashSet::new();
+        for (_, e, _) in &events {
+            if !self.known.contains_key(&e.entity) && seen_now.insert(e.entity.clone()) {
+                unseen.push(e.entity.clone());
+            }
+        }
+        self.load(&unseen).await?;
+        let now = Timestamp::now();
+        let stream = self.options.stream_id;
+        let registry = self.registry.clone();
+        let source = &registry.sources[self.options.source];
+        for (line, event, payload) in events {
+            let Some(positions) = self.known.get_mut(&event.entity) else {
+                continue; // unreachable: `load` registered every unseen entity
+            };
+            if positions.applied(stream, line) {
+                self.summary.already_applied += 1;
+                continue;
+            }
+            let event = to_window_event(source, event);
+            match self.engine.ingest(&event, now) {
+                Ok(()) => {
+                    positions.record(stream, line);
+                    self.summary.applied += 1;
+                    let t = event.time.min(now);
+                    self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
+                }
+                Err(rejected) => {
+                    let rejection = to_rejection(&rejected);
+                    self.dead_letter(&rejection, line, &payload)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the stored state of entities seen for the first time this run, restores their
+    /// windows and remembers their positions.
+    async fn load(&mut self, ids: &[EntityId]) -> Result<(), PipelineError> {
+        let entity = self.registry.sources[self.options.source].entity;
+        for chunk in ids.chunks(STORE_CHUNK) {
+            let names: Vec<&str> = chunk.iter().map(EntityId::as_str).collect();
+            let stored = self
+                .store
+                .read_raw_fields(entity, &names, &self.field)
+                .await?;
+            for (id, bytes) in chunk.iter().zip(stored) {
+                let positions = match bytes {
+                    None => Positions::default(),
+                    Some(bytes) => {
+                        let corrupt = |error: String| PipelineError::CorruptState {
+                            entity: id.as_str().to_owned(),
+                            error,
+                        };
+                        let (positions, snapshot) = state::decode(&bytes)
+                            .map_err(|e: StateError| corrupt(e.to_string()))?;
+                        if !snapshot.is_empty() {
+                            self.engine
+                                .restore_entity(id.clone(), snapshot)
+                                .map_err(|e| corrupt(e.to_string()))?;
+                        }
+                        self.summary.entities_loaded += 1;
+                        positions
+                    }
+                };
+                self.known.insert(id.clone(), positions);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the engine clock to now and writes every entity whose values changed (new
+    /// events, or windows that moved) — rows and state in one command per entity — then
+    /// makes the dead letters durable.
+    async fn flush(&mut self) -> Result<(), PipelineError> {
+        let now = Timestamp::now();
+        let mut ids = self.engine.advance(now);
+        ids.extend(self.engine.take_dirty());
+        let mut unique = HashSet::with_capacity(ids.len());
+        ids.retain(|id| unique.insert(id.clone()));
+        let event_ts = self.watermark.unwrap_or(now).min(now);
+        let entity = self.registry.sources[self.options.source].entity;
+        for chunk in ids.chunks(STORE_CHUNK) {
+            let mut rows = Vec::with_capacity(chunk.len() * self.map.groups.len());
+            let mut states = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                let values = self.engine.values(id, now);
+                for (g, (gid, _)) in self.map.groups.iter().enumerate() {
+                    rows.push(RowWrite {
+                        id: id.clone(),
+                        group: *gid,
+                        row: GroupRow {
+                            event_ts,
+                            computed_at: now,
+                            values: self.map.row_values(&self.registry, g, &values),
+                        },
+                    });
+                }
+                // Every entity in the engine came through `load`, so its positions are known.
+                if let Some(positions) = self.known.get(id) {
+                    let snapshot = self.engine.snapshot_entity(id).unwrap_or_default();
+                    states.push(StateWrite {
+                        id: id.clone(),
+                        entity,
+                        field: self.field.clone(),
+                        bytes: state::encode(positions, &snapshot),
+                    });
+                }
+            }
+            self.store.write_with_state(&rows, &states).await?;
+            self.summary.rows_written += rows.len() as u64;
+            self.summary.entities_written += chunk.len() as u64;
+        }
+        self.sink
+            .flush()
+            .map_err(|error| PipelineError::DeadLetter {
+                path: self.options.dead_letter.clone(),
+                error,
+            })?;
+        self.summary.flushes += 1;
+        Ok(())
+    }
+}
+
+/// The engine's refusal as a dead-letter rejection.
+fn to_rejection(rejected: &Rejected) -> Rejection {
+    let detail = rejected.to_string();
+    match rejected {
+        Rejected::TooLate { .. } => Rejection::TooLate(detail),
+        Rejected::FromFuture { .. } => Rejection::FromFuture(detail),
+        Rejected::NotNumeric { .. } | Rejected::NotFinite { .. } => {
+            Rejection::SchemaMismatch(detail)
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The account of an ingest run: events read, applied, skipped as already applied,
+//! dead-lettered by reason, rows written; updated after every flush for progress lines.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Everything an ingest run did so far.
+/// `events_read = applied + already_applied + dead_lettered_total()`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    pub source: String,
+    /// The input's stream id (see [`super::input`]).
+    pub stream_id: u64,
+    /// Non-blank input lines.
+    pub events_read: u64,
+    /// Events the window engine took.
+    pub applied: u64,
+    /// Events an earlier run applied already (their entity's state holds the position).
+    pub already_applied: u64,
+    /// Dead-lettered events per reason (`undecodable`, `schema_mismatch`, `too_late`, ...).
+    pub dead_lettered: BTreeMap<&'static str, u64>,
+    /// Group rows written, and entities whose rows and state were written.
+    pub rows_written: u64,
+    pub entities_written: u64,
+    /// Entities whose state was loaded from the store.
+    pub entities_loaded: u64,
+    pub flushes: u64,
+    pub dead_letter_path: String,
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+    pub elapsed: Duration,
+    /// Set once every event is durable.
+    pub complete: bool,
+}
+
+impl IngestSummary {
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.dead_lettered.values().sum()
+    }
+
+    pub fn events_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.events_read as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
