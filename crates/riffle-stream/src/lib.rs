@@ -17,10 +17,11 @@
 //! - [`window`]: tiled sliding-window aggregation with expiry timers and per-entity
 //!   snapshots (a pure library: no I/O, no clock).
 //! - [`dead_letter`]: where rejected events go, with their reason.
+//! - [`pipeline`]: `riffle ingest --from`: decoder, window engine and store joined, with
+//!   exactly-once replay via per-entity positions stored beside the rows.
 //!
-//! Still to come: the ingest pipeline that joins a source, the decoder, the window engine
-//! and the store with exactly-once replay; the HTTP-push and generator sources; lag and
-//! watermark publication.
+//! Still to come: feeding the pipeline from the Kafka source; the HTTP-push and generator
+//! sources; lag and watermark publication.
 #![forbid(unsafe_code)]
 
 pub mod bulk_load;
