@@ -229,3 +229,25 @@ fn sigkill_at_random_moments_then_rerun_equals_one_clean_run() {
         assert_eq!(a.values, b.values, "{user}");
     }
 }
+
+#[test]
+fn usage_errors_exit_2() {
+    let mut cmd = TestCommand::new();
+    let config = cmd.write("riffle.toml", REGISTRY);
+    let file = cmd.write("events.ndjson", "");
+    cmd.arg("ingest")
+        .arg("--config")
+        .arg(&config)
+        .args(["--source", "nope", "--from"])
+        .arg(&file);
+    let (_, stderr) = cmd.expect_code(2);
+    assert!(stderr.contains("no source \"nope\""), "{stderr}");
+
+    let mut cmd = TestCommand::new();
+    cmd.arg("ingest")
+        .arg("--config")
+        .arg(&config)
+        .args(["--from", "missing.ndjson"]);
+    let (_, stderr) = cmd.expect_code(2);
+    assert!(stderr.contains("cannot open missing.ndjson"), "{stderr}");
+}
