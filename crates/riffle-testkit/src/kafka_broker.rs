@@ -9,10 +9,11 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, signal};
+use crate::free_port;
+use crate::process::Process;
 
 /// The `tansu` binary: `$TANSU` or `tansu` on the `PATH` (installed by `scripts/test.sh`).
 fn tansu_bin() -> String {
@@ -33,10 +34,9 @@ const TANSU_ENV: &[&str] = &[
 /// A `tansu` broker on a free loopback port, keeping messages in memory (gone when it
 /// stops), killed on `Drop`.
 pub struct KafkaBroker {
-    child: Option<Child>,
+    process: Process,
     port: u16,
     dir: tempfile::TempDir,
-    paused: bool,
 }
 
 impl KafkaBroker {
@@ -46,10 +46,9 @@ impl KafkaBroker {
         // A free port can be taken between the check and the bind: try a few.
         for _ in 0..5 {
             let mut broker = Self {
-                child: None,
+                process: Process::default(),
                 port: free_port(),
                 dir: tempfile::tempdir()?,
-                paused: false,
             };
             match broker.spawn() {
                 Ok(()) => return Ok(broker),
@@ -80,17 +79,14 @@ impl KafkaBroker {
             .stderr(Stdio::from(log))
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot run {}: {e}", tansu_bin())))?;
-        self.child = Some(child);
+        self.process.set(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(std::io::Error::other(format!(
-                        "tansu exited: {status}: {}",
-                        self.log()
-                    )));
-                }
+            if let Some(status) = self.process.exited()? {
+                return Err(std::io::Error::other(format!(
+                    "tansu exited: {status}: {}",
+                    self.log()
+                )));
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
@@ -118,7 +114,7 @@ impl KafkaBroker {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.process.pid()
     }
 
     fn log_path(&self) -> PathBuf {
@@ -177,38 +173,17 @@ impl KafkaBroker {
 
     /// `SIGKILL`: the broker disappears, and with it every message (memory storage).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if self.paused {
-                let _ = signal(child.id(), "CONT");
-                self.paused = false;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// `SIGSTOP`: the broker hangs with its connections open.
     pub fn pause(&mut self) {
-        if let Some(pid) = self.pid() {
-            if signal(pid, "STOP").is_ok() {
-                self.paused = true;
-            }
-        }
+        self.process.pause();
     }
 
     /// `SIGCONT` after [`pause`](Self::pause).
     pub fn resume(&mut self) {
-        if let Some(pid) = self.pid() {
-            if signal(pid, "CONT").is_ok() {
-                self.paused = false;
-            }
-        }
-    }
-}
-
-impl Drop for KafkaBroker {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.resume();
     }
 }
 

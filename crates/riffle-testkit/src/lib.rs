@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod kafka_broker;
+mod process;
 mod redis_server;
 
 pub use kafka_broker::KafkaBroker;

@@ -3,18 +3,18 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, signal};
+use crate::free_port;
+use crate::process::Process;
 
 /// A `redis-server` on a free loopback port, with no persistence, in its own temp dir.
 pub struct RedisServer {
-    child: Option<Child>,
+    process: Process,
     port: u16,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
-    paused: bool,
     tls: bool,
 }
 
@@ -30,11 +30,10 @@ impl RedisServer {
         // A free port can be taken between the check and the bind: try a few.
         for _ in 0..5 {
             let mut server = Self {
-                child: None,
+                process: Process::default(),
                 port: free_port(),
                 dir: tempfile::tempdir()?,
                 extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-                paused: false,
                 tls: false,
             };
             match server.spawn() {
@@ -74,7 +73,7 @@ impl RedisServer {
         let cert = dir.path().join("cert.pem").display().to_string();
         let key = dir.path().join("key.pem").display().to_string();
         let mut server = Self {
-            child: None,
+            process: Process::default(),
             port: free_port(),
             dir,
             extra_args: [
@@ -90,7 +89,6 @@ impl RedisServer {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-            paused: false,
             tls: true,
         };
         server.spawn()?;
@@ -123,20 +121,17 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        self.child = Some(child);
+        self.process.set(child);
         self.wait_ready(Duration::from_secs(5))
     }
 
     fn wait_ready(&mut self, limit: Duration) -> std::io::Result<()> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(std::io::Error::other(format!(
-                        "redis-server exited at start: {status}"
-                    )));
-                }
+            if let Some(status) = self.process.exited()? {
+                return Err(std::io::Error::other(format!(
+                    "redis-server exited at start: {status}"
+                )));
             }
             if self.answers_ping() {
                 return Ok(());
@@ -176,7 +171,7 @@ impl RedisServer {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.process.pid()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -185,32 +180,17 @@ impl RedisServer {
 
     /// `SIGKILL`: the server is gone at once, connections reset.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if self.paused {
-                let _ = signal(child.id(), "CONT");
-                self.paused = false;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// `SIGSTOP`: the server hangs with its connections open (the honest timeout test).
     pub fn pause(&mut self) {
-        if let Some(pid) = self.pid() {
-            if signal(pid, "STOP").is_ok() {
-                self.paused = true;
-            }
-        }
+        self.process.pause();
     }
 
     /// `SIGCONT` after [`pause`](Self::pause).
     pub fn resume(&mut self) {
-        if let Some(pid) = self.pid() {
-            if signal(pid, "CONT").is_ok() {
-                self.paused = false;
-            }
-        }
+        self.process.resume();
     }
 
     /// Starts the server again on the same port after [`kill`](Self::kill). Its data is
@@ -229,12 +209,6 @@ impl RedisServer {
         }
         let out = cmd.args(args).output()?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
