@@ -1,14 +1,16 @@
 //! Freshness evaluation: how old a stored row is at serve time, and what that makes of its
 //! values, by the group's own SLOs from the registry (never a hard-coded constant).
 //!
-//! age = now − row.event_ts; age ≤ `freshness_slo` → `fresh`; ≤ `staleness_limit` →
-//! `stale` (value still served); beyond → `expired` (the training default is served).
+//! age = now − basis; age ≤ `freshness_slo` → `fresh`; ≤ `staleness_limit` → `stale`
+//! (value still served); beyond → `expired` (the training default is served). The basis is
+//! the source's published watermark for groups fed by a source, else the row's event time
+//! (chosen by [`crate::watermarks::WatermarkBoard::basis`]).
 
 use riffle_core::{Timestamp, ValueStatus};
 use riffle_registry::FeatureGroup;
 
-/// Status of a stored row of `group` with event time `event_ts`, seen at `now`, and its age
-/// in milliseconds.
+/// Status of a stored row of `group` exact as of `event_ts`, seen at `now`, and its age in
+/// milliseconds.
 pub fn evaluate(group: &FeatureGroup, event_ts: Timestamp, now: Timestamp) -> (ValueStatus, u64) {
     let age = event_ts.age_at(now);
     let status = if age <= group.freshness_slo.as_millis() as u64 {

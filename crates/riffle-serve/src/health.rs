@@ -1,7 +1,8 @@
 //! `GET /health`: what an on-call engineer asks first. Store kind and reachability (a ping
 //! under the store timeout, cached for a second so a scraping load balancer cannot hammer
 //! the store), breaker state, in-flight use against its bounds, cache hit rate, and the
-//! freshness last observed per group.
+//! freshness last observed per group, with what it is measured from (a stream group's
+//! source watermark, or the row's event time) and the watermark's age.
 //!
 //! It answers **200 even when degraded**: Riffle keeps serving training defaults while the
 //! store is down, so taking the server out of a load balancer would turn a degraded answer
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::breaker::BreakerState;
 use crate::state::AppState;
+use crate::watermarks::Basis;
 
 /// How long a ping answer is reused.
 const PING_CACHE: Duration = Duration::from_secs(1);
@@ -112,6 +114,13 @@ pub struct GroupHealth {
     pub last_served_ms_ago: Option<u64>,
     /// `fresh` / `stale` / `expired` for that last age, or `unknown`.
     pub freshness: &'static str,
+    /// What ages are measured from: `watermark` (the source's live watermark),
+    /// `last_watermark` (ingest stopped: its last one) or `event_ts` (the row's own).
+    pub freshness_basis: &'static str,
+    /// The group's source, if it has one.
+    pub source: Option<String>,
+    /// now − the source's watermark (null: no watermark used).
+    pub watermark_age_ms: Option<u64>,
 }
 
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
@@ -128,6 +137,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         .iter()
         .map(|g| {
             let obs = &state.reader.observed[g.id];
+            let basis = state.reader.watermarks.basis(g.id);
             let age = obs.last_age_ms.load(Ordering::Relaxed);
             let at = obs.last_served_at_ms.load(Ordering::Relaxed);
             let last_age_ms = (age != u64::MAX).then_some(age);
@@ -144,6 +154,14 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
                 last_age_ms,
                 last_served_ms_ago: (at > 0).then(|| now.saturating_sub(at).max(0) as u64),
                 freshness,
+                freshness_basis: basis.as_str(),
+                source: g.source.map(|s| state.registry.sources[s].name.clone()),
+                watermark_age_ms: match basis {
+                    Basis::Watermark(t) | Basis::LastWatermark(t) => {
+                        Some(now.saturating_sub(t.millis()).max(0) as u64)
+                    }
+                    Basis::EventTime => None,
+                },
             }
         })
         .collect();
@@ -186,6 +204,13 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response:
         .set(state.reader.store().in_flight() as i64);
     m.cache_entries.set(state.reader.cache.entries() as i64);
     m.breaker_state.set(state.reader.breaker.state().gauge());
+    let now = Timestamp::now().millis();
+    for (i, source) in state.registry.sources.iter().enumerate() {
+        let w = state.reader.watermarks.source(i);
+        if let Some(ms) = w.as_ref().and_then(|w| w.basis_ms()) {
+            m.source_watermark_age(&source.name, (now - ms).max(0) as f64 / 1000.0);
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

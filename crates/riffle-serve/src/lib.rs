@@ -6,7 +6,8 @@
 //! - [`selection`] and [`ids`]: what a request asks for, checked against the registry.
 //! - [`lookup`]: the layered read path — hot cache → breaker → store → decode → freshness
 //!   → fallback → unsafe policy — in one function that reads top to bottom.
-//! - [`cache`], [`breaker`], [`freshness`]: the layers themselves.
+//! - [`cache`], [`breaker`], [`freshness`]: the layers themselves; [`watermarks`]: the
+//!   sources' published watermarks that stream groups' freshness is measured from.
 //! - [`push`]: the write path shared by the three write endpoints.
 //! - [`health`] (`/health`, `/metrics`), [`metrics`] (every metric name, in one table),
 //!   [`auth`] (bearer tokens), [`layers`] (load shedding, request metrics), [`error`]
@@ -30,6 +31,7 @@ pub mod openapi;
 pub mod push;
 pub mod selection;
 pub mod state;
+pub mod watermarks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -112,6 +114,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = Arc::new(AppState::new(deps));
+    // The first answer already ages stream groups from their watermarks.
+    state.reader.watermarks.refresh().await;
     let info = state.reader.store().info();
     tracing::info!(
         addr = %listener.local_addr()?,

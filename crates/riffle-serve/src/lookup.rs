@@ -6,7 +6,8 @@
 //!    per-call timeout and in-flight bound (inside `OnlineStore`);
 //! 4. **typed decode** — `RowRead::{Found, Missing, Corrupt}`; corrupt rows are logged,
 //!    counted and served as `unavailable`;
-//! 5. **freshness** ([`crate::freshness`]) — fresh / stale / expired by the group's SLOs;
+//! 5. **freshness** ([`crate::freshness`]) — fresh / stale / expired by the group's SLOs,
+//!    aged from the source's published watermark for stream groups ([`crate::watermarks`]);
 //! 6. **fallback** — the training default with its status for every value not served;
 //! 7. **unsafe policy** — a group with `on_unsafe = "fail"` whose values would be
 //!    `unavailable` or `expired` fails the request (503, `critical`). A *missing* row is
@@ -28,6 +29,7 @@ use crate::error::ApiError;
 use crate::freshness;
 use crate::metrics::Metrics;
 use crate::selection::Selection;
+use crate::watermarks::WatermarkBoard;
 
 /// What the read path made of one (entity, group).
 #[derive(Debug, Clone)]
@@ -104,6 +106,8 @@ pub struct Reader {
     pub breaker: Breaker,
     metrics: Arc<Metrics>,
     pub observed: Vec<GroupObservation>,
+    /// The sources' watermarks, refreshed in the background.
+    pub watermarks: Arc<WatermarkBoard>,
 }
 
 impl Reader {
@@ -132,7 +136,10 @@ impl Reader {
                 last_served_at_ms: AtomicI64::new(0),
             })
             .collect();
+        let watermarks = Arc::new(WatermarkBoard::new(registry.clone(), store.clone()));
+        WatermarkBoard::spawn_refresher(&watermarks);
         Self {
+            watermarks,
             cache: HotCache::new(&registry, cache_enabled),
             registry,
             store,
@@ -292,8 +299,8 @@ impl Reader {
     fn evaluate(&self, group: usize, cached: Option<Cached>, now: Timestamp) -> GroupOutcome {
         match cached {
             Some(Cached::Found(row)) => {
-                let (status, age) =
-                    freshness::evaluate(&self.registry.groups[group], row.event_ts, now);
+                let basis = self.watermarks.basis(group).time_for(row.event_ts);
+                let (status, age) = freshness::evaluate(&self.registry.groups[group], basis, now);
                 GroupOutcome {
                     status,
                     row: Some(row),

@@ -25,6 +25,7 @@
 //! | `riffle_value_age_seconds` | histogram | `group` | age (now − event time) of stored values served |
 //! | `riffle_corrupt_rows_total` | counter | `group` | stored rows that did not decode (default served) |
 //! | `riffle_rows_written_total` | counter | `group` | rows written through the push/write endpoints |
+//! | `riffle_source_watermark_age_seconds` | gauge | `source` | now − the source's published event-time watermark (MIN over live ingest workers, else the last published; sampled at scrape; absent until one is published) |
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -77,6 +78,13 @@ pub struct ServedLabels {
     pub status: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -120,6 +128,7 @@ pub struct Metrics {
     pub breaker_rejections: Counter,
     /// One entry per registry group, by `GroupId`.
     pub groups: Vec<GroupMetrics>,
+    pub source_watermark_age: Family<SourceLabels, FloatGauge>,
 }
 
 fn status_index(status: ValueStatus) -> usize {
@@ -158,6 +167,7 @@ impl Metrics {
         let ages: HistogramFamily<GroupLabels> = Family::new_with_constructor(age_histogram);
         let corrupt = Family::<GroupLabels, Counter>::default();
         let written = Family::<GroupLabels, Counter>::default();
+        let source_watermark_age = Family::<SourceLabels, FloatGauge>::default();
 
         let groups = reg
             .groups
@@ -270,6 +280,11 @@ impl Metrics {
             "Rows written through the push and write endpoints",
             written,
         );
+        registry.register(
+            "source_watermark_age_seconds",
+            "Now minus the source's published event-time watermark",
+            source_watermark_age.clone(),
+        );
 
         Self {
             registry,
@@ -290,7 +305,17 @@ impl Metrics {
             breaker_transitions,
             breaker_rejections,
             groups,
+            source_watermark_age,
         }
+    }
+
+    /// Sets the watermark age of one source.
+    pub fn source_watermark_age(&self, source: &str, seconds: f64) {
+        self.source_watermark_age
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+            })
+            .set(seconds);
     }
 
     /// Counts one served value.

@@ -90,6 +90,30 @@ impl EmbeddedStore {
             .collect()
     }
 
+    /// Every field of one key (empty when absent or expired), like `HGETALL`.
+    pub(crate) fn read_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let fields = tx.open_table(FIELDS).map_err(err)?;
+        let expiry = tx.open_table(EXPIRY).map_err(err)?;
+        let alive = expiry
+            .get(key)
+            .map_err(err)?
+            .is_some_and(|at| at.value() > now_ms());
+        if !alive {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for entry in fields.range((key, "")..).map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            let (entry_key, field) = k.value();
+            if entry_key != key {
+                break;
+            }
+            out.push((field.to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn write(&self, keys: Vec<KeyWrite>) -> Result<(), StoreError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || write_blocking(&db, &keys))

@@ -6,6 +6,8 @@
 //! - [`codec`]: the binary encoding of one group's row (typed values, event time, computed-at).
 //! - [`OnlineStore`]: batched multi-entity reads and writes, one round trip per batch, behind
 //!   a per-call timeout and a bound on calls in flight that fails fast instead of queueing.
+//! - [`meta`]: pipeline metadata beside the rows (reserved keys `<project>:~meta:<name>`),
+//!   e.g. each ingest worker's event-time watermark, read by `riffle serve` and `riffle lag`.
 //! - Backends: [`embedded`] (in-process, persisted to a local file; the default) and
 //!   [`redis`](crate::redis_backend) (standalone Redis, TLS, AUTH/ACL).
 //!
@@ -17,6 +19,7 @@ pub mod codec;
 pub mod embedded;
 mod error;
 pub mod layout;
+pub mod meta;
 pub mod redis_backend;
 mod store;
 mod url;

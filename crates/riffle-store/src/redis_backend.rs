@@ -76,6 +76,16 @@ impl RedisStore {
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
+    /// `HGETALL`: every field of one key.
+    pub(crate) async fn read_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING")

@@ -14,6 +14,7 @@ use crate::codec::{self, DecodeError, GroupRow};
 use crate::embedded::EmbeddedStore;
 use crate::error::StoreError;
 use crate::layout;
+use crate::meta;
 use crate::redis_backend::RedisStore;
 use crate::url::StoreUrl;
 
@@ -351,6 +352,42 @@ impl OnlineStore {
             .into_iter()
             .map(|mut fields| fields.pop().flatten())
             .collect())
+    }
+
+    /// Publishes one pipeline-metadata record: field `member` of the reserved key
+    /// `<project>:~meta:<name>` ([`crate::meta`]), the key's TTL refreshed to `ttl`.
+    pub async fn put_meta(
+        &self,
+        name: &str,
+        member: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = KeyWrite {
+            key: meta::meta_key(&self.registry.project, name),
+            fields: vec![(member.to_owned(), bytes)],
+            ttl,
+        };
+        self.guarded(self.limits.write_timeout, async {
+            match &self.backend {
+                Backend::Embedded(s) => s.write(vec![key]).await,
+                Backend::Redis(s) => s.write(vec![key]).await,
+            }
+        })
+        .await
+    }
+
+    /// Reads every record (member, bytes) of the meta key `<project>:~meta:<name>`; empty
+    /// when the key is absent or expired. Runs under the write timeout: never on a request.
+    pub async fn get_meta(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let key = meta::meta_key(&self.registry.project, name);
+        self.guarded(self.limits.write_timeout, async {
+            match &self.backend {
+                Backend::Embedded(s) => s.read_all(&key),
+                Backend::Redis(s) => s.read_all(&key).await,
+            }
+        })
+        .await
     }
 
     /// Checks the store answers; returns the round-trip time.

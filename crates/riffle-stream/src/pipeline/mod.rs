@@ -16,6 +16,9 @@
 //! schema, too late, from the future, non-numeric) go to the dead-letter file, counted per
 //! reason; a bad event never stops the run.
 //!
+//! After every durable flush the pipeline publishes its event-time watermark ([`watermark`])
+//! where `riffle serve` and `riffle lag` read it.
+//!
 //! # Exactly-once in effect
 //!
 //! The state of an entity lives in its own store key, in the reserved field `~<source>`
@@ -44,6 +47,7 @@ pub mod run;
 pub mod specs;
 pub mod state;
 pub mod summary;
+pub mod watermark;
 
 pub use input::{file_stream_id, spawn_reader, stdin_stream_id};
 pub use run::{run, PipelineError, PipelineOptions};

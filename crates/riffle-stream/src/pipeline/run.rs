@@ -319,6 +319,8 @@ impl Pipeline {
                 error,
             })?;
         self.summary.flushes += 1;
+        let source = &self.registry.sources[self.options.source].name;
+        super::watermark::publish(&self.store, source, self.watermark, self.summary.applied).await;
         Ok(())
     }
 }

@@ -1,0 +1,85 @@
+//! Pipeline metadata (`put_meta` / `get_meta`, reserved keys `<project>:~meta:<name>`) on the
+//! embedded store and on a real `redis-server`: one record per publisher, read back together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use riffle_registry::Registry;
+use riffle_store::meta::{watermark_name, META_TTL};
+use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
+use riffle_testkit::RedisServer;
+
+const REGISTRY: &str = r#"
+[project]
+name = "t"
+[[entities]]
+name = "user"
+[[feature_groups]]
+name = "g"
+entity = "user"
+ttl = "1h"
+freshness_slo = "30s"
+features = [{ name = "n", type = "int64", default = 0 }]
+"#;
+
+async fn open(url: &str) -> OnlineStore {
+    let limits = StoreLimits {
+        timeout: Duration::from_millis(200),
+        write_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_millis(500),
+        max_in_flight: 8,
+        ttl_jitter: 0.0,
+    };
+    let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
+    OnlineStore::open(&StoreUrl::parse(url).unwrap(), registry, limits)
+        .await
+        .unwrap()
+}
+
+async fn round_trip(store: &OnlineStore) {
+    let name = watermark_name("tx");
+    assert!(store.get_meta(&name).await.unwrap().is_empty());
+    store
+        .put_meta(&name, "h:1", b"one".to_vec(), META_TTL)
+        .await
+        .unwrap();
+    store
+        .put_meta(&name, "h:2", b"two".to_vec(), META_TTL)
+        .await
+        .unwrap();
+    store
+        .put_meta(&name, "h:1", b"uno".to_vec(), META_TTL)
+        .await
+        .unwrap();
+    let mut got = store.get_meta(&name).await.unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("h:1".into(), b"uno".to_vec()),
+            ("h:2".into(), b"two".to_vec())
+        ]
+    );
+    assert!(store.get_meta("watermark:other").await.unwrap().is_empty());
+    // An expired meta key reads as empty.
+    store
+        .put_meta("short", "h:1", b"x".to_vec(), Duration::from_millis(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.get_meta("short").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn meta_records_round_trip_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&format!("embedded:{}", dir.path().display())).await;
+    round_trip(&store).await;
+}
+
+#[tokio::test]
+async fn meta_records_round_trip_on_redis() {
+    let redis = RedisServer::start().unwrap();
+    let store = open(&redis.url()).await;
+    round_trip(&store).await;
+}
