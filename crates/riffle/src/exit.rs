@@ -4,6 +4,8 @@
 pub const RUNTIME: u8 = 1;
 /// Bad usage: a wrong flag value, a missing file, an invalid registry.
 pub const USAGE: u8 = 2;
+/// A check or SLO that failed (`lag`, `check`, `loadtest`, `drill`).
+pub const CHECK: u8 = 3;
 
 /// Why a command failed, and the exit code that says so.
 #[derive(Debug)]
@@ -37,6 +39,14 @@ pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
 pub fn runtime(error: impl Into<anyhow::Error>) -> Failure {
     Failure {
         code: RUNTIME,
+        error: error.into(),
+    }
+}
+
+/// Marks an error as a failed check (exit 3).
+pub fn check_failed(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: CHECK,
         error: error.into(),
     }
 }

@@ -3,10 +3,12 @@
 //! - [`serve`]: the HTTP feature server.
 //! - [`load`]: bulk-load precomputed rows of one group from CSV or NDJSON.
 //! - [`ingest`]: replay NDJSON events of a source through the window pipeline.
+//! - [`lag`]: how far each source's ingest is behind, from its published watermarks.
 //! - [`demo`]: the fraud example, self-contained: synthetic users, a server, moving values.
 
 pub mod demo;
 pub mod ingest;
+pub mod lag;
 pub mod load;
 pub mod serve;
 
@@ -30,6 +32,8 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Replay NDJSON events of one source into window features, exactly-once in effect.
     Ingest(ingest::IngestArgs),
+    /// How far ingest is behind per source, and the staleness it implies per group (exit 3 above the threshold).
+    Lag(lag::LagArgs),
     /// Run the fraud example end to end: synthetic users on the embedded store, served.
     Demo(demo::DemoArgs),
 }
@@ -39,6 +43,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Serve(args) => serve::run(args).await,
         Command::Load(args) => load::run(args).await,
         Command::Ingest(args) => ingest::run(args).await,
+        Command::Lag(args) => lag::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }
