@@ -121,6 +121,27 @@ impl EmbeddedStore {
             .map_err(err)?
     }
 
+    /// Removes some fields of one key, like `HDEL`.
+    pub(crate) async fn delete_fields(
+        &self,
+        key: String,
+        names: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut fields = tx.open_table(FIELDS).map_err(err)?;
+                for name in &names {
+                    fields.remove((key.as_str(), name.as_str())).map_err(err)?;
+                }
+            }
+            tx.commit().map_err(err)
+        })
+        .await
+        .map_err(err)?
+    }
+
     /// Removes up to [`SWEEP_BATCH`] expired keys; returns how many.
     pub fn sweep(&self) -> Result<usize, StoreError> {
         sweep_once(&self.db)

@@ -6,7 +6,9 @@
 //! in one call (`HGETALL`). The key's TTL ([`META_TTL`]) is refreshed by every publish and
 //! only cleans up after all publishers are gone; whether a record is **alive** is judged
 //! from its own `published_at_ms` ([`LIVE_FOR`]), so a worker that died stops holding the
-//! source's watermark back [`LIVE_FOR`] after its last publish.
+//! source's watermark back [`LIVE_FOR`] after its last publish. A worker's first publish
+//! removes records not republished for [`PRUNE_AFTER`] (finished runs), so the hash stays
+//! small.
 
 use std::time::Duration;
 
@@ -31,6 +33,10 @@ pub const META_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A record published within this long is alive; an older one is a stopped or dead worker.
 pub const LIVE_FOR: Duration = Duration::from_secs(30);
 
+/// A record not republished for this long is removed by the next worker that starts
+/// publishing, so records of finished runs do not pile up while the key lives on.
+pub const PRUNE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// What one ingest worker publishes after every durable flush (JSON in the store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatermarkRecord {
@@ -52,6 +58,11 @@ impl WatermarkRecord {
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         serde_json::from_slice(bytes).ok()
+    }
+
+    /// Not republished for [`PRUNE_AFTER`] before `now`.
+    pub fn is_prunable(&self, now: Timestamp) -> bool {
+        now.millis() - self.published_at_ms > PRUNE_AFTER.as_millis() as i64
     }
 
     /// Published within [`LIVE_FOR`] of `now`.

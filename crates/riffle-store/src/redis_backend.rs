@@ -86,6 +86,21 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
+    /// `HDEL`: removes some fields of one key.
+    pub(crate) async fn delete_fields(
+        &self,
+        key: &str,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("HDEL")
+            .arg(key)
+            .arg(fields)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING")

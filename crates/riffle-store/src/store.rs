@@ -390,6 +390,21 @@ impl OnlineStore {
         .await
     }
 
+    /// Removes records (fields `members`) of the meta key `<project>:~meta:<name>`.
+    pub async fn delete_meta(&self, name: &str, members: &[String]) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let key = meta::meta_key(&self.registry.project, name);
+        self.guarded(self.limits.write_timeout, async {
+            match &self.backend {
+                Backend::Embedded(s) => s.delete_fields(key, members.to_vec()).await,
+                Backend::Redis(s) => s.delete_fields(&key, members).await,
+            }
+        })
+        .await
+    }
+
     /// Checks the store answers; returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, StoreError> {
         let start = std::time::Instant::now();

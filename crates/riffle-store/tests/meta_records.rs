@@ -1,5 +1,6 @@
 //! Pipeline metadata (`put_meta` / `get_meta`, reserved keys `<project>:~meta:<name>`) on the
-//! embedded store and on a real `redis-server`: one record per publisher, read back together.
+//! embedded store and on a real `redis-server`: one record per publisher, read back together,
+//! removed one by one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,11 @@ async fn round_trip(store: &OnlineStore) {
         ]
     );
     assert!(store.get_meta("watermark:other").await.unwrap().is_empty());
+    store.delete_meta(&name, &["h:1".into()]).await.unwrap();
+    assert_eq!(
+        store.get_meta(&name).await.unwrap(),
+        vec![("h:2".into(), b"two".to_vec())]
+    );
     // An expired meta key reads as empty.
     store
         .put_meta("short", "h:1", b"x".to_vec(), Duration::from_millis(1))

@@ -30,6 +30,32 @@ fn lag(store: &str, extra: &[&str], code: i32) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
 }
 
+/// Stores a watermark record of `publisher` in the embedded store at `path`.
+fn put_record(path: &Path, publisher: &str, watermark_ms: i64, published_at_ms: i64) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
+        let limits = StoreLimits::from_settings(&registry.store);
+        let store = OnlineStore::open(&StoreUrl::Embedded(path.to_owned()), registry, limits)
+            .await
+            .unwrap();
+        let record = WatermarkRecord {
+            watermark_ms,
+            published_at_ms,
+            events_applied_total: 5,
+            publisher: publisher.into(),
+        };
+        store
+            .put_meta(
+                &watermark_name("transactions"),
+                publisher,
+                record.encode(),
+                META_TTL,
+            )
+            .await
+            .unwrap();
+    });
+}
+
 /// Ingests a few events from the last minutes into `store`.
 fn ingest_recent(store: &str, dir: &Path) {
     let now = Timestamp::now().millis();
@@ -57,7 +83,11 @@ fn ingest_recent(store: &str, dir: &Path) {
 #[test]
 fn lag_is_ok_right_after_an_ingest_of_recent_events_and_fails_above_the_threshold() {
     let dir = tempfile::tempdir().unwrap();
-    let store = format!("embedded:{}", dir.path().join("store").display());
+    let path = dir.path().join("store");
+    let store = format!("embedded:{}", path.display());
+    // A record of a run that finished two days ago: removed by the next worker's first publish.
+    let now = Timestamp::now().millis();
+    put_record(&path, "old:1", now - 50 * 3_600_000, now - 48 * 3_600_000);
     ingest_recent(&store, dir.path());
 
     let report = lag(&store, &[], 0);
@@ -67,6 +97,11 @@ fn lag_is_ok_right_after_an_ingest_of_recent_events_and_fails_above_the_threshol
     assert_eq!(source["source"], "transactions");
     assert_eq!(source["status"], "ok");
     assert_eq!(source["publishers_alive"], 1);
+    assert_eq!(
+        source["publishers"].as_array().unwrap().len(),
+        1,
+        "{source}"
+    );
     assert_eq!(source["publishers"][0]["events_applied_total"], 20);
     // The newest event was ~101 s old when ingested.
     let lag_ms = source["lag_ms"].as_u64().unwrap();
@@ -109,28 +144,7 @@ fn lag_fails_when_no_ingest_is_publishing() {
 
     // A worker that stopped a minute ago, with a fresh-looking watermark: not alive.
     let now = Timestamp::now().millis();
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
-        let limits = StoreLimits::from_settings(&registry.store);
-        let store = OnlineStore::open(&StoreUrl::Embedded(path.clone()), registry, limits)
-            .await
-            .unwrap();
-        let record = WatermarkRecord {
-            watermark_ms: now - 61_000,
-            published_at_ms: now - 60_000,
-            events_applied_total: 5,
-            publisher: "gone:1".into(),
-        };
-        store
-            .put_meta(
-                &watermark_name("transactions"),
-                "gone:1",
-                record.encode(),
-                META_TTL,
-            )
-            .await
-            .unwrap();
-    });
+    put_record(&path, "gone:1", now - 61_000, now - 60_000);
     let report = lag(&store, &[], 3);
     let source = &report["sources"][0];
     assert_eq!(source["status"], "not_publishing");

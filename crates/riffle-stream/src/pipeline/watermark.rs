@@ -6,13 +6,16 @@
 //! reserved key `<project>:~meta:watermark:<source>` (see `riffle_store::meta`); readers
 //! take the MIN over the records published in the last 30 s. The watermark is the largest
 //! event time applied (capped at now) once everything up to it is durable. Publishing is
-//! best effort: a failure is logged and the next flush publishes again.
+//! best effort: a failure is logged and the next flush publishes again. The first publish of
+//! a process also removes records not republished for a day (finished runs).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use riffle_core::Timestamp;
 use riffle_store::meta::{watermark_name, WatermarkRecord, META_TTL};
 use riffle_store::OnlineStore;
+use riffle_store::StoreError;
 
 /// `<host>:<pid>` of this process, computed once.
 pub fn publisher_id() -> &'static str {
@@ -50,5 +53,24 @@ pub async fn publish(
         .await
     {
         tracing::warn!(source, error = %e, "could not publish the watermark; retrying next flush");
+        return;
     }
+    static PRUNED: AtomicBool = AtomicBool::new(false);
+    if !PRUNED.swap(true, Ordering::Relaxed) {
+        if let Err(e) = prune(store, &name, now).await {
+            tracing::debug!(source, error = %e, "could not prune old watermark records");
+        }
+    }
+}
+
+/// Removes the records of `name` not republished for [`riffle_store::meta::PRUNE_AFTER`].
+async fn prune(store: &OnlineStore, name: &str, now: Timestamp) -> Result<(), StoreError> {
+    let old: Vec<String> = store
+        .get_meta(name)
+        .await?
+        .into_iter()
+        .filter(|(_, bytes)| WatermarkRecord::decode(bytes).is_none_or(|r| r.is_prunable(now)))
+        .map(|(member, _)| member)
+        .collect();
+    store.delete_meta(name, &old).await
 }
