@@ -114,8 +114,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = Arc::new(AppState::new(deps));
-    // The first answer already ages stream groups from their watermarks.
-    state.reader.watermarks.refresh().await;
+    // The first answer already ages stream groups from their watermarks, unless the store
+    // is slow to say: a hung store must not hold the server's start back.
+    let first = state.reader.watermarks.refresh();
+    let _ = tokio::time::timeout(watermarks::REFRESH_EVERY, first).await;
     let info = state.reader.store().info();
     tracing::info!(
         addr = %listener.local_addr()?,
