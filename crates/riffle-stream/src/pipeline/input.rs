@@ -1,5 +1,7 @@
-//! Where replayed events come from: numbered NDJSON lines of one input, read on a thread
-//! of their own, and the stable id of that input (its *stream*).
+//! Where events come from: the [`Feed`] the pipeline reads ([`Record`]s, each at a
+//! `(stream, offset)` position, and rebalance marks), the reader of numbered NDJSON lines of
+//! one input (on a thread of its own, optionally following the file as it grows), and the
+//! stable stream ids of files, stdin and Kafka partitions.
 //!
 //! A file's stream id is a 64-bit FNV-1a hash of its canonical absolute path, device and
 //! inode, so a re-run over the same file is recognised and deduplicated. Stdin has no such
@@ -12,8 +14,44 @@ use std::path::Path;
 
 use tokio::sync::mpsc;
 
-/// One input line: its number (from 1) and bytes (without the line ending).
-pub type Line = (u64, Vec<u8>);
+/// One event to apply, at its position: `offset` is a line number (from 1) or a Kafka
+/// offset; `partition` is the Kafka partition the record came from, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub stream: u64,
+    pub offset: u64,
+    pub partition: Option<i32>,
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    /// Where the record came from, for dead letters.
+    pub fn origin(&self) -> String {
+        match self.partition {
+            Some(p) => format!("partition {p} offset {}", self.offset),
+            None => format!("line {}", self.offset),
+        }
+    }
+}
+
+/// What the pipeline receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    Records(Vec<Record>),
+    /// Kafka partitions were taken from this process: the pipeline flushes, then forgets all
+    /// in-memory entity state (it is reloaded from the store when next touched).
+    Revoked,
+}
+
+/// The stream id of one partition of a Kafka topic.
+pub fn kafka_stream_id(topic: &str, partition: i32) -> u64 {
+    let mut h = Fnv::new();
+    h.write(b"kafka\0");
+    h.write(topic.as_bytes());
+    h.write(b"\0");
+    h.write(&partition.to_le_bytes());
+    h.0
+}
 
 /// The stream id of a file.
 pub fn file_stream_id(path: &Path) -> std::io::Result<u64> {
@@ -39,14 +77,18 @@ pub fn stdin_stream_id() -> u64 {
     h.0
 }
 
-/// Reads `input` line by line on a thread, sending non-blank lines in chunks of up to
-/// `chunk` (a chunk is sent early whenever the next read could block: the buffer ran dry);
-/// a read error ends the stream with `Err`. The channel's bound is the backpressure.
+/// Reads `input` line by line on a thread as records of `stream`, sending non-blank lines
+/// in chunks of up to `chunk` (a chunk is sent early whenever the next read could block: the
+/// buffer ran dry); a read error ends the stream with `Err`. The channel's bound is the
+/// backpressure. With `follow`, end of file is not the end: the reader polls for appended
+/// lines (a partial last line waits for its newline) until the receiver is dropped.
 pub fn spawn_reader(
     input: Box<dyn Read + Send>,
+    stream: u64,
+    follow: bool,
     chunk: usize,
     capacity: usize,
-) -> std::io::Result<mpsc::Receiver<std::io::Result<Vec<Line>>>> {
+) -> std::io::Result<mpsc::Receiver<std::io::Result<Feed>>> {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     std::thread::Builder::new()
         .name("riffle-ingest-reader".into())
@@ -54,24 +96,44 @@ pub fn spawn_reader(
             let mut input = BufReader::with_capacity(1 << 16, input);
             let mut batch = Vec::with_capacity(chunk);
             let mut number = 0u64;
+            let mut buf = Vec::new();
+            let send = |batch: &mut Vec<Record>| {
+                let full = std::mem::replace(batch, Vec::with_capacity(chunk));
+                tx.blocking_send(Ok(Feed::Records(full))).is_ok()
+            };
             loop {
-                let mut buf = Vec::new();
                 match input.read_until(b'\n', &mut buf) {
+                    Ok(0) if follow => {
+                        if !batch.is_empty() && !send(&mut batch) {
+                            return;
+                        }
+                        if tx.is_closed() {
+                            return;
+                        }
+                        std::thread::sleep(FOLLOW_POLL);
+                    }
                     Ok(0) => break,
+                    Ok(_) if follow && buf.last() != Some(&b'\n') => {
+                        // A line still being written: wait for the rest of it.
+                        std::thread::sleep(FOLLOW_POLL);
+                    }
                     Ok(_) => {
                         number += 1;
-                        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                            buf.pop();
+                        let mut line = std::mem::take(&mut buf);
+                        while matches!(line.last(), Some(b'\n' | b'\r')) {
+                            line.pop();
                         }
-                        if !buf.iter().all(u8::is_ascii_whitespace) {
-                            batch.push((number, buf));
+                        if !line.iter().all(u8::is_ascii_whitespace) {
+                            batch.push(Record {
+                                stream,
+                                offset: number,
+                                partition: None,
+                                payload: line,
+                            });
                         }
                         let dry = input.buffer().is_empty();
-                        if (batch.len() >= chunk || dry) && !batch.is_empty() {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
-                            if tx.blocking_send(Ok(full)).is_err() {
-                                return;
-                            }
+                        if (batch.len() >= chunk || dry) && !batch.is_empty() && !send(&mut batch) {
+                            return;
                         }
                     }
                     Err(e) => {
@@ -81,11 +143,14 @@ pub fn spawn_reader(
                 }
             }
             if !batch.is_empty() {
-                let _ = tx.blocking_send(Ok(batch));
+                send(&mut batch);
             }
         })?;
     Ok(rx)
 }
+
+/// How often a followed file is checked for new lines.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// FNV-1a, 64 bits: stable across builds and platforms.
 struct Fnv(u64);

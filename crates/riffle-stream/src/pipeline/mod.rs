@@ -1,5 +1,5 @@
-//! The ingest pipeline (`riffle ingest --from FILE|-`): events of one source in, window
-//! features out, **exactly-once in effect** across crashes and re-runs.
+//! The ingest pipeline (`riffle ingest`: a file, stdin or Kafka): events of one source in,
+//! window features out, **exactly-once in effect** across crashes and re-runs.
 //!
 //! # Flow
 //!
@@ -38,18 +38,32 @@
 //! The cost: one state field per active entity in the store, and one read of state per
 //! entity the run has not seen yet (batched per batch of events).
 //!
-//! The same loop will be fed by the Kafka source (`crate::source::kafka`), with partitions
-//! as streams and Kafka offsets as offsets; Kafka/HTTP/generator wiring, expiry timers that
-//! keep firing between runs, and lag are not built yet.
+//! # Continuous runs and Kafka
+//!
+//! While the input stays open the loop flushes every `flush_interval` even when no event
+//! arrives, so expiry timers fire while ingest runs (`--follow` tails a file; Kafka never
+//! ends); a [`Control::stop`] future (Ctrl-C/SIGTERM) ends the run after a last flush.
+//! From Kafka ([`kafka_feed`]) a stream is a hash of (topic, partition) and an offset is the
+//! Kafka offset. After each durable flush the pipeline reports `offset+1` of the highest
+//! offset handled (applied, skipped as already applied, or dead-lettered) per partition;
+//! the feed commits it for the partitions it still owns. The revoke hook answers only the
+//! offsets already durable, from a shared map (it never flushes); the feed then passes a
+//! [`Feed::Revoked`] mark, on which the pipeline flushes and forgets all in-memory entity
+//! state, since a partition it no longer owns may be written by another process (entities
+//! reload from the store on next touch). What was not durable is replayed by the next owner
+//! and deduplicated by the positions. Lateness is judged against the process-wide watermark,
+//! not per partition. HTTP and generator inputs are not built yet.
 
 pub mod input;
+pub mod kafka_feed;
 pub mod run;
 pub mod specs;
 pub mod state;
 pub mod summary;
 pub mod watermark;
 
-pub use input::{file_stream_id, spawn_reader, stdin_stream_id};
-pub use run::{run, PipelineError, PipelineOptions};
+pub use input::{file_stream_id, kafka_stream_id, spawn_reader, stdin_stream_id, Feed, Record};
+pub use kafka_feed::KafkaFeed;
+pub use run::{run, Control, PipelineError, PipelineOptions};
 pub use specs::SpecMap;
 pub use summary::IngestSummary;

@@ -1,9 +1,12 @@
-//! The ingest loop: numbered lines in; decode, load unseen entities' state, apply what was
-//! not applied before, and every flush write each changed entity's rows and state in one
-//! command. See the module docs of [`super`] for why this is exactly-once in effect.
+//! The ingest loop: records in; decode, load unseen entities' state, apply what was not
+//! applied before, and every flush (also when nothing arrives) write each changed entity's
+//! rows and state in one command, then report the Kafka offsets now durable. See the module
+//! docs of [`super`] for why this is exactly-once in effect.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +16,7 @@ use riffle_store::layout::state_field;
 use riffle_store::{GroupRow, OnlineStore, RowWrite, StateWrite, StoreError};
 use tokio::sync::mpsc;
 
-use super::input::Line;
+use super::input::{Feed, Record};
 use super::specs::{to_window_event, SpecMap};
 use super::state::{self, Positions, StateError};
 use super::summary::IngestSummary;
@@ -61,10 +64,25 @@ impl PipelineError {
 pub struct PipelineOptions {
     /// Index into `registry.sources`.
     pub source: usize,
+    /// The input's stream id, for the summary (records carry their own).
     pub stream_id: u64,
     pub dead_letter: PathBuf,
     pub flush_interval: Duration,
     pub flush_max_events: usize,
+}
+
+/// Told `(partition, next_offset)` pairs once they are durable.
+pub type OnDurable = Box<dyn FnMut(&[(i32, i64)]) + Send>;
+
+/// How a continuous run is steered from outside: when to stop, and who hears about durable
+/// Kafka offsets.
+#[derive(Default)]
+pub struct Control {
+    /// Completes when the run should stop (Ctrl-C/SIGTERM): the pipeline flushes and returns.
+    pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Called after every flush with `(partition, next_offset)` for each Kafka partition
+    /// whose records (applied, skipped as already applied, or dead-lettered) are now durable.
+    pub on_durable: Option<OnDurable>,
 }
 
 /// One run of the pipeline over one input.
@@ -81,38 +99,63 @@ struct Pipeline {
     sink: FileDeadLetterSink,
     /// Largest event time applied this run.
     watermark: Option<Timestamp>,
+    /// Per Kafka partition, the highest offset handled since the last flush.
+    unflushed: BTreeMap<i32, u64>,
     summary: IngestSummary,
 }
 
-/// Runs the pipeline until `lines` ends and everything is durable; `progress` sees the
-/// summary after every flush.
+/// Runs the pipeline until `feed` ends (or `control.stop` completes) and everything is
+/// durable; `progress` sees the summary after every flush. While the feed stays open the
+/// loop flushes every `flush_interval` even without events, so expiry timers keep firing.
 pub async fn run(
     registry: Arc<Registry>,
     store: Arc<OnlineStore>,
     options: PipelineOptions,
-    mut lines: mpsc::Receiver<std::io::Result<Vec<Line>>>,
+    mut feed: mpsc::Receiver<std::io::Result<Feed>>,
+    control: Control,
     progress: &mut dyn FnMut(&IngestSummary),
 ) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
     let mut p = Pipeline::new(registry, store, options)?;
+    let mut stop = control
+        .stop
+        .unwrap_or_else(|| Box::pin(std::future::pending()));
+    let mut on_durable = control.on_durable;
     let mut pending = 0usize;
     let mut last_flush = Instant::now();
     let mut open = true;
     while open {
         let deadline = tokio::time::Instant::from_std(last_flush + p.options.flush_interval);
         let mut batch = Vec::new();
-        while open && pending + batch.len() < p.options.flush_max_events {
-            match tokio::time::timeout_at(deadline, lines.recv()).await {
-                Ok(Some(Ok(chunk))) => batch.extend(chunk),
-                Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
-                Ok(None) => open = false,
-                Err(_) => break,
+        let mut revoked = false;
+        while open && !revoked && pending + batch.len() < p.options.flush_max_events {
+            tokio::select! {
+                biased;
+                () = &mut stop => open = false,
+                next = tokio::time::timeout_at(deadline, feed.recv()) => match next {
+                    Ok(Some(Ok(Feed::Records(chunk)))) => batch.extend(chunk),
+                    Ok(Some(Ok(Feed::Revoked))) => revoked = true,
+                    Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
+                    Ok(None) => open = false,
+                    Err(_) => break,
+                },
             }
         }
         pending += batch.len();
         p.apply(batch).await?;
-        if !open || pending >= p.options.flush_max_events || Instant::now() >= deadline.into_std() {
+        if revoked
+            || !open
+            || pending >= p.options.flush_max_events
+            || Instant::now() >= deadline.into_std()
+        {
             p.flush().await?;
+            let durable = p.take_durable();
+            if let (Some(report), false) = (on_durable.as_mut(), durable.is_empty()) {
+                report(&durable);
+            }
+            if revoked {
+                p.forget()?;
+            }
             pending = 0;
             last_flush = Instant::now();
             p.summary.elapsed = started.elapsed();
@@ -163,14 +206,33 @@ impl Pipeline {
             known: HashMap::new(),
             sink,
             watermark: None,
+            unflushed: BTreeMap::new(),
             summary,
         })
+    }
+
+    /// `(partition, next_offset)` of every Kafka partition handled since the last call.
+    fn take_durable(&mut self) -> Vec<(i32, i64)> {
+        std::mem::take(&mut self.unflushed)
+            .into_iter()
+            .map(|(p, o)| (p, i64::try_from(o).unwrap_or(i64::MAX - 1) + 1))
+            .collect()
+    }
+
+    /// Drops all in-memory entity state (after a flush): partitions may have moved to another
+    /// process, so what this one holds could be stale; entities reload on next touch.
+    fn forget(&mut self) -> Result<(), PipelineError> {
+        let mut engine = WindowEngine::new(self.map.config.clone())?;
+        engine.advance(Timestamp::now());
+        self.engine = engine;
+        self.known.clear();
+        Ok(())
     }
 
     fn dead_letter(
         &mut self,
         rejection: &Rejection,
-        line: u64,
+        origin: String,
         payload: &[u8],
     ) -> Result<(), PipelineError> {
         *self
@@ -179,7 +241,7 @@ impl Pipeline {
             .entry(rejection.reason())
             .or_default() += 1;
         let source = &self.registry.sources[self.options.source].name;
-        let letter = DeadLetter::new(rejection, source, format!("line {line}"), payload);
+        let letter = DeadLetter::new(rejection, source, origin, payload);
         self.sink
             .write(&letter)
             .map_err(|error| PipelineError::DeadLetter {
@@ -188,32 +250,38 @@ impl Pipeline {
             })
     }
 
-    /// Decodes and applies a batch of lines (not yet durable: see [`Pipeline::flush`]).
-    async fn apply(&mut self, batch: Vec<Line>) -> Result<(), PipelineError> {
+    /// Decodes and applies a batch of records (not yet durable: see [`Pipeline::flush`]).
+    async fn apply(&mut self, batch: Vec<Record>) -> Result<(), PipelineError> {
         self.summary.events_read += batch.len() as u64;
         let mut events = Vec::with_capacity(batch.len());
-        for (line, payload) in batch {
-            match self.decoder.decode(&payload, None) {
-                Ok(event) => events.push((line, event, payload)),
-                Err(rejection) => self.dead_letter(&rejection, line, &payload)?,
+        for record in batch {
+            if let Some(p) = record.partition {
+                let high = self.unflushed.entry(p).or_insert(record.offset);
+                *high = (*high).max(record.offset);
+            }
+            match self.decoder.decode(&record.payload, None) {
+                Ok(event) => events.push((record, event)),
+                Err(rejection) => {
+                    self.dead_letter(&rejection, record.origin(), &record.payload)?;
+                }
             }
         }
         let mut unseen: Vec<EntityId> = Vec::new();
         let mut seen_now = HashSet::new();
-        for (_, e, _) in &events {
+        for (_, e) in &events {
             if !self.known.contains_key(&e.entity) && seen_now.insert(e.entity.clone()) {
                 unseen.push(e.entity.clone());
             }
         }
         self.load(&unseen).await?;
         let now = Timestamp::now();
-        let stream = self.options.stream_id;
         let registry = self.registry.clone();
         let source = &registry.sources[self.options.source];
-        for (line, event, payload) in events {
+        for (record, event) in events {
             let Some(positions) = self.known.get_mut(&event.entity) else {
                 continue; // unreachable: `load` registered every unseen entity
             };
+            let (stream, line) = (record.stream, record.offset);
             if positions.applied(stream, line) {
                 self.summary.already_applied += 1;
                 continue;
@@ -228,7 +296,7 @@ impl Pipeline {
                 }
                 Err(rejected) => {
                     let rejection = to_rejection(&rejected);
-                    self.dead_letter(&rejection, line, &payload)?;
+                    self.dead_letter(&rejection, record.origin(), &record.payload)?;
                 }
             }
         }

@@ -1,9 +1,17 @@
-//! `riffle ingest --config PATH [--store URL] [--source NAME] --from FILE|- [--json]`:
-//! replays NDJSON events of one source through the window pipeline
-//! (`riffle_stream::pipeline`) and exits once every event is durable, with a progress line
-//! on stderr and a summary on stdout. Exit 0 when done (bad events are dead-lettered, not
-//! failures), 1 on a runtime failure (store, input, dead-letter file), 2 on bad usage or an
-//! invalid registry (no such source, no `--from`, a missing file).
+//! `riffle ingest --config PATH [--store URL] [--source NAME] (--from FILE|- [--follow] |
+//! [--brokers H:P,… --topic T [--group-id G]]) [--json]`: feeds events of one source through
+//! the window pipeline (`riffle_stream::pipeline`), with a progress line on stderr and a
+//! summary on stdout.
+//!
+//! - `--from`: replays NDJSON events and exits once every event is durable; with `--follow`
+//!   it keeps tailing the file until Ctrl-C/SIGTERM.
+//! - otherwise the source's Kafka topic (or the `--brokers/--topic/--group-id` overrides,
+//!   also allowed for a source of another kind: the event schema stays the source's) is
+//!   consumed until Ctrl-C/SIGTERM; offsets are committed once durable.
+//!
+//! Exit 0 when done (bad events are dead-lettered, not failures), 1 on a runtime failure
+//! (store, input, dead-letter file), 2 on bad usage or an invalid registry (no such source,
+//! no input, a missing file).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +19,9 @@ use anyhow::anyhow;
 use clap::Args;
 use riffle_registry::Registry;
 use riffle_store::StoreUrl;
-use riffle_stream::pipeline::{self, IngestSummary, PipelineOptions};
+use riffle_stream::pipeline::{self, Control, Feed, IngestSummary, KafkaFeed, PipelineOptions};
+use riffle_stream::source::kafka::KafkaConfig;
+use tokio::sync::mpsc;
 
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult, Failure};
@@ -27,9 +37,21 @@ pub struct IngestArgs {
     /// The source whose events these are (default: the registry's only source).
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// NDJSON events to replay: a file, or `-` for stdin.
+    /// NDJSON events to replay: a file, or `-` for stdin (default: the source's Kafka topic).
     #[arg(long, value_name = "FILE|-")]
-    pub from: PathBuf,
+    pub from: Option<PathBuf>,
+    /// With `--from FILE`: keep reading lines appended to the file until Ctrl-C/SIGTERM.
+    #[arg(long, requires = "from")]
+    pub follow: bool,
+    /// Kafka bootstrap servers (overrides the source's `brokers`).
+    #[arg(long, value_name = "HOST:PORT,…", conflicts_with = "from")]
+    pub brokers: Option<String>,
+    /// Kafka topic (overrides the source's `topic`).
+    #[arg(long, value_name = "NAME", conflicts_with = "from")]
+    pub topic: Option<String>,
+    /// Kafka consumer group (overrides the source's `group_id`; default `riffle-<source>`).
+    #[arg(long, value_name = "NAME", conflicts_with = "from")]
+    pub group_id: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -41,26 +63,34 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     let url =
         StoreUrl::parse(args.store.as_deref().unwrap_or(&registry.store.url)).map_err(usage)?;
     let dead_letter = dead_letter_path(&registry, source, &url)?;
-    let stdin = args.from.as_os_str() == "-";
-    let (stream_id, input): (u64, Box<dyn std::io::Read + Send>) = if stdin {
-        (pipeline::stdin_stream_id(), Box::new(std::io::stdin()))
-    } else {
-        let file = std::fs::File::open(&args.from)
-            .map_err(|e| usage(anyhow!("cannot open {}: {e}", args.from.display())))?;
-        let id = pipeline::file_stream_id(&args.from)
-            .map_err(|e| usage(anyhow!("cannot identify {}: {e}", args.from.display())))?;
-        (id, Box::new(file))
+    let capacity = registry.ingest.queue_capacity.div_ceil(256);
+    let input = match &args.from {
+        Some(from) => open_file(from, args.follow, capacity)?,
+        None => {
+            let config = kafka_config(&registry, source, &args)?;
+            let described = format!("kafka {} (group {})", config.topic, config.group_id);
+            let (feed, rx) = KafkaFeed::start(config, capacity).map_err(runtime)?;
+            Input {
+                described,
+                stream_id: 0,
+                feed: rx,
+                kafka: Some(feed),
+            }
+        }
     };
     let store = config::open_url(&registry, &url).await?;
     let settings = &registry.ingest;
-    let lines = pipeline::spawn_reader(input, 256, settings.queue_capacity.div_ceil(256))
-        .map_err(runtime)?;
     let options = PipelineOptions {
         source,
-        stream_id,
+        stream_id: input.stream_id,
         dead_letter,
         flush_interval: settings.flush_interval,
         flush_max_events: settings.flush_max_events,
+    };
+    let continuous = args.follow || input.kafka.is_some();
+    let control = Control {
+        stop: continuous.then(|| Box::pin(crate::shutdown::signal()) as _),
+        on_durable: input.kafka.as_ref().map(KafkaFeed::durable),
     };
     let bar = progress::spinner();
     let mut report = |s: &IngestSummary| {
@@ -73,8 +103,20 @@ pub async fn run(args: IngestArgs) -> CmdResult {
             s.rows_written
         ));
     };
-    let result = pipeline::run(registry.clone(), store, options, lines, &mut report).await;
+    let result = pipeline::run(
+        registry.clone(),
+        store,
+        options,
+        input.feed,
+        control,
+        &mut report,
+    )
+    .await;
     bar.finish_and_clear();
+    if let Some(kafka) = input.kafka {
+        // Commits the last durable offsets and leaves the group.
+        let _ = tokio::task::spawn_blocking(move || kafka.shutdown()).await;
+    }
     let summary = result.map_err(|e| match e {
         pipeline::PipelineError::NoFeatures(_) | pipeline::PipelineError::Specs(_) => usage(e),
         other => runtime(other),
@@ -86,9 +128,74 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         let text = serde_json::to_string_pretty(&value).map_err(runtime)?;
         println!("{text}");
     } else {
-        print_table(&args.from, &summary);
+        print_table(&input.described, &summary);
     }
     Ok(())
+}
+
+/// Where the events come from.
+struct Input {
+    /// For the summary: the file, `-`, or the topic and group.
+    described: String,
+    stream_id: u64,
+    feed: mpsc::Receiver<std::io::Result<Feed>>,
+    /// The consumer thread, for Kafka.
+    kafka: Option<KafkaFeed>,
+}
+
+/// `--from FILE|-` (`--follow`: keep tailing the file).
+fn open_file(from: &Path, follow: bool, capacity: usize) -> Result<Input, Failure> {
+    let stdin = from.as_os_str() == "-";
+    let (stream_id, reader): (u64, Box<dyn std::io::Read + Send>) = if stdin {
+        (pipeline::stdin_stream_id(), Box::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(from)
+            .map_err(|e| usage(anyhow!("cannot open {}: {e}", from.display())))?;
+        let id = pipeline::file_stream_id(from)
+            .map_err(|e| usage(anyhow!("cannot identify {}: {e}", from.display())))?;
+        (id, Box::new(file))
+    };
+    let feed = pipeline::spawn_reader(reader, stream_id, follow && !stdin, 256, capacity)
+        .map_err(runtime)?;
+    Ok(Input {
+        described: from.display().to_string(),
+        stream_id,
+        feed,
+        kafka: None,
+    })
+}
+
+/// The source's Kafka settings with the command-line overrides; a source of another kind
+/// needs `--brokers` and `--topic`.
+fn kafka_config(
+    registry: &Registry,
+    source: usize,
+    args: &IngestArgs,
+) -> Result<KafkaConfig, Failure> {
+    let src = &registry.sources[source];
+    let mut config = match KafkaConfig::from_source(&src.kind) {
+        Some(config) => config,
+        None => {
+            let (Some(brokers), Some(topic)) = (&args.brokers, &args.topic) else {
+                return Err(usage(anyhow!(
+                    "source {} is not a Kafka source: give --from FILE|- or --brokers and --topic",
+                    src.name
+                )));
+            };
+            KafkaConfig::new(brokers, topic, &format!("riffle-{}", src.name))
+        }
+    };
+    if let Some(brokers) = &args.brokers {
+        config.brokers.clone_from(brokers);
+    }
+    if let Some(topic) = &args.topic {
+        config.topic.clone_from(topic);
+    }
+    if let Some(group) = &args.group_id {
+        config.group_id.clone_from(group);
+    }
+    config.client_id = format!("riffle-ingest-{}", std::process::id());
+    Ok(config)
 }
 
 /// `--source`, or the registry's only source.
@@ -144,8 +251,8 @@ fn dead_letter_path(
     }
 }
 
-fn print_table(from: &Path, s: &IngestSummary) {
-    println!("riffle ingest: {} -> source {}", from.display(), s.source);
+fn print_table(from: &str, s: &IngestSummary) {
+    println!("riffle ingest: {from} -> source {}", s.source);
     let mut rows = vec![
         ("events read", s.events_read.to_string()),
         ("applied", s.applied.to_string()),

@@ -1,0 +1,179 @@
+//! The Kafka feed of the pipeline: a [`KafkaSource`] on a blocking thread of its own,
+//! sending [`Feed`]s through a bounded channel (when the store is slow the channel fills, the
+//! thread blocks and stops polling: memory stays flat, nothing is dropped).
+//!
+//! Offsets are committed on this thread (the consumer is not shared): after each flush the
+//! pipeline hands `(partition, next_offset)` pairs to [`KafkaFeed::durable`], which records
+//! them in a shared map and queues them; the thread commits the queue before its next poll,
+//! for the partitions it still owns. The revoke hook answers from the shared map only (it
+//! never flushes): what is not durable yet is replayed by the next owner and deduplicated
+//! by the per-entity positions. A revocation is passed on as [`Feed::Revoked`], so the
+//! pipeline flushes and forgets its in-memory entity state.
+//!
+//! Poll errors never end the feed: they are logged (stderr) and polling resumes after a
+//! back-off of 100 ms doubling up to 5 s.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::input::{kafka_stream_id, Feed, Record};
+use super::run::OnDurable;
+use crate::source::kafka::{KafkaConfig, KafkaSource, RebalanceEvent, SourceError};
+
+/// Messages per poll.
+const POLL_MAX: usize = 500;
+/// How long one poll waits for the first message (also the commit latency).
+const POLL_WAIT: Duration = Duration::from_millis(100);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Offsets durable in the store, per partition (next offset to read).
+type Durable = Arc<Mutex<HashMap<i32, i64>>>;
+
+/// The running consumer thread; [`KafkaFeed::shutdown`] commits what is queued and leaves
+/// the group.
+pub struct KafkaFeed {
+    durable: Durable,
+    commits: std_mpsc::Sender<Vec<(i32, i64)>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl KafkaFeed {
+    /// Connects and starts polling; records go to the returned receiver (`capacity` batches).
+    pub fn start(
+        mut config: KafkaConfig,
+        capacity: usize,
+    ) -> Result<(Self, mpsc::Receiver<std::io::Result<Feed>>), SourceError> {
+        let durable: Durable = Arc::default();
+        let shared = durable.clone();
+        config.on_revoke = Some(Arc::new(move |revoked: &[i32]| {
+            let map = shared.lock().unwrap_or_else(|p| p.into_inner());
+            revoked
+                .iter()
+                .filter_map(|p| map.get(p).map(|&next| (*p, next)))
+                .collect()
+        }));
+        let source = KafkaSource::connect(config)?;
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (commits, queue) = std_mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("riffle-kafka-feed".into())
+            .spawn(move || consume(source, &tx, &queue, &flag))
+            .map_err(|e| SourceError::Config(format!("cannot start the consumer thread: {e}")))?;
+        let feed = Self {
+            durable,
+            commits,
+            stop,
+            thread: Some(thread),
+        };
+        Ok((feed, rx))
+    }
+
+    /// A callback for [`super::run::Control::on_durable`].
+    pub fn durable(&self) -> OnDurable {
+        let durable = self.durable.clone();
+        let commits = self.commits.clone();
+        Box::new(move |offsets: &[(i32, i64)]| {
+            {
+                let mut map = durable.lock().unwrap_or_else(|p| p.into_inner());
+                for &(p, next) in offsets {
+                    let e = map.entry(p).or_insert(next);
+                    *e = (*e).max(next);
+                }
+            }
+            let _ = commits.send(offsets.to_vec());
+        })
+    }
+
+    /// Stops polling, commits the queued offsets and leaves the group. Call after the
+    /// pipeline returned (its receiver dropped), from a blocking context.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::warn!("the kafka consumer thread panicked");
+            }
+        }
+    }
+}
+
+/// The consumer thread: commit what is durable, poll, pass records and revocations on.
+fn consume(
+    mut source: KafkaSource,
+    tx: &mpsc::Sender<std::io::Result<Feed>>,
+    queue: &std_mpsc::Receiver<Vec<(i32, i64)>>,
+    stop: &AtomicBool,
+) {
+    let topic = source.topic().to_owned();
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        commit_queued(&source, queue);
+        if stop.load(Ordering::SeqCst) || tx.is_closed() {
+            // The pipeline returned: its last offsets are queued (or it failed).
+            commit_queued(&source, queue);
+            return;
+        }
+        let batch = match source.poll_batch(POLL_MAX, POLL_WAIT) {
+            Ok(batch) => {
+                backoff = BACKOFF_MIN;
+                batch
+            }
+            Err(error) => {
+                tracing::warn!(%topic, %error, retryable = error.retryable(), backoff_ms = backoff.as_millis() as u64, "kafka poll failed; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let records: Vec<Record> = batch
+            .into_iter()
+            .filter_map(|m| {
+                Some(Record {
+                    stream: kafka_stream_id(&topic, m.partition),
+                    offset: u64::try_from(m.offset).ok()?,
+                    partition: Some(m.partition),
+                    payload: m.payload,
+                })
+            })
+            .collect();
+        let revoked = source
+            .take_rebalance_events()
+            .iter()
+            .any(|e| matches!(e, RebalanceEvent::Revoked(_)));
+        if !records.is_empty() && tx.blocking_send(Ok(Feed::Records(records))).is_err() {
+            continue; // the pipeline is gone: commit what it queued, then stop
+        }
+        if revoked && tx.blocking_send(Ok(Feed::Revoked)).is_err() {
+            continue;
+        }
+    }
+}
+
+/// Commits every queued `(partition, next_offset)` of a partition this consumer owns (the
+/// highest per partition).
+fn commit_queued(source: &KafkaSource, queue: &std_mpsc::Receiver<Vec<(i32, i64)>>) {
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    while let Ok(offsets) = queue.try_recv() {
+        for (p, o) in offsets {
+            let e = next.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+    }
+    let owned = source.assignment();
+    let mut offsets: Vec<(i32, i64)> = next
+        .into_iter()
+        .filter(|(p, _)| owned.contains(p))
+        .collect();
+    offsets.sort_unstable();
+    if let Err(error) = source.commit(&offsets) {
+        tracing::warn!(%error, "kafka commit failed; the next owner replays (deduplicated)");
+    }
+}
