@@ -63,8 +63,8 @@ fn setup(seed: u64, count: usize) -> Setup {
     }
 }
 
-/// Produces each message in a produce call of its own (waiting for its acknowledgement):
-/// tansu loses track of offsets when several record batches arrive in one request.
+/// Produces each message in a produce call of its own, waiting for its acknowledgement (see
+/// the module docs for why).
 fn produce(bootstrap: &str, messages: &[(String, String)]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
