@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
-use riffle_core::{FeatureValue, Timestamp};
+use riffle_core::{EntityId, FeatureValue, Timestamp};
 use riffle_registry::{FeatureGroup, Registry};
 use riffle_store::{GroupRow, RowWrite};
 use serde_json::Value;
@@ -104,24 +104,12 @@ pub fn rows_from_columns(
     (0..n)
         .map(|row| {
             let id = ids::from_json(entity, row, &keys[row])?;
-            let event_ts = match times.map(|t| &t[row]) {
-                None | Some(Value::Null) => now,
-                Some(v) => parse_event_ts(v)?,
-            };
             let values = columns
                 .iter()
                 .enumerate()
                 .map(|(f, col)| value_of(group, f, row, &col[row]))
                 .collect::<Result<_, _>>()?;
-            Ok(RowWrite {
-                id,
-                group: group.id,
-                row: GroupRow {
-                    event_ts,
-                    computed_at: now,
-                    values,
-                },
-            })
+            stamped_row(id, group, times.map(|t| &t[row]), now, values)
         })
         .collect()
 }
@@ -166,21 +154,32 @@ pub fn rows_from_v1(
                     ))),
                 })
                 .collect::<Result<_, _>>()?;
-            let event_ts = match &r.event_timestamp {
-                None | Some(Value::Null) => now,
-                Some(v) => parse_event_ts(v)?,
-            };
-            Ok(RowWrite {
-                id,
-                group: group.id,
-                row: GroupRow {
-                    event_ts,
-                    computed_at: now,
-                    values,
-                },
-            })
+            stamped_row(id, group, r.event_timestamp.as_ref(), now, values)
         })
         .collect()
+}
+
+/// One row written now, true as of its `event_timestamp` (now when absent or null).
+fn stamped_row(
+    id: EntityId,
+    group: &FeatureGroup,
+    event_timestamp: Option<&Value>,
+    now: Timestamp,
+    values: Vec<FeatureValue>,
+) -> Result<RowWrite, ApiError> {
+    let event_ts = match event_timestamp {
+        None | Some(Value::Null) => now,
+        Some(v) => parse_event_ts(v)?,
+    };
+    Ok(RowWrite {
+        id,
+        group: group.id,
+        row: GroupRow {
+            event_ts,
+            computed_at: now,
+            values,
+        },
+    })
 }
 
 /// Writes rows in one store call and drops them from the hot cache. Returns rows written.
