@@ -41,6 +41,9 @@ pub enum Feed {
     /// Kafka partitions were taken from this process: the pipeline flushes, then forgets all
     /// in-memory entity state (it is reloaded from the store when next touched).
     Revoked,
+    /// Kafka partitions were given to this process (after a rebalance, the whole set it now
+    /// owns), so the pipeline can take over what belongs to them (e.g. pending expiries).
+    Assigned(Vec<i32>),
 }
 
 /// The stream id of one partition of a Kafka topic.

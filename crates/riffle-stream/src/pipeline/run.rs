@@ -135,6 +135,8 @@ pub async fn run(
                 next = tokio::time::timeout_at(deadline, feed.recv()) => match next {
                     Ok(Some(Ok(Feed::Records(chunk)))) => batch.extend(chunk),
                     Ok(Some(Ok(Feed::Revoked))) => revoked = true,
+                    // Nothing is owned per partition yet: an assignment needs no action.
+                    Ok(Some(Ok(Feed::Assigned(_)))) => {}
                     Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
                     Ok(None) => open = false,
                     Err(_) => break,
