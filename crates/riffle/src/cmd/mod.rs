@@ -5,11 +5,20 @@
 //! - [`ingest`]: replay NDJSON events of a source through the window pipeline.
 //! - [`lag`]: how far each source's ingest is behind, from its published watermarks.
 //! - [`demo`]: the fraud example, self-contained: synthetic users, a server, moving values.
+//! - [`loadtest`], [`check`], [`drill`], [`cost`], [`alerts`], [`runbook`], [`baseline`]: the
+//!   operator toolkit (`riffle_ops`).
 
+pub mod alerts;
+pub mod baseline;
+pub mod check;
+pub mod cost;
 pub mod demo;
+pub mod drill;
 pub mod ingest;
 pub mod lag;
 pub mod load;
+pub mod loadtest;
+pub mod runbook;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +45,20 @@ pub enum Command {
     Lag(lag::LagArgs),
     /// Run the fraud example end to end: synthetic users on the embedded store, served.
     Demo(demo::DemoArgs),
+    /// Drive load at a running server (open or closed loop) and judge it against the p99 SLOs.
+    Loadtest(loadtest::LoadtestArgs),
+    /// The lesson's 20-item readiness checklist, from files and (with --connect) the live deployment.
+    Check(check::CheckArgs),
+    /// Break the store on purpose under traffic and verify the fallback path, then recovery.
+    Drill(drill::DrillArgs),
+    /// Memory per entity and group from live keys, extrapolated to the declared entities and 2x.
+    Cost(cost::CostArgs),
+    /// Prometheus alerting rules (or a Grafana dashboard) generated from the registry's SLOs.
+    Alerts(alerts::AlertsArgs),
+    /// The lesson's ten failure scenarios, written for this deployment (Markdown).
+    Runbook(runbook::RunbookArgs),
+    /// Snapshot served feature distributions as the baseline that drift is measured against.
+    Baseline(baseline::BaselineArgs),
 }
 
 pub async fn run(cli: Cli) -> CmdResult {
@@ -45,5 +68,12 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Ingest(args) => ingest::run(args).await,
         Command::Lag(args) => lag::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Loadtest(args) => loadtest::run(args).await,
+        Command::Check(args) => check::run(args).await,
+        Command::Drill(args) => drill::run(args).await,
+        Command::Cost(args) => cost::run(args).await,
+        Command::Alerts(args) => alerts::run(args).await,
+        Command::Runbook(args) => runbook::run(args).await,
+        Command::Baseline(args) => baseline::run(args).await,
     }
 }

@@ -1,0 +1,1 @@
+//! `riffle alerts`: not built yet.

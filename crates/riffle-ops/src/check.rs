@@ -1,0 +1,1 @@
+//! `riffle check`: not built yet.

@@ -1,0 +1,1 @@
+//! `riffle cost`: not built yet.

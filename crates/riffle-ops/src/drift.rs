@@ -1,0 +1,1 @@
+//! `riffle drift`: not built yet.

@@ -1,0 +1,1 @@
+//! `riffle drill`: not built yet.

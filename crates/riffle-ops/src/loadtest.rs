@@ -1,0 +1,1 @@
+//! `riffle loadtest`: not built yet.

@@ -1,0 +1,1 @@
+//! `riffle runbook`: not built yet.
