@@ -8,7 +8,11 @@
 //! rows of the fast groups (freshness SLO of five minutes or less), as if each had just made
 //! a transaction: counts go up, sums grow, timestamps jump to now, and what fell out of a
 //! window since the last update is aged out.
+//!
+//! [`EventGenerator`] ([`events`]) makes *events* instead of rows: any source's schema, the
+//! same power law, bursts and cold starts, paced by a token bucket ([`Pacer`]).
 
+pub mod events;
 mod power_law;
 mod values;
 
@@ -21,6 +25,7 @@ use riffle_core::{EntityId, FeatureValue, Timestamp};
 use riffle_registry::{FeatureGroup, GroupId, KeyType, Registry};
 use riffle_store::{GroupRow, RowWrite};
 
+pub use events::{Bursts, EventGenerator, EventPlan, Pacer, Pick};
 pub use power_law::{harmonic, PowerLaw};
 use values::{Kind, Traits};
 

@@ -54,6 +54,7 @@
 //! and deduplicated by the positions. Lateness is judged against the process-wide watermark,
 //! not per partition. HTTP and generator inputs are not built yet.
 
+pub mod generator_feed;
 pub mod input;
 pub mod kafka_feed;
 pub mod run;
@@ -62,6 +63,7 @@ pub mod state;
 pub mod summary;
 pub mod watermark;
 
+pub use generator_feed::{generator_stream_id, GeneratorFeed};
 pub use input::{file_stream_id, kafka_stream_id, spawn_reader, stdin_stream_id, Feed, Record};
 pub use kafka_feed::KafkaFeed;
 pub use run::{run, Control, PipelineError, PipelineOptions};

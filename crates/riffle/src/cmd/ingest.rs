@@ -5,6 +5,9 @@
 //!
 //! - `--from`: replays NDJSON events and exits once every event is durable; with `--follow`
 //!   it keeps tailing the file until Ctrl-C/SIGTERM.
+//! - `--generate RATE` (or a `generator` source): synthetic events of the source's schema
+//!   (power-law entities, bursts, cold starts; `--entities`, `--seed`) until Ctrl-C/SIGTERM,
+//!   or `--max-events N` of them, then exit once durable.
 //! - otherwise the source's Kafka topic (or the `--brokers/--topic/--group-id` overrides,
 //!   also allowed for a source of another kind: the event schema stays the source's) is
 //!   consumed until Ctrl-C/SIGTERM; offsets are committed once durable.
@@ -17,9 +20,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use clap::Args;
-use riffle_registry::Registry;
+use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
-use riffle_stream::pipeline::{self, Control, Feed, IngestSummary, KafkaFeed, PipelineOptions};
+use riffle_stream::generator::{EventGenerator, EventPlan, Pacer};
+use riffle_stream::pipeline::{
+    self, Control, Feed, GeneratorFeed, IngestSummary, KafkaFeed, PipelineOptions,
+};
 use riffle_stream::source::kafka::KafkaConfig;
 use tokio::sync::mpsc;
 
@@ -52,6 +58,21 @@ pub struct IngestArgs {
     /// Kafka consumer group (overrides the source's `group_id`; default `riffle-<source>`).
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
     pub group_id: Option<String>,
+    /// Synthetic events of the source's schema at RATE per second (with bursts and cold
+    /// starts) instead of its own input; a `generator` source needs no flag.
+    #[arg(long, value_name = "RATE", conflicts_with_all = ["from", "brokers", "topic"])]
+    pub generate: Option<f64>,
+    /// Entities the generator draws from by the power law (default: the source's
+    /// `entities`, else 100000).
+    #[arg(long, value_name = "N")]
+    pub entities: Option<u64>,
+    /// Seed of the generator (same seed, same events).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Generate this many events, then exit once they are durable (default: run until
+    /// Ctrl-C/SIGTERM).
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -64,8 +85,11 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         StoreUrl::parse(args.store.as_deref().unwrap_or(&registry.store.url)).map_err(usage)?;
     let dead_letter = dead_letter_path(&registry, source, &url)?;
     let capacity = registry.ingest.queue_capacity.div_ceil(256);
+    let generated = args.generate.is_some()
+        || matches!(registry.sources[source].kind, SourceKind::Generator { .. });
     let input = match &args.from {
         Some(from) => open_file(from, args.follow, capacity)?,
+        None if generated => open_generator(&registry, source, &args, capacity)?,
         None => {
             let config = kafka_config(&registry, source, &args)?;
             let described = format!("kafka {} (group {})", config.topic, config.group_id);
@@ -75,6 +99,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
                 stream_id: 0,
                 feed: rx,
                 kafka: Some(feed),
+                generator: None,
             }
         }
     };
@@ -87,7 +112,9 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         flush_interval: settings.flush_interval,
         flush_max_events: settings.flush_max_events,
     };
-    let continuous = args.follow || input.kafka.is_some();
+    let continuous = args.follow
+        || input.kafka.is_some()
+        || (input.generator.is_some() && args.max_events.is_none());
     let control = Control {
         stop: continuous.then(|| Box::pin(crate::shutdown::signal()) as _),
         on_durable: input.kafka.as_ref().map(KafkaFeed::durable),
@@ -117,6 +144,9 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         // Commits the last durable offsets and leaves the group.
         let _ = tokio::task::spawn_blocking(move || kafka.shutdown()).await;
     }
+    if let Some(generator) = input.generator {
+        let _ = tokio::task::spawn_blocking(move || generator.stop()).await;
+    }
     let summary = result.map_err(|e| match e {
         pipeline::PipelineError::NoFeatures(_) | pipeline::PipelineError::Specs(_) => usage(e),
         other => runtime(other),
@@ -141,6 +171,8 @@ struct Input {
     feed: mpsc::Receiver<std::io::Result<Feed>>,
     /// The consumer thread, for Kafka.
     kafka: Option<KafkaFeed>,
+    /// The generator thread, for `--generate` or a generator source.
+    generator: Option<GeneratorFeed>,
 }
 
 /// `--from FILE|-` (`--follow`: keep tailing the file).
@@ -162,6 +194,46 @@ fn open_file(from: &Path, follow: bool, capacity: usize) -> Result<Input, Failur
         stream_id,
         feed,
         kafka: None,
+        generator: None,
+    })
+}
+
+/// `--generate RATE` or a `generator` source: synthetic events of the source's schema.
+fn open_generator(
+    registry: &Registry,
+    source: usize,
+    args: &IngestArgs,
+    capacity: usize,
+) -> Result<Input, Failure> {
+    let src = &registry.sources[source];
+    let (declared_rate, declared_entities) = match src.kind {
+        SourceKind::Generator { rate, entities } => (Some(rate), Some(entities)),
+        _ => (None, None),
+    };
+    let rate = args.generate.or(declared_rate).unwrap_or(1000.0);
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(usage(anyhow!("--generate: {rate} is not a positive rate")));
+    }
+    let entities = args.entities.or(declared_entities).unwrap_or(100_000);
+    if entities == 0 {
+        return Err(usage(anyhow!("--entities must be at least 1")));
+    }
+    let plan = EventPlan::new(rate, entities, args.seed);
+    let generator = EventGenerator::new(registry, src, &plan).map_err(usage)?;
+    let pacer = Pacer::new(rate, plan.bursts.clone());
+    let stream_id = pipeline::generator_stream_id(args.seed);
+    let (feed, rx) =
+        GeneratorFeed::start(generator, pacer, stream_id, args.max_events, 256, capacity)
+            .map_err(runtime)?;
+    Ok(Input {
+        described: format!(
+            "generator ({rate} events/s over {entities} entities, seed {})",
+            args.seed
+        ),
+        stream_id,
+        feed: rx,
+        kafka: None,
+        generator: Some(feed),
     })
 }
 
