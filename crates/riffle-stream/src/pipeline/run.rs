@@ -16,6 +16,7 @@ use riffle_store::layout::state_field;
 use riffle_store::{GroupRow, OnlineStore, RowWrite, StateWrite, StoreError};
 use tokio::sync::mpsc;
 
+use super::ack::{Ack, AckOutcome};
 use super::input::{Feed, Record};
 use super::specs::{to_window_event, SpecMap};
 use super::state::{self, Positions, StateError};
@@ -99,6 +100,9 @@ struct Pipeline {
     sink: FileDeadLetterSink,
     /// Largest event time applied this run.
     watermark: Option<Timestamp>,
+    /// Per input stream, the largest event time applied: `allowed_lateness` is judged
+    /// against the event's own stream, so a slow partition is not judged by a fast one.
+    stream_latest: HashMap<u64, Timestamp>,
     /// Per Kafka partition, the highest offset handled since the last flush.
     unflushed: BTreeMap<i32, u64>,
     summary: IngestSummary,
@@ -121,6 +125,8 @@ pub async fn run(
         .stop
         .unwrap_or_else(|| Box::pin(std::future::pending()));
     let mut on_durable = control.on_durable;
+    // Acknowledged chunks applied since the last flush, with their outcome.
+    let mut acks: Vec<(Ack, AckOutcome)> = Vec::new();
     let mut pending = 0usize;
     let mut last_flush = Instant::now();
     let mut open = true;
@@ -128,7 +134,12 @@ pub async fn run(
         let deadline = tokio::time::Instant::from_std(last_flush + p.options.flush_interval);
         let mut batch = Vec::new();
         let mut revoked = false;
-        while open && !revoked && pending + batch.len() < p.options.flush_max_events {
+        let mut acked = None;
+        while open
+            && !revoked
+            && acked.is_none()
+            && pending + batch.len() < p.options.flush_max_events
+        {
             tokio::select! {
                 biased;
                 () = &mut stop => open = false,
@@ -137,6 +148,7 @@ pub async fn run(
                     Ok(Some(Ok(Feed::Revoked))) => revoked = true,
                     // Nothing is owned per partition yet: an assignment needs no action.
                     Ok(Some(Ok(Feed::Assigned(_)))) => {}
+                    Ok(Some(Ok(Feed::Acked(chunk, ack)))) => acked = Some((chunk, ack)),
                     Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
                     Ok(None) => open = false,
                     Err(_) => break,
@@ -145,12 +157,24 @@ pub async fn run(
         }
         pending += batch.len();
         p.apply(batch).await?;
+        if let Some((chunk, ack)) = acked {
+            // Applied on their own, so their outcome is told apart from other records'.
+            let before = AckOutcome::totals(&p.summary);
+            pending += chunk.len();
+            p.apply(chunk).await?;
+            acks.push((ack, AckOutcome::totals(&p.summary).since(before)));
+        }
         if revoked
             || !open
             || pending >= p.options.flush_max_events
             || Instant::now() >= deadline.into_std()
         {
+            let flush_started = Instant::now();
             p.flush().await?;
+            p.summary.last_flush = flush_started.elapsed();
+            for (ack, outcome) in acks.drain(..) {
+                ack.send(outcome);
+            }
             let durable = p.take_durable();
             if let (Some(report), false) = (on_durable.as_mut(), durable.is_empty()) {
                 report(&durable);
@@ -161,6 +185,8 @@ pub async fn run(
             pending = 0;
             last_flush = Instant::now();
             p.summary.elapsed = started.elapsed();
+            p.summary.watermark_ms = p.watermark.map(Timestamp::millis);
+            p.summary.queued = feed.len();
             progress(&p.summary);
         }
     }
@@ -208,6 +234,7 @@ impl Pipeline {
             known: HashMap::new(),
             sink,
             watermark: None,
+            stream_latest: HashMap::new(),
             unflushed: BTreeMap::new(),
             summary,
         })
@@ -289,9 +316,15 @@ impl Pipeline {
                 continue;
             }
             let event = to_window_event(source, event);
-            match self.engine.ingest(&event, now) {
+            let latest = self.stream_latest.get(&stream).copied();
+            match self.engine.ingest_in_stream(&event, now, latest) {
                 Ok(()) => {
                     positions.record(stream, line);
+                    let t = event.time;
+                    self.stream_latest
+                        .entry(stream)
+                        .and_modify(|m| *m = (*m).max(t))
+                        .or_insert(t);
                     self.summary.applied += 1;
                     let t = event.time.min(now);
                     self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));

@@ -111,7 +111,24 @@ impl WindowEngine {
     /// Adds one event; `now` is the wall-clock time of ingestion (for the future limit).
     /// On success the entity is marked dirty. O(specs) and allocation-free for an event in
     /// an entity's newest tiles, apart from a new entity's slot and `last` string values.
+    ///
+    /// Lateness (`allowed_lateness`) is judged against the largest event time this engine
+    /// accepted; with several input streams use [`WindowEngine::ingest_in_stream`].
     pub fn ingest(&mut self, event: &Event, now: Timestamp) -> Result<(), Rejected> {
+        self.ingest_in_stream(event, now, self.max_event_time.map(to_timestamp))
+    }
+
+    /// [`WindowEngine::ingest`] with lateness judged against `stream_latest`: the largest
+    /// event time accepted so far from the event's own input stream (a Kafka partition, a
+    /// file), which the caller keeps per stream. So a slow partition's events are not
+    /// judged by a faster one's clock; `None` (the stream's first event) sets no lateness
+    /// limit. The window reach at the engine clock still applies.
+    pub fn ingest_in_stream(
+        &mut self,
+        event: &Event,
+        now: Timestamp,
+        stream_latest: Option<Timestamp>,
+    ) -> Result<(), Rejected> {
         let time = event.time.millis();
         let future_limit = now.millis().saturating_add(millis(self.config.max_future));
         if time > future_limit {
@@ -121,7 +138,7 @@ impl WindowEngine {
                 max_future_ms: millis(self.config.max_future) as u64,
             });
         }
-        let (limit, cause) = self.late_limit();
+        let (limit, cause) = self.late_limit(stream_latest.map(Timestamp::millis));
         if time < limit {
             return Err(Rejected::TooLate {
                 event_time: event.time,
@@ -312,12 +329,13 @@ impl WindowEngine {
             .unwrap_or(i64::MIN)
     }
 
-    /// The oldest event time accepted now, and which limit sets it.
-    fn late_limit(&self) -> (i64, LateCause) {
+    /// The oldest event time accepted now from a stream whose largest event time accepted
+    /// is `latest`, and which limit sets it.
+    fn late_limit(&self, latest: Option<i64>) -> (i64, LateCause) {
         let lateness = self
             .config
             .allowed_lateness
-            .zip(self.max_event_time)
+            .zip(latest)
             .map(|(allowed, max)| max.saturating_sub(millis(allowed)));
         match lateness {
             Some(l) if l > self.reach => (l, LateCause::BeyondAllowedLateness),

@@ -50,7 +50,9 @@
 //! - `FromFuture`: event time more than `max_future` (default 5 min) after the `now` given;
 //! - `TooLate`: event time before the start of every spec's window at the engine clock, or
 //!   more than `allowed_lateness` (default: no such limit) behind the largest event time
-//!   accepted so far.
+//!   accepted so far — from the event's own input stream with
+//!   [`WindowEngine::ingest_in_stream`] (the caller keeps a largest event time per stream,
+//!   so a Kafka partition an hour behind another is not judged by the faster one's clock).
 //!
 //! An accepted event is applied to every spec whose window at the clock still reaches it.
 //!

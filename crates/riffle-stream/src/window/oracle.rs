@@ -24,6 +24,8 @@ pub(crate) struct Oracle {
     arrivals: usize,
     clock: i64,
     max_seen: Option<i64>,
+    /// Largest event time accepted per input stream.
+    stream_max: BTreeMap<u64, i64>,
 }
 
 fn tiling(spec: &AggregationSpec) -> (i64, i64) {
@@ -55,6 +57,7 @@ impl Oracle {
             arrivals: 0,
             clock: 0,
             max_seen: None,
+            stream_max: BTreeMap::new(),
         }
     }
 
@@ -62,8 +65,34 @@ impl Oracle {
         self.clock = self.clock.max(now.millis());
     }
 
-    /// `Ok` or the reason name of the rejection.
+    /// `Ok` or the reason name of the rejection; lateness against every event accepted.
     pub fn ingest(&mut self, event: &Event, now: Timestamp) -> Result<(), &'static str> {
+        self.accept(event, now, self.max_seen)
+    }
+
+    /// Like [`Oracle::ingest`], lateness judged against the events accepted from `stream`.
+    pub fn ingest_in_stream(
+        &mut self,
+        event: &Event,
+        now: Timestamp,
+        stream: u64,
+    ) -> Result<(), &'static str> {
+        let latest = self.stream_max.get(&stream).copied();
+        self.accept(event, now, latest)?;
+        let t = event.time.millis();
+        self.stream_max
+            .entry(stream)
+            .and_modify(|m| *m = (*m).max(t))
+            .or_insert(t);
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        event: &Event,
+        now: Timestamp,
+        latest: Option<i64>,
+    ) -> Result<(), &'static str> {
         let t = event.time.millis();
         if t > now.millis() + self.config.max_future.as_millis() as i64 {
             return Err("from_future");
@@ -78,7 +107,7 @@ impl Oracle {
         if !self.config.specs.iter().any(reaches) {
             return Err("too_late");
         }
-        if let (Some(lateness), Some(max)) = (self.config.allowed_lateness, self.max_seen) {
+        if let (Some(lateness), Some(max)) = (self.config.allowed_lateness, latest) {
             if t < max - lateness.as_millis() as i64 {
                 return Err("too_late");
             }
