@@ -16,7 +16,6 @@ use riffle_store::layout::state_field;
 use riffle_store::{GroupRow, OnlineStore, RowWrite, StateWrite, StoreError};
 use tokio::sync::mpsc;
 
-use super::ack::{Ack, AckOutcome};
 use super::input::{Feed, Record};
 use super::specs::{to_window_event, SpecMap};
 use super::state::{self, Positions, StateError};
@@ -125,8 +124,6 @@ pub async fn run(
         .stop
         .unwrap_or_else(|| Box::pin(std::future::pending()));
     let mut on_durable = control.on_durable;
-    // Acknowledged chunks applied since the last flush, with their outcome.
-    let mut acks: Vec<(Ack, AckOutcome)> = Vec::new();
     let mut pending = 0usize;
     let mut last_flush = Instant::now();
     let mut open = true;
@@ -134,12 +131,7 @@ pub async fn run(
         let deadline = tokio::time::Instant::from_std(last_flush + p.options.flush_interval);
         let mut batch = Vec::new();
         let mut revoked = false;
-        let mut acked = None;
-        while open
-            && !revoked
-            && acked.is_none()
-            && pending + batch.len() < p.options.flush_max_events
-        {
+        while open && !revoked && pending + batch.len() < p.options.flush_max_events {
             tokio::select! {
                 biased;
                 () = &mut stop => open = false,
@@ -148,7 +140,6 @@ pub async fn run(
                     Ok(Some(Ok(Feed::Revoked))) => revoked = true,
                     // Nothing is owned per partition yet: an assignment needs no action.
                     Ok(Some(Ok(Feed::Assigned(_)))) => {}
-                    Ok(Some(Ok(Feed::Acked(chunk, ack)))) => acked = Some((chunk, ack)),
                     Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
                     Ok(None) => open = false,
                     Err(_) => break,
@@ -157,24 +148,12 @@ pub async fn run(
         }
         pending += batch.len();
         p.apply(batch).await?;
-        if let Some((chunk, ack)) = acked {
-            // Applied on their own, so their outcome is told apart from other records'.
-            let before = AckOutcome::totals(&p.summary);
-            pending += chunk.len();
-            p.apply(chunk).await?;
-            acks.push((ack, AckOutcome::totals(&p.summary).since(before)));
-        }
         if revoked
             || !open
             || pending >= p.options.flush_max_events
             || Instant::now() >= deadline.into_std()
         {
-            let flush_started = Instant::now();
             p.flush().await?;
-            p.summary.last_flush = flush_started.elapsed();
-            for (ack, outcome) in acks.drain(..) {
-                ack.send(outcome);
-            }
             let durable = p.take_durable();
             if let (Some(report), false) = (on_durable.as_mut(), durable.is_empty()) {
                 report(&durable);
@@ -185,8 +164,6 @@ pub async fn run(
             pending = 0;
             last_flush = Instant::now();
             p.summary.elapsed = started.elapsed();
-            p.summary.watermark_ms = p.watermark.map(Timestamp::millis);
-            p.summary.queued = feed.len();
             progress(&p.summary);
         }
     }
