@@ -5,6 +5,7 @@
 #   - Feast 0.67 in a private virtualenv: Feast's own SDK is run against Riffle
 #   - tansu 0.6 (cargo install, ~10 min once): a real Kafka-protocol broker
 #   - zlib headers (Debian: zlib1g-dev): the bundled librdkafka build links zlib
+#   - promtool (Debian: prometheus): the generated alert rules are checked and unit-tested
 # Then: every Rust test (unit, integration against real Redis and tansu, end-to-end on the binary),
 # and the Feast SDK compatibility test.
 set -euo pipefail
@@ -26,6 +27,7 @@ command -v redis-server > /dev/null || apt_install redis-server
 command -v redis-cli > /dev/null || apt_install redis-tools
 command -v curl > /dev/null || apt_install curl
 [ -e /usr/include/zlib.h ] || apt_install zlib1g-dev
+command -v promtool > /dev/null || apt_install prometheus
 
 # cargo-installed tools (tansu) live here; the test kit finds tansu on the PATH.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

@@ -2,12 +2,19 @@
 //! rule turned into things a person runs before launch and during an incident. The `riffle`
 //! binary's `loadtest`, `check`, `drill`, `cost`, `alerts`, `runbook` and `baseline`
 //! subcommands are thin wrappers over these modules.
+//!
+//! - [`scenario`]: the lesson's ten failure scenarios, the key shared by alerts and runbook.
+//! - [`alerts`]: Prometheus alerting rules from the registry; [`dashboard`]: Grafana JSON.
+//! - [`runbook`]: the ten scenarios written for this deployment (Markdown).
+//! - [`check`]: the 20-item readiness checklist, from files and the live deployment.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod check;
 pub mod cost;
+pub mod dashboard;
 pub mod drift;
 pub mod drill;
 pub mod loadtest;
 pub mod runbook;
+pub mod scenario;
