@@ -25,6 +25,14 @@ pub struct RawRegistry {
     pub ingest: RawIngest,
 }
 
+impl RawRegistry {
+    /// Parses registry text as written, without validating or filling in defaults: for tools
+    /// that ask what a file declares explicitly (`riffle check`: which SLOs were declared).
+    pub fn from_toml(text: &str) -> Result<Self, crate::RegistryError> {
+        toml::from_str(text).map_err(|e| crate::RegistryError::Syntax(e.to_string()))
+    }
+}
+
 /// How `riffle ingest` batches and bounds its work.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,1 +1,0 @@
-//! `riffle check`: not built yet.
