@@ -13,7 +13,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use riffle_core::Timestamp;
 
 use crate::error::StoreError;
-use crate::store::{KeyRead, KeyWrite};
+use crate::store::{KeyDelete, KeyRead, KeyWrite};
 
 /// (key, field) → encoded row.
 const FIELDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("fields");
@@ -114,9 +114,14 @@ impl EmbeddedStore {
         Ok(out)
     }
 
-    pub(crate) async fn write(&self, keys: Vec<KeyWrite>) -> Result<(), StoreError> {
+    /// Writes `keys` in order, then removes `deletes`, in one transaction.
+    pub(crate) async fn write(
+        &self,
+        keys: Vec<KeyWrite>,
+        deletes: Vec<KeyDelete>,
+    ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || write_blocking(&db, &keys))
+        tokio::task::spawn_blocking(move || write_blocking(&db, &keys, &deletes))
             .await
             .map_err(err)?
     }
@@ -148,7 +153,11 @@ impl EmbeddedStore {
     }
 }
 
-fn write_blocking(db: &Database, keys: &[KeyWrite]) -> Result<(), StoreError> {
+fn write_blocking(
+    db: &Database,
+    keys: &[KeyWrite],
+    deletes: &[KeyDelete],
+) -> Result<(), StoreError> {
     let now = now_ms();
     let tx = db.begin_write().map_err(err)?;
     {
@@ -171,6 +180,13 @@ fn write_blocking(db: &Database, keys: &[KeyWrite]) -> Result<(), StoreError> {
             expiry
                 .insert(k.key.as_str(), now + k.ttl.as_millis() as u64)
                 .map_err(err)?;
+        }
+        for d in deletes {
+            for field in &d.fields {
+                fields
+                    .remove((d.key.as_str(), field.as_str()))
+                    .map_err(err)?;
+            }
         }
     }
     tx.commit().map_err(err)
@@ -258,6 +274,7 @@ mod tests {
                 fields: vec![(field.into(), vec![1, 2, 3])],
                 ttl,
             }],
+            &[],
         )
         .unwrap();
     }

@@ -26,5 +26,8 @@ mod url;
 
 pub use codec::{DecodeError, GroupRow};
 pub use error::StoreError;
-pub use store::{EntityRead, OnlineStore, RowRead, RowWrite, StateWrite, StoreInfo, StoreLimits};
+pub use store::{
+    EntityRead, MetaChange, MetaChanges, OnlineStore, RowRead, RowWrite, StateWrite, StoreInfo,
+    StoreLimits,
+};
 pub use url::{StoreUrl, UrlError};

@@ -26,6 +26,27 @@ pub fn watermark_name(source: &str) -> String {
     format!("watermark:{source}")
 }
 
+/// The meta name of the pending-expiry index of one input stream of a source:
+/// `timers:<source>:<stream>` (stream id as 16 hex digits). Field: an entity id; value: the
+/// time (ms since epoch, decimal ASCII) of that entity's next window change without a new
+/// event (a hint: never later than the real one). `riffle ingest` loads these entities when
+/// it takes the stream over (start, Kafka assignment), so their windows expire on time.
+pub fn timers_name(source: &str, stream: u64) -> String {
+    format!("timers:{source}:{stream:016x}")
+}
+
+/// The meta name of a source's per-stream progress: `streams:<source>`. Field: a stream id
+/// (16 hex digits); value: the largest event time applied from that stream (ms since epoch,
+/// decimal ASCII), so a restarted run judges `allowed_lateness` as a clean run did.
+pub fn streams_name(source: &str) -> String {
+    format!("streams:{source}")
+}
+
+/// A stream id as it appears in meta names and fields: 16 hex digits.
+pub fn stream_member(stream: u64) -> String {
+    format!("{stream:016x}")
+}
+
 /// TTL of a meta key, refreshed by every publish: the last watermark stays readable this
 /// long after ingest stopped (so serve can still age values from it).
 pub const META_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

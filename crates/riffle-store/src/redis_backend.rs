@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::StoreError;
-use crate::store::{KeyRead, KeyWrite, StoreLimits};
+use crate::store::{KeyDelete, KeyRead, KeyWrite, StoreLimits};
 
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -58,8 +58,14 @@ impl RedisStore {
         pipe.query_async(&mut conn).await.map_err(unavailable)
     }
 
-    /// One pipeline of `HSET` + `PEXPIRE` per key: one round trip for the whole batch.
-    pub(crate) async fn write(&self, keys: Vec<KeyWrite>) -> Result<(), StoreError> {
+    /// One pipeline of `HSET` + `PEXPIRE` per key, in order, then one `HDEL` per delete:
+    /// one round trip for the whole batch. Redis runs a connection's commands in order, so
+    /// whatever prefix of the pipeline a crash lets through, it is a prefix.
+    pub(crate) async fn write(
+        &self,
+        keys: Vec<KeyWrite>,
+        deletes: Vec<KeyDelete>,
+    ) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         for k in &keys {
             let cmd = pipe.cmd("HSET").arg(&k.key);
@@ -71,6 +77,9 @@ impl RedisStore {
                 .arg(&k.key)
                 .arg(k.ttl.as_millis() as u64)
                 .ignore();
+        }
+        for d in deletes.iter().filter(|d| !d.fields.is_empty()) {
+            pipe.cmd("HDEL").arg(&d.key).arg(&d.fields).ignore();
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)

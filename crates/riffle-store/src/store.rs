@@ -98,6 +98,40 @@ pub(crate) struct KeyWrite {
     pub ttl: Duration,
 }
 
+/// Backend-neutral removal of some fields of one key (`HDEL`).
+pub(crate) struct KeyDelete {
+    pub key: String,
+    pub fields: Vec<String>,
+}
+
+/// One change to a field (`member`) of a pipeline-metadata hash `<project>:~meta:<name>`
+/// ([`crate::meta`]), made in the same store call as rows (see
+/// [`OnlineStore::write_with_meta`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetaChange {
+    pub name: String,
+    pub member: String,
+    /// The new value; `None` removes the field.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// Metadata changes around one batch of rows and states, and the TTL the written meta keys
+/// get (refreshed on every write: no key without a TTL).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetaChanges {
+    /// Applied before the rows: of the batch, the sets (e.g. index entries added).
+    pub before: Vec<MetaChange>,
+    /// Applied after the rows (sets first, then removals).
+    pub after: Vec<MetaChange>,
+    pub ttl: Duration,
+}
+
+impl MetaChanges {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+}
+
 impl KeyWrite {
     fn new(key: String, ttl: Duration) -> Self {
         Self {
@@ -265,6 +299,22 @@ impl OnlineStore {
         writes: &[RowWrite],
         states: &[StateWrite],
     ) -> Result<(), StoreError> {
+        self.write_with_meta(writes, states, &MetaChanges::default())
+            .await
+    }
+
+    /// [`OnlineStore::write_with_state`] plus changes to pipeline-metadata hashes, all in
+    /// the same store call (one pipeline in Redis, one transaction in the embedded store),
+    /// in this order: the sets of `meta.before`, the rows and states, the sets of
+    /// `meta.after`, then every removal (of `before` and `after`). In Redis a pipeline is
+    /// not atomic, but a connection's commands run in order, so a crash lets through a
+    /// prefix of that order; the embedded store applies all or nothing.
+    pub async fn write_with_meta(
+        &self,
+        writes: &[RowWrite],
+        states: &[StateWrite],
+        meta: &MetaChanges,
+    ) -> Result<(), StoreError> {
         // A block, so the `ThreadRng` (not `Send`) is gone before the await and `write`
         // can run inside a spawned task (every axum handler).
         let keys: Vec<KeyWrite> = {
@@ -311,13 +361,51 @@ impl OnlineStore {
             }
             by_key.into_values().collect()
         };
+        let (before, before_deletes) = self.meta_ops(&meta.before, meta.ttl);
+        let (after, after_deletes) = self.meta_ops(&meta.after, meta.ttl);
+        let mut ordered = before;
+        ordered.extend(keys);
+        ordered.extend(after);
+        let mut deletes = before_deletes;
+        deletes.extend(after_deletes);
         self.guarded(self.limits.write_timeout, async {
             match &self.backend {
-                Backend::Embedded(s) => s.write(keys).await,
-                Backend::Redis(s) => s.write(keys).await,
+                Backend::Embedded(s) => s.write(ordered, deletes).await,
+                Backend::Redis(s) => s.write(ordered, deletes).await,
             }
         })
         .await
+    }
+
+    /// Meta changes grouped per key, in first-seen order: the sets (one write per key, with
+    /// `ttl`) and the removals (one per key).
+    fn meta_ops(&self, changes: &[MetaChange], ttl: Duration) -> (Vec<KeyWrite>, Vec<KeyDelete>) {
+        let mut writes: Vec<KeyWrite> = Vec::new();
+        let mut deletes: Vec<KeyDelete> = Vec::new();
+        for c in changes {
+            let key = meta::meta_key(&self.registry.project, &c.name);
+            match &c.bytes {
+                Some(bytes) => {
+                    let field = (c.member.clone(), bytes.clone());
+                    match writes.iter_mut().find(|w| w.key == key) {
+                        Some(w) => w.fields.push(field),
+                        None => writes.push(KeyWrite {
+                            key,
+                            fields: vec![field],
+                            ttl,
+                        }),
+                    }
+                }
+                None => match deletes.iter_mut().find(|d| d.key == key) {
+                    Some(d) => d.fields.push(c.member.clone()),
+                    None => deletes.push(KeyDelete {
+                        key,
+                        fields: vec![c.member.clone()],
+                    }),
+                },
+            }
+        }
+        (writes, deletes)
     }
 
     /// Reads one raw field (pipeline state, see [`StateWrite`]) of many entities of one
@@ -370,8 +458,8 @@ impl OnlineStore {
         };
         self.guarded(self.limits.write_timeout, async {
             match &self.backend {
-                Backend::Embedded(s) => s.write(vec![key]).await,
-                Backend::Redis(s) => s.write(vec![key]).await,
+                Backend::Embedded(s) => s.write(vec![key], Vec::new()).await,
+                Backend::Redis(s) => s.write(vec![key], Vec::new()).await,
             }
         })
         .await

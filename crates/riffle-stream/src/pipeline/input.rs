@@ -44,6 +44,12 @@ pub enum Feed {
     /// Kafka partitions were given to this process (after a rebalance, the whole set it now
     /// owns), so the pipeline can take over what belongs to them (e.g. pending expiries).
     Assigned(Vec<i32>),
+    /// The input is drained: every record available now was sent (a followed file at its
+    /// end; for Kafka, every owned partition at its high watermark). Until the next record
+    /// the pipeline publishes the flush time as its watermark, so an idle source is not
+    /// judged behind. Sent by the follow reader ([`spawn_reader`] with `follow`) once per
+    /// catch-up; a feed that never sends it keeps the largest event time as watermark.
+    CaughtUp,
 }
 
 /// The stream id of one partition of a Kafka topic.
@@ -84,7 +90,9 @@ pub fn stdin_stream_id() -> u64 {
 /// in chunks of up to `chunk` (a chunk is sent early whenever the next read could block: the
 /// buffer ran dry); a read error ends the stream with `Err`. The channel's bound is the
 /// backpressure. With `follow`, end of file is not the end: the reader polls for appended
-/// lines (a partial last line waits for its newline) until the receiver is dropped.
+/// lines (a partial last line waits for its newline) until the receiver is dropped, and
+/// each time it reaches the end after reading lines (and once at the start if the file is
+/// empty) it sends [`Feed::CaughtUp`].
 pub fn spawn_reader(
     input: Box<dyn Read + Send>,
     stream: u64,
@@ -100,6 +108,8 @@ pub fn spawn_reader(
             let mut batch = Vec::with_capacity(chunk);
             let mut number = 0u64;
             let mut buf = Vec::new();
+            // Whether the reader is at the end it last told the pipeline about.
+            let mut told = false;
             let send = |batch: &mut Vec<Record>| {
                 let full = std::mem::replace(batch, Vec::with_capacity(chunk));
                 tx.blocking_send(Ok(Feed::Records(full))).is_ok()
@@ -109,6 +119,12 @@ pub fn spawn_reader(
                     Ok(0) if follow => {
                         if !batch.is_empty() && !send(&mut batch) {
                             return;
+                        }
+                        if !told {
+                            told = true;
+                            if tx.blocking_send(Ok(Feed::CaughtUp)).is_err() {
+                                return;
+                            }
                         }
                         if tx.is_closed() {
                             return;
@@ -121,6 +137,7 @@ pub fn spawn_reader(
                         std::thread::sleep(FOLLOW_POLL);
                     }
                     Ok(_) => {
+                        told = false;
                         number += 1;
                         let mut line = std::mem::take(&mut buf);
                         while matches!(line.last(), Some(b'\n' | b'\r')) {

@@ -3,7 +3,7 @@
 //! rows and state in one command, then report the Kafka offsets now durable. See the module
 //! docs of [`super`] for why this is exactly-once in effect.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use riffle_core::{EntityId, Timestamp};
 use riffle_registry::Registry;
 use riffle_store::layout::state_field;
-use riffle_store::{GroupRow, OnlineStore, RowWrite, StateWrite, StoreError};
+use riffle_store::meta::{stream_member, streams_name, timers_name, META_TTL};
+use riffle_store::{
+    GroupRow, MetaChange, MetaChanges, OnlineStore, RowWrite, StateWrite, StoreError,
+};
 use tokio::sync::mpsc;
 
 use super::input::{Feed, Record};
@@ -23,6 +26,10 @@ use super::summary::IngestSummary;
 use crate::dead_letter::{DeadLetter, FileDeadLetterSink};
 use crate::decode::{Decoder, Rejection};
 use crate::window::{ConfigError, Rejected, WindowEngine};
+
+/// How long pending-expiry index and stream-progress keys outlive their last write, beyond
+/// the longest window (after it every pending expiry is past).
+const INDEX_SLACK: Duration = Duration::from_secs(24 * 3600);
 
 /// Entities per store call (state reads and row+state writes).
 const STORE_CHUNK: usize = 1000;
@@ -66,6 +73,10 @@ pub struct PipelineOptions {
     pub source: usize,
     /// The input's stream id, for the summary (records carry their own).
     pub stream_id: u64,
+    /// The Kafka topic when the input is one: the streams this process owns are then the
+    /// partitions each [`Feed::Assigned`] names. `None`: the input is the one stream
+    /// `stream_id`, owned from the start (its pending expiries are loaded then).
+    pub kafka_topic: Option<String>,
     pub dead_letter: PathBuf,
     pub flush_interval: Duration,
     pub flush_max_events: usize,
@@ -101,7 +112,26 @@ struct Pipeline {
     watermark: Option<Timestamp>,
     /// Per input stream, the largest event time applied: `allowed_lateness` is judged
     /// against the event's own stream, so a slow partition is not judged by a fast one.
+    /// Persisted per flush (`~meta:streams:<source>`) and read back on a stream's first
+    /// record, so a restarted run judges lateness as a clean run did.
     stream_latest: HashMap<u64, Timestamp>,
+    /// Streams whose persisted largest event time was read.
+    streams_read: HashSet<u64>,
+    /// Streams whose largest event time moved since the last flush.
+    streams_changed: BTreeSet<u64>,
+    /// Per entity, its entry in the pending-expiry index as far as this run knows:
+    /// `(stream, due ms)`, the due time unknown for entities loaded from the store.
+    indexed: HashMap<EntityId, (u64, Option<i64>)>,
+    /// Entities restored whose stored rows no longer show their windows (a window moved
+    /// while no process held them): rewritten by the next flush.
+    stale_rows: Vec<EntityId>,
+    /// Index entries `(stream, entity)` to remove at the next flush: nothing pending.
+    unindex: Vec<(u64, EntityId)>,
+    /// TTL of the index and stream-progress keys.
+    meta_ttl: Duration,
+    /// The feed said the input is drained ([`Feed::CaughtUp`]) and no record came since:
+    /// the published watermark is then the flush time.
+    caught_up: bool,
     /// Per Kafka partition, the highest offset handled since the last flush.
     unflushed: BTreeMap<i32, u64>,
     summary: IngestSummary,
@@ -120,6 +150,10 @@ pub async fn run(
 ) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
     let mut p = Pipeline::new(registry, store, options)?;
+    if p.options.kafka_topic.is_none() {
+        // One stream, owned from the start: its pending expiries are this process's.
+        p.take_over(&[p.options.stream_id]).await?;
+    }
     let mut stop = control
         .stop
         .unwrap_or_else(|| Box::pin(std::future::pending()));
@@ -131,15 +165,23 @@ pub async fn run(
         let deadline = tokio::time::Instant::from_std(last_flush + p.options.flush_interval);
         let mut batch = Vec::new();
         let mut revoked = false;
-        while open && !revoked && pending + batch.len() < p.options.flush_max_events {
+        let mut assigned = None;
+        while open
+            && !revoked
+            && assigned.is_none()
+            && pending + batch.len() < p.options.flush_max_events
+        {
             tokio::select! {
                 biased;
                 () = &mut stop => open = false,
                 next = tokio::time::timeout_at(deadline, feed.recv()) => match next {
-                    Ok(Some(Ok(Feed::Records(chunk)))) => batch.extend(chunk),
+                    Ok(Some(Ok(Feed::Records(chunk)))) => {
+                        p.caught_up &= chunk.is_empty();
+                        batch.extend(chunk);
+                    }
+                    Ok(Some(Ok(Feed::CaughtUp))) => p.caught_up = true,
                     Ok(Some(Ok(Feed::Revoked))) => revoked = true,
-                    // Nothing is owned per partition yet: an assignment needs no action.
-                    Ok(Some(Ok(Feed::Assigned(_)))) => {}
+                    Ok(Some(Ok(Feed::Assigned(partitions)))) => assigned = Some(partitions),
                     Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
                     Ok(None) => open = false,
                     Err(_) => break,
@@ -148,6 +190,9 @@ pub async fn run(
         }
         pending += batch.len();
         p.apply(batch).await?;
+        if let Some(partitions) = assigned {
+            p.assign(&partitions).await?;
+        }
         if revoked
             || !open
             || pending >= p.options.flush_max_events
@@ -188,6 +233,8 @@ impl Pipeline {
         }
         let mut engine = WindowEngine::new(map.config.clone())?;
         engine.advance(Timestamp::now());
+        let longest = map.config.specs.iter().map(|s| s.window).max();
+        let meta_ttl = META_TTL.max(longest.unwrap_or_default() + INDEX_SLACK);
         let sink = FileDeadLetterSink::open(&options.dead_letter).map_err(|error| {
             PipelineError::DeadLetter {
                 path: options.dead_letter.clone(),
@@ -212,6 +259,13 @@ impl Pipeline {
             sink,
             watermark: None,
             stream_latest: HashMap::new(),
+            streams_read: HashSet::new(),
+            streams_changed: BTreeSet::new(),
+            indexed: HashMap::new(),
+            stale_rows: Vec::new(),
+            unindex: Vec::new(),
+            meta_ttl,
+            caught_up: false,
             unflushed: BTreeMap::new(),
             summary,
         })
@@ -232,7 +286,140 @@ impl Pipeline {
         engine.advance(Timestamp::now());
         self.engine = engine;
         self.known.clear();
+        self.indexed.clear();
+        self.stale_rows.clear();
+        self.stream_latest.clear();
+        self.streams_read.clear();
+        self.caught_up = false;
         Ok(())
+    }
+
+    /// Takes over streams this process now owns (the file at start; the partitions of a
+    /// Kafka assignment): reads their largest event times, and loads every entity of their
+    /// pending-expiry index not held yet, so those windows expire on time. An entry whose
+    /// entity's latest position is in another stream (or that has no state left) is removed,
+    /// and that entity is left alone: it may belong to another process.
+    async fn take_over(&mut self, streams: &[u64]) -> Result<(), PipelineError> {
+        self.read_stream_latest(streams).await?;
+        let source = self.registry.sources[self.options.source].name.clone();
+        for &stream in streams {
+            let entries = self.store.get_meta(&timers_name(&source, stream)).await?;
+            let ids: Vec<EntityId> = entries
+                .into_iter()
+                .filter_map(|(member, _)| EntityId::new(member).ok())
+                .filter(|id| !self.known.contains_key(id))
+                .collect();
+            tracing::debug!(
+                source,
+                stream,
+                entities = ids.len(),
+                "taking over pending expiries"
+            );
+            self.load(&ids, Some(stream)).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Pipeline::take_over`] of the partitions of a Kafka assignment.
+    async fn assign(&mut self, partitions: &[i32]) -> Result<(), PipelineError> {
+        let Some(topic) = self.options.kafka_topic.clone() else {
+            tracing::warn!("a Kafka assignment without a Kafka topic: ignored");
+            return Ok(());
+        };
+        let streams: Vec<u64> = partitions
+            .iter()
+            .map(|&p| super::input::kafka_stream_id(&topic, p))
+            .collect();
+        self.take_over(&streams).await
+    }
+
+    /// Reads the persisted largest event time of the streams not read yet (one call).
+    async fn read_stream_latest(&mut self, streams: &[u64]) -> Result<(), PipelineError> {
+        let new: Vec<u64> = streams
+            .iter()
+            .copied()
+            .filter(|s| !self.streams_read.contains(s))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let source = &self.registry.sources[self.options.source].name;
+        let stored: HashMap<String, Vec<u8>> = self
+            .store
+            .get_meta(&streams_name(source))
+            .await?
+            .into_iter()
+            .collect();
+        for stream in new {
+            self.streams_read.insert(stream);
+            let latest = stored
+                .get(&stream_member(stream))
+                .and_then(|b| std::str::from_utf8(b).ok()?.parse::<u64>().ok())
+                .and_then(|ms| Timestamp::from_millis(ms as i64).ok());
+            if let Some(t) = latest {
+                let m = self.stream_latest.entry(stream).or_insert(t);
+                *m = (*m).max(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// This flush's changes to the pending-expiry index for one written entity: its entry
+    /// set in the stream of its latest position (before the rows: an entity with pending
+    /// expiries is always indexed), its old entry removed (after the rows).
+    fn index_change(&mut self, id: &EntityId, meta: &mut MetaChanges) {
+        let source = &self.registry.sources[self.options.source].name;
+        let stream = self
+            .known
+            .get(id)
+            .and_then(|p| p.entries().first())
+            .map(|&(s, _)| s);
+        let due = self.engine.next_change_of(id).map(Timestamp::millis);
+        let new = stream.zip(due);
+        let old = self.indexed.get(id).copied();
+        if let Some((s, d)) = new {
+            if old != Some((s, Some(d))) {
+                meta.before.push(MetaChange {
+                    name: timers_name(source, s),
+                    member: id.as_str().to_owned(),
+                    bytes: Some(d.to_string().into_bytes()),
+                });
+            }
+            self.indexed.insert(id.clone(), (s, Some(d)));
+        } else {
+            self.indexed.remove(id);
+        }
+        if let Some((o, _)) = old.filter(|&(o, _)| new.map(|n| n.0) != Some(o)) {
+            meta.after.push(MetaChange {
+                name: timers_name(source, o),
+                member: id.as_str().to_owned(),
+                bytes: None,
+            });
+        }
+    }
+
+    /// The flush's changes not tied to one written entity: streams' largest event times,
+    /// and index entries found with nothing pending.
+    fn stream_changes(&mut self) -> Vec<MetaChange> {
+        let source = &self.registry.sources[self.options.source].name;
+        let mut out = Vec::new();
+        for stream in std::mem::take(&mut self.streams_changed) {
+            if let Some(t) = self.stream_latest.get(&stream) {
+                out.push(MetaChange {
+                    name: streams_name(source),
+                    member: stream_member(stream),
+                    bytes: Some(t.millis().to_string().into_bytes()),
+                });
+            }
+        }
+        for (stream, id) in std::mem::take(&mut self.unindex) {
+            out.push(MetaChange {
+                name: timers_name(source, stream),
+                member: id.as_str().to_owned(),
+                bytes: None,
+            });
+        }
+        out
     }
 
     fn dead_letter(
@@ -274,12 +461,17 @@ impl Pipeline {
         }
         let mut unseen: Vec<EntityId> = Vec::new();
         let mut seen_now = HashSet::new();
-        for (_, e) in &events {
+        let mut streams = Vec::new();
+        for (r, e) in &events {
             if !self.known.contains_key(&e.entity) && seen_now.insert(e.entity.clone()) {
                 unseen.push(e.entity.clone());
             }
+            if !self.streams_read.contains(&r.stream) && !streams.contains(&r.stream) {
+                streams.push(r.stream);
+            }
         }
-        self.load(&unseen).await?;
+        self.read_stream_latest(&streams).await?;
+        self.load(&unseen, None).await?;
         let now = Timestamp::now();
         let registry = self.registry.clone();
         let source = &registry.sources[self.options.source];
@@ -302,6 +494,7 @@ impl Pipeline {
                         .entry(stream)
                         .and_modify(|m| *m = (*m).max(t))
                         .or_insert(t);
+                    self.streams_changed.insert(stream);
                     self.summary.applied += 1;
                     let t = event.time.min(now);
                     self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
@@ -316,8 +509,12 @@ impl Pipeline {
     }
 
     /// Reads the stored state of entities seen for the first time this run, restores their
-    /// windows and remembers their positions.
-    async fn load(&mut self, ids: &[EntityId]) -> Result<(), PipelineError> {
+    /// windows and remembers their positions; entities whose stored rows no longer show
+    /// their windows (one moved since they were written) are rewritten by the next flush.
+    /// With `owner` (taking over a stream's pending expiries) an entity whose latest
+    /// position is not in that stream, or that has no state, is not loaded: its index entry
+    /// there is removed.
+    async fn load(&mut self, ids: &[EntityId], owner: Option<u64>) -> Result<(), PipelineError> {
         let entity = self.registry.sources[self.options.source].entity;
         for chunk in ids.chunks(STORE_CHUNK) {
             let names: Vec<&str> = chunk.iter().map(EntityId::as_str).collect();
@@ -326,25 +523,47 @@ impl Pipeline {
                 .read_raw_fields(entity, &names, &self.field)
                 .await?;
             for (id, bytes) in chunk.iter().zip(stored) {
-                let positions = match bytes {
-                    None => Positions::default(),
-                    Some(bytes) => {
-                        let corrupt = |error: String| PipelineError::CorruptState {
-                            entity: id.as_str().to_owned(),
-                            error,
-                        };
-                        let (positions, snapshot) = state::decode(&bytes)
-                            .map_err(|e: StateError| corrupt(e.to_string()))?;
-                        if !snapshot.is_empty() {
-                            self.engine
-                                .restore_entity(id.clone(), snapshot)
-                                .map_err(|e| corrupt(e.to_string()))?;
-                        }
-                        self.summary.entities_loaded += 1;
-                        positions
-                    }
+                let corrupt = |error: String| PipelineError::CorruptState {
+                    entity: id.as_str().to_owned(),
+                    error,
                 };
-                self.known.insert(id.clone(), positions);
+                let stored = bytes
+                    .as_deref()
+                    .map(state::decode)
+                    .transpose()
+                    .map_err(|e: StateError| corrupt(e.to_string()))?;
+                let front = stored
+                    .as_ref()
+                    .and_then(|s| s.positions.entries().first())
+                    .map(|&(s, _)| s);
+                let has_tiles = stored.as_ref().is_some_and(|s| !s.snapshot.is_empty());
+                if let Some(owner) = owner {
+                    if front != Some(owner) || !has_tiles {
+                        self.unindex.push((owner, id.clone()));
+                        continue;
+                    }
+                }
+                let Some(stored) = stored else {
+                    self.known.insert(id.clone(), Positions::default());
+                    continue;
+                };
+                if has_tiles {
+                    let written_at = stored
+                        .written_at_ms
+                        .and_then(|ms| Timestamp::from_millis(ms as i64).ok());
+                    let moved = self
+                        .engine
+                        .restore_entity_since(id.clone(), stored.snapshot, written_at)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                    if moved {
+                        self.stale_rows.push(id.clone());
+                    }
+                    if let Some(front) = front {
+                        self.indexed.insert(id.clone(), (front, None));
+                    }
+                }
+                self.summary.entities_loaded += 1;
+                self.known.insert(id.clone(), stored.positions);
             }
         }
         Ok(())
@@ -357,11 +576,32 @@ impl Pipeline {
         let now = Timestamp::now();
         let mut ids = self.engine.advance(now);
         ids.extend(self.engine.take_dirty());
+        ids.append(&mut self.stale_rows);
         let mut unique = HashSet::with_capacity(ids.len());
         ids.retain(|id| unique.insert(id.clone()));
-        let event_ts = self.watermark.unwrap_or(now).min(now);
+        // Entities with nothing pending any more and no row to rewrite leave the index.
+        for id in self.engine.take_emptied() {
+            if !unique.contains(&id) {
+                if let Some((stream, _)) = self.indexed.remove(&id) {
+                    self.unindex.push((stream, id));
+                }
+            }
+        }
+        // Caught up: everything the input had is applied, so values are true as of now.
+        let watermark = if self.caught_up {
+            Some(now)
+        } else {
+            self.watermark
+        };
+        let event_ts = watermark.unwrap_or(now).min(now);
         let entity = self.registry.sources[self.options.source].entity;
-        for chunk in ids.chunks(STORE_CHUNK) {
+        let written_at = u64::try_from(now.millis()).unwrap_or(0);
+        let mut rest = self.stream_changes();
+        let calls = ids.len().div_ceil(STORE_CHUNK).max(1);
+        for call in 0..calls {
+            let chunk = ids
+                .get(call * STORE_CHUNK..ids.len().min((call + 1) * STORE_CHUNK))
+                .unwrap_or_default();
             let mut rows = Vec::with_capacity(chunk.len() * self.map.groups.len());
             let mut states = Vec::with_capacity(chunk.len());
             for id in chunk {
@@ -384,11 +624,24 @@ impl Pipeline {
                         id: id.clone(),
                         entity,
                         field: self.field.clone(),
-                        bytes: state::encode(positions, &snapshot),
+                        bytes: state::encode(written_at, positions, &snapshot),
                     });
                 }
             }
-            self.store.write_with_state(&rows, &states).await?;
+            let mut meta = MetaChanges {
+                ttl: self.meta_ttl,
+                ..MetaChanges::default()
+            };
+            for id in chunk {
+                self.index_change(id, &mut meta);
+            }
+            if call + 1 == calls {
+                meta.after.append(&mut rest);
+            }
+            if rows.is_empty() && meta.is_empty() {
+                continue;
+            }
+            self.store.write_with_meta(&rows, &states, &meta).await?;
             self.summary.rows_written += rows.len() as u64;
             self.summary.entities_written += chunk.len() as u64;
         }
@@ -400,7 +653,7 @@ impl Pipeline {
             })?;
         self.summary.flushes += 1;
         let source = &self.registry.sources[self.options.source].name;
-        super::watermark::publish(&self.store, source, self.watermark, self.summary.applied).await;
+        super::watermark::publish(&self.store, source, watermark, self.summary.applied).await;
         Ok(())
     }
 }

@@ -1,11 +1,15 @@
-//! The per-entity pipeline state field (`~<source>`, docs/storage-layout.md): the source
-//! positions already applied to the entity, then the window engine's snapshot of it.
+//! The per-entity pipeline state field (`~<source>`, docs/storage-layout.md): when it was
+//! written, the source positions already applied to the entity, then the window engine's
+//! snapshot of it.
 //!
-//! `[u8 version=1][varint count][(u64 LE stream id, varint offset) × count][snapshot]`,
-//! positions most recently used first, at most [`MAX_STREAMS`] of them.
+//! `[u8 version=2][varint written_at ms][varint count][(u64 LE stream id, varint offset) ×
+//! count][snapshot]`, positions most recently used first, at most [`MAX_STREAMS`] of them.
+//! Version 1 (no `written_at`) is still read. `written_at` is the `computed_at` of the rows
+//! written in the same command, so a reader knows whether the rows still show the windows
+//! the snapshot implies now, or a window moved since (then the rows need rewriting).
 
 /// Encoding version of the state field.
-pub const STATE_VERSION: u8 = 1;
+pub const STATE_VERSION: u8 = 2;
 /// Streams remembered per entity; the least recently used is dropped past it.
 pub const MAX_STREAMS: usize = 4;
 
@@ -47,10 +51,22 @@ impl Positions {
     }
 }
 
-/// Encodes positions and an engine snapshot (empty: no tiles) into one state value.
-pub fn encode(positions: &Positions, snapshot: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + positions.0.len() * 12 + snapshot.len());
+/// A decoded state value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored<'a> {
+    pub positions: Positions,
+    /// When it was written with its rows (ms since epoch); `None` in version 1.
+    pub written_at_ms: Option<u64>,
+    /// The engine snapshot (empty: no tiles).
+    pub snapshot: &'a [u8],
+}
+
+/// Encodes the write time (the rows' computed-at, ms since epoch), positions and an engine
+/// snapshot (empty: no tiles) into one state value.
+pub fn encode(written_at_ms: u64, positions: &Positions, snapshot: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + positions.0.len() * 12 + snapshot.len());
     out.push(STATE_VERSION);
+    put_varint(&mut out, written_at_ms);
     put_varint(&mut out, positions.0.len() as u64);
     for &(stream, offset) in &positions.0 {
         out.extend_from_slice(&stream.to_le_bytes());
@@ -60,12 +76,14 @@ pub fn encode(positions: &Positions, snapshot: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes a state value into its positions and the engine snapshot bytes.
-pub fn decode(bytes: &[u8]) -> Result<(Positions, &[u8]), StateError> {
+/// Decodes a state value (version 1 or 2).
+pub fn decode(bytes: &[u8]) -> Result<Stored<'_>, StateError> {
     let (&version, mut rest) = bytes.split_first().ok_or(StateError::Empty)?;
-    if version != STATE_VERSION {
-        return Err(StateError::Version(version));
-    }
+    let written_at_ms = match version {
+        1 => None,
+        STATE_VERSION => Some(take_varint(&mut rest)?),
+        other => return Err(StateError::Version(other)),
+    };
     let count = take_varint(&mut rest)?;
     if count > MAX_STREAMS as u64 {
         return Err(StateError::TooManyPositions(count));
@@ -79,7 +97,11 @@ pub fn decode(bytes: &[u8]) -> Result<(Positions, &[u8]), StateError> {
         let offset = take_varint(&mut rest)?;
         positions.push((u64::from_le_bytes(le), offset));
     }
-    Ok((Positions(positions), rest))
+    Ok(Stored {
+        positions: Positions(positions),
+        written_at_ms,
+        snapshot: rest,
+    })
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -120,20 +142,33 @@ mod tests {
         assert!(!p.applied(0, 1), "stream 0 was dropped");
     }
 
+    #[test]
+    fn version_1_is_still_read() {
+        let mut v1 = vec![1u8, 1];
+        v1.extend_from_slice(&7u64.to_le_bytes());
+        v1.extend_from_slice(&[42, 0xAA]);
+        let back = decode(&v1).unwrap();
+        assert_eq!(back.positions.entries(), &[(7, 42)]);
+        assert_eq!((back.written_at_ms, back.snapshot), (None, &[0xAA][..]));
+        assert_eq!(decode(&[3]), Err(StateError::Version(3)));
+    }
+
     proptest! {
         #[test]
         fn round_trips(
             entries in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..8),
             snapshot in proptest::collection::vec(any::<u8>(), 0..64),
+            written in any::<u64>(),
         ) {
             let mut p = Positions::default();
             for &(s, o) in &entries {
                 p.record(s, o);
             }
-            let bytes = encode(&p, &snapshot);
-            let (back, snap) = decode(&bytes).unwrap();
-            prop_assert_eq!(back, p);
-            prop_assert_eq!(snap, snapshot.as_slice());
+            let bytes = encode(written, &p, &snapshot);
+            let back = decode(&bytes).unwrap();
+            prop_assert_eq!(back.positions, p);
+            prop_assert_eq!(back.written_at_ms, Some(written));
+            prop_assert_eq!(back.snapshot, snapshot.as_slice());
         }
 
         #[test]

@@ -44,6 +44,8 @@ pub struct WindowEngine {
     reach: i64,
     max_event_time: Option<i64>,
     dirty: Vec<u32>,
+    /// Entities whose state `advance` dropped (every tile left every window).
+    emptied: Vec<EntityId>,
 }
 
 impl WindowEngine {
@@ -62,6 +64,7 @@ impl WindowEngine {
             reach: 0,
             max_event_time: None,
             dirty: Vec::new(),
+            emptied: Vec::new(),
         };
         engine.reach = engine.compute_reach();
         Ok(engine)
@@ -214,6 +217,7 @@ impl WindowEngine {
                 if let Some(next) = slot.scheduled {
                     self.timers.entry(next).or_default().push(slot_id);
                 } else if slot.state.is_empty() && !slot.dirty {
+                    self.emptied.push(slot.id.clone());
                     self.remove_slot(slot_id);
                 }
             }
@@ -222,6 +226,12 @@ impl WindowEngine {
         self.reach = self.compute_reach();
         changed.sort_unstable();
         changed
+    }
+
+    /// Entities whose state [`WindowEngine::advance`] dropped since the last call (nothing
+    /// pending for them any more; their values may or may not have changed with it).
+    pub fn take_emptied(&mut self) -> Vec<EntityId> {
+        std::mem::take(&mut self.emptied)
     }
 
     /// Entities that took events since the last call, in the order they first did.
@@ -267,13 +277,32 @@ impl WindowEngine {
     /// Replaces the entity's state with a decoded snapshot (tiles no window reaches at the
     /// clock are dropped; state of specs no longer configured is ignored).
     pub fn restore_entity(&mut self, entity: EntityId, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.restore_entity_since(entity, bytes, None).map(|_| ())
+    }
+
+    /// [`WindowEngine::restore_entity`] of a snapshot taken when rows read at `written_at`
+    /// were written; returns whether the values read at the engine clock differ from those
+    /// (a window moved while nobody was watching: the rows need rewriting). With no
+    /// `written_at`, whether the entity has any state.
+    pub fn restore_entity_since(
+        &mut self,
+        entity: EntityId,
+        bytes: &[u8],
+        written_at: Option<Timestamp>,
+    ) -> Result<bool, SnapshotError> {
         let mut state = snapshot::decode(bytes, &self.specs)?;
+        let moved = match written_at {
+            Some(at) => {
+                at.millis() < self.clock && state.differs(&self.specs, at.millis(), self.clock)
+            }
+            None => !state.is_empty(),
+        };
         state.prune(&self.specs, self.clock);
         if let Some(slot_id) = self.index.get(&entity).copied() {
             self.remove_slot(slot_id);
         }
         if state.is_empty() {
-            return Ok(());
+            return Ok(moved);
         }
         let next = state.next_change(&self.specs, self.clock);
         let slot_id = self.insert_slot(entity, state);
@@ -281,7 +310,18 @@ impl WindowEngine {
             slot.scheduled = Some(next);
             self.timers.entry(next).or_default().push(slot_id);
         }
-        Ok(())
+        Ok(moved)
+    }
+
+    /// When the entity's values next change without a new event (its expiry timer), if
+    /// ever; `None` for an entity without state.
+    pub fn next_change_of(&self, entity: &EntityId) -> Option<Timestamp> {
+        let slot_id = *self.index.get(entity)?;
+        self.slots
+            .get(slot_id as usize)?
+            .as_ref()?
+            .scheduled
+            .map(to_timestamp)
     }
 
     fn state(&self, entity: &EntityId) -> Option<&EntityState> {

@@ -87,12 +87,14 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     let capacity = registry.ingest.queue_capacity.div_ceil(256);
     let generated = args.generate.is_some()
         || matches!(registry.sources[source].kind, SourceKind::Generator { .. });
+    let mut kafka_topic = None;
     let input = match &args.from {
         Some(from) => open_file(from, args.follow, capacity)?,
         None if generated => open_generator(&registry, source, &args, capacity)?,
         None => {
             let config = kafka_config(&registry, source, &args)?;
             let described = format!("kafka {} (group {})", config.topic, config.group_id);
+            kafka_topic = Some(config.topic.clone());
             let (feed, rx) = KafkaFeed::start(config, capacity).map_err(runtime)?;
             Input {
                 described,
@@ -108,6 +110,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     let options = PipelineOptions {
         source,
         stream_id: input.stream_id,
+        kafka_topic,
         dead_letter,
         flush_interval: settings.flush_interval,
         flush_max_events: settings.flush_max_events,
