@@ -5,12 +5,18 @@
 //! when a live target is given, the running deployment ([`live`]: serve's `/health` and
 //! `/metrics`, a sample of live store keys, the published ingest watermarks).
 //!
-//! - [`items`] judges each item; this module holds the report, the records and the output.
+//! - [`items`] lists the items in the lesson's order; `reliability`, `performance`,
+//!   `observability` and `operations` judge them by the lesson's sections; this module
+//!   holds the report, the records and the output.
 //! - Live facts that could not be gathered (a target that does not answer) make the items
 //!   that needed them `fail`, saying why: an unreachable deployment is not ready.
 
 pub mod items;
 pub mod live;
+mod observability;
+mod operations;
+mod performance;
+mod reliability;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
