@@ -1,1 +1,0 @@
-//! `riffle loadtest`: not built yet.
