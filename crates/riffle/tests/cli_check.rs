@@ -365,3 +365,100 @@ fn check_live(config: &Path, base: &str, store: &str) -> Value {
     assert_eq!(code, if fails > 0 { 3 } else { 0 }, "{report}");
     report
 }
+
+const STREAM: &str = r#"
+[project]
+name = "lagged"
+
+[[entities]]
+name = "user"
+join_key = "user_id"
+
+[[sources]]
+name = "transactions"
+entity = "user"
+kind = "file"
+path = "events.ndjson"
+fields = [{ name = "amount", type = "float64" }]
+
+[[feature_groups]]
+name = "tx"
+entity = "user"
+source = "transactions"
+ttl = "2h"
+freshness_slo = "30s"
+p99_slo = "10ms"
+availability_slo = "99.9%"
+features = [{ name = "n_1h", type = "int64", default = 0, aggregation = "count", window = "1h" }]
+"#;
+
+/// Publishes a watermark record of source `transactions` into the Redis at `url`.
+fn publish(url: &str, watermark_ms: i64, published_at_ms: i64) {
+    use riffle_store::meta::{watermark_name, WatermarkRecord, META_TTL};
+    use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let registry = std::sync::Arc::new(riffle_registry::Registry::from_toml(STREAM).unwrap());
+        let limits = StoreLimits::from_settings(&registry.store);
+        let store = OnlineStore::open(&StoreUrl::parse(url).unwrap(), registry, limits)
+            .await
+            .unwrap();
+        let record = WatermarkRecord {
+            watermark_ms,
+            published_at_ms,
+            events_applied_total: 10,
+            publisher: "host:1".into(),
+        };
+        store
+            .put_meta(
+                &watermark_name("transactions"),
+                "host:1",
+                record.encode(),
+                META_TTL,
+            )
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn connect_reads_consumer_lag_from_the_published_watermarks() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let store = redis.url();
+    let now_ms = chrono_now() * 1000;
+    let mut cmd = TestCommand::new();
+    let config = cmd.write("riffle.toml", STREAM);
+    // No server to connect to: the live serve items fail, the store is still read.
+    let live = ["--connect", "http://127.0.0.1:1", "--store", store.as_str()];
+
+    // Nobody ever published: no worker, fail.
+    let report = check(&mut cmd, &config, &live, 3);
+    assert_eq!(outcome(&report, "consumer_lag"), "fail");
+    assert!(reason(&report, "consumer_lag")
+        .contains("transactions: no ingest worker publishing (store)"));
+
+    // A live worker 20 s behind: within the 5 min threshold.
+    publish(&store, now_ms - 20_000, now_ms);
+    let report = check(&mut TestCommand::new(), &config, &live, 3);
+    assert_eq!(
+        outcome(&report, "consumer_lag"),
+        "pass",
+        "{}",
+        reason(&report, "consumer_lag")
+    );
+    assert!(
+        reason(&report, "consumer_lag").contains("transactions: 2"),
+        "{}",
+        reason(&report, "consumer_lag")
+    );
+
+    // A live worker 10 min behind: above the threshold.
+    publish(&store, now_ms - 600_000, now_ms);
+    let report = check(&mut TestCommand::new(), &config, &live, 3);
+    assert_eq!(outcome(&report, "consumer_lag"), "fail");
+    assert!(
+        reason(&report, "consumer_lag").contains("above 5m"),
+        "{}",
+        reason(&report, "consumer_lag")
+    );
+    assert!(reason(&report, "circuit_breaker").contains("cannot reach"));
+}
