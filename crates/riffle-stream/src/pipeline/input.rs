@@ -14,6 +14,8 @@ use std::path::Path;
 
 use tokio::sync::mpsc;
 
+use super::ack::Ack;
+
 /// One event to apply, at its position: `offset` is a line number (from 1) or a Kafka
 /// offset; `partition` is the Kafka partition the record came from, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,9 @@ pub enum Feed {
     /// judged behind. Sent by the follow reader ([`spawn_reader`] with `follow`) once per
     /// catch-up; a feed that never sends it keeps the largest event time as watermark.
     CaughtUp,
+    /// Pushed records (HTTP) whose sender waits: the pipeline applies them on their own and
+    /// answers the [`Ack`] with their outcome once a flush made them durable.
+    Acked(Vec<Record>, Ack),
 }
 
 /// The stream id of one partition of a Kafka topic.

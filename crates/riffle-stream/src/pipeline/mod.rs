@@ -52,17 +52,31 @@
 //! state, since a partition it no longer owns may be written by another process (entities
 //! reload from the store on next touch). What was not durable is replayed by the next owner
 //! and deduplicated by the positions. Lateness is judged against the process-wide watermark,
-//! not per partition. HTTP and generator inputs are not built yet.
+//! not per partition.
+//!
+//! # Generator and HTTP inputs, metrics and health
+//!
+//! [`generator_feed`] runs synthetic events of the source's schema through the same bounded
+//! channel (paced by a token bucket; a full queue blocks it). [`http_feed`] takes events
+//! `POST`ed to `/v1/events`: each request is one [`Feed::Acked`] item, applied on its own,
+//! and its [`Ack`] is answered only after the flush that made it durable ([`ack`]), so a
+//! `200` means nothing can be lost. Whatever the input, [`ingest_server`] serves
+//! `/metrics` ([`metrics`], fed from the summary after every flush) and `/health`.
 
+pub mod ack;
 pub mod generator_feed;
+pub mod http_feed;
+pub mod ingest_server;
 pub mod input;
 pub mod kafka_feed;
+pub mod metrics;
 pub mod run;
 pub mod specs;
 pub mod state;
 pub mod summary;
 pub mod watermark;
 
+pub use ack::{Ack, AckOutcome};
 pub use generator_feed::{generator_stream_id, GeneratorFeed};
 pub use input::{file_stream_id, kafka_stream_id, spawn_reader, stdin_stream_id, Feed, Record};
 pub use kafka_feed::KafkaFeed;

@@ -19,6 +19,7 @@ use riffle_store::{
 };
 use tokio::sync::mpsc;
 
+use super::ack::{Ack, AckOutcome};
 use super::input::{Feed, Record};
 use super::specs::{to_window_event, SpecMap};
 use super::state::{self, Positions, StateError};
@@ -158,6 +159,8 @@ pub async fn run(
         .stop
         .unwrap_or_else(|| Box::pin(std::future::pending()));
     let mut on_durable = control.on_durable;
+    // Acknowledged chunks applied since the last flush, with their outcome.
+    let mut acks: Vec<(Ack, AckOutcome)> = Vec::new();
     let mut pending = 0usize;
     let mut last_flush = Instant::now();
     let mut open = true;
@@ -166,9 +169,11 @@ pub async fn run(
         let mut batch = Vec::new();
         let mut revoked = false;
         let mut assigned = None;
+        let mut acked = None;
         while open
             && !revoked
             && assigned.is_none()
+            && acked.is_none()
             && pending + batch.len() < p.options.flush_max_events
         {
             tokio::select! {
@@ -182,6 +187,7 @@ pub async fn run(
                     Ok(Some(Ok(Feed::CaughtUp))) => p.caught_up = true,
                     Ok(Some(Ok(Feed::Revoked))) => revoked = true,
                     Ok(Some(Ok(Feed::Assigned(partitions)))) => assigned = Some(partitions),
+                    Ok(Some(Ok(Feed::Acked(chunk, ack)))) => acked = Some((chunk, ack)),
                     Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
                     Ok(None) => open = false,
                     Err(_) => break,
@@ -193,12 +199,24 @@ pub async fn run(
         if let Some(partitions) = assigned {
             p.assign(&partitions).await?;
         }
+        if let Some((chunk, ack)) = acked {
+            // Applied on their own, so their outcome is told apart from other records'.
+            let before = AckOutcome::totals(&p.summary);
+            pending += chunk.len();
+            p.apply(chunk).await?;
+            acks.push((ack, AckOutcome::totals(&p.summary).since(before)));
+        }
         if revoked
             || !open
             || pending >= p.options.flush_max_events
             || Instant::now() >= deadline.into_std()
         {
+            let flush_started = Instant::now();
             p.flush().await?;
+            p.summary.last_flush = flush_started.elapsed();
+            for (ack, outcome) in acks.drain(..) {
+                ack.send(outcome);
+            }
             let durable = p.take_durable();
             if let (Some(report), false) = (on_durable.as_mut(), durable.is_empty()) {
                 report(&durable);
@@ -209,6 +227,13 @@ pub async fn run(
             pending = 0;
             last_flush = Instant::now();
             p.summary.elapsed = started.elapsed();
+            p.summary.watermark_ms = p.watermark.map(Timestamp::millis);
+            p.summary.stream_watermarks = p
+                .stream_latest
+                .iter()
+                .map(|(stream, t)| (*stream, t.millis()))
+                .collect();
+            p.summary.queued = feed.len();
             progress(&p.summary);
         }
     }

@@ -32,6 +32,20 @@ pub struct IngestSummary {
     pub elapsed: Duration,
     /// Set once every event is durable.
     pub complete: bool,
+    /// Event-time watermark after the last flush: the largest event time applied, capped
+    /// at now (epoch milliseconds).
+    pub watermark_ms: Option<i64>,
+    /// Per input stream (see [`super::input`]), the largest event time applied (epoch
+    /// milliseconds): with Kafka, one stream per partition.
+    #[serde(skip)]
+    pub stream_watermarks: BTreeMap<u64, i64>,
+    /// How long the last flush took.
+    #[serde(skip)]
+    pub last_flush: Duration,
+    /// Feed items (chunks of records) queued between the input and the pipeline, sampled
+    /// after the last flush.
+    #[serde(skip)]
+    pub queued: usize,
 }
 
 impl IngestSummary {

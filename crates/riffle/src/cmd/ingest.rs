@@ -8,21 +8,29 @@
 //! - `--generate RATE` (or a `generator` source): synthetic events of the source's schema
 //!   (power-law entities, bursts, cold starts; `--entities`, `--seed`) until Ctrl-C/SIGTERM,
 //!   or `--max-events N` of them, then exit once durable.
+//! - `--http-events` (or an `http` source): events `POST`ed to `/v1/events` on the
+//!   listener, each request answered once its events are durable; until Ctrl-C/SIGTERM.
 //! - otherwise the source's Kafka topic (or the `--brokers/--topic/--group-id` overrides,
 //!   also allowed for a source of another kind: the event schema stays the source's) is
 //!   consumed until Ctrl-C/SIGTERM; offsets are committed once durable.
+//!
+//! Whatever the input, `/metrics` and `/health` are served on `--listen` (default the
+//! registry's `ingest.listen`) while the run lasts.
 //!
 //! Exit 0 when done (bad events are dead-lettered, not failures), 1 on a runtime failure
 //! (store, input, dead-letter file), 2 on bad usage or an invalid registry (no such source,
 //! no input, a missing file).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Args;
 use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
 use riffle_stream::generator::{EventGenerator, EventPlan, Pacer};
+use riffle_stream::pipeline::http_feed::{self, HttpEvents};
+use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
 use riffle_stream::pipeline::{
     self, Control, Feed, GeneratorFeed, IngestSummary, KafkaFeed, PipelineOptions,
 };
@@ -73,6 +81,15 @@ pub struct IngestArgs {
     /// Ctrl-C/SIGTERM).
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
+    /// Take events `POST`ed to `/v1/events` on the listener (JSON object, array, or NDJSON)
+    /// instead of the source's own input; an `http` source needs no flag.
+    #[arg(long, conflicts_with_all = ["from", "brokers", "topic", "generate"])]
+    pub http_events: bool,
+    /// Where `/metrics`, `/health` (and `/v1/events`) listen (default: the registry's
+    /// `ingest.listen`). When the default address is taken and the input is not HTTP,
+    /// ingest runs on without them (with a warning).
+    #[arg(long, env = "RIFFLE_INGEST_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -85,11 +102,48 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         StoreUrl::parse(args.store.as_deref().unwrap_or(&registry.store.url)).map_err(usage)?;
     let dead_letter = dead_letter_path(&registry, source, &url)?;
     let capacity = registry.ingest.queue_capacity.div_ceil(256);
+    let http = args.http_events || matches!(registry.sources[source].kind, SourceKind::Http);
+    // Bind first: a taken port is reported before any work.
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| registry.ingest.listen.clone());
+    let listener = match config::bind(&listen, "riffle ingest").await {
+        Ok(listener) => Some(listener),
+        Err(failure) if !http && args.listen.is_none() => {
+            tracing::warn!(error = %failure.error, "riffle ingest runs without /metrics and /health");
+            eprintln!("riffle ingest: no /metrics or /health: {:#}", failure.error);
+            None
+        }
+        Err(failure) => return Err(failure),
+    };
+    let status = Arc::new(IngestStatus::new(
+        &registry.sources[source].name,
+        &registry.ingest,
+        capacity,
+    ));
+    let mut routes = ingest_server::router(status.clone());
     let generated = args.generate.is_some()
         || matches!(registry.sources[source].kind, SourceKind::Generator { .. });
     let mut kafka_topic = None;
     let input = match &args.from {
         Some(from) => open_file(from, args.follow, capacity)?,
+        None if http => {
+            let (events, rx) = HttpEvents::channel(
+                status.clone(),
+                capacity,
+                http_feed::DEFAULT_MAX_BODY,
+                http_feed::DEFAULT_MAX_WAIT,
+            );
+            routes = routes.merge(events.router());
+            Input {
+                described: format!("POST http://{listen}/v1/events"),
+                stream_id: events.stream_id(),
+                feed: rx,
+                kafka: None,
+                generator: None,
+            }
+        }
         None if generated => open_generator(&registry, source, &args, capacity)?,
         None => {
             let config = kafka_config(&registry, source, &args)?;
@@ -116,14 +170,27 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         flush_max_events: settings.flush_max_events,
     };
     let continuous = args.follow
+        || http
         || input.kafka.is_some()
         || (input.generator.is_some() && args.max_events.is_none());
     let control = Control {
         stop: continuous.then(|| Box::pin(crate::shutdown::signal()) as _),
         on_durable: input.kafka.as_ref().map(KafkaFeed::durable),
     };
+    let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            eprintln!(
+                "riffle ingest: metrics on http://{addr}/metrics, health on http://{addr}/health"
+            );
+        }
+        tokio::spawn(ingest_server::serve(listener, routes, async {
+            let _ = server_stopped.await;
+        }))
+    });
     let bar = progress::spinner();
     let mut report = |s: &IngestSummary| {
+        status.observe(s);
         bar.set_message(format!(
             "events: {} read, {} applied, {} already applied, {} dead-lettered; {} rows written",
             s.events_read,
@@ -143,6 +210,10 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     )
     .await;
     bar.finish_and_clear();
+    let _ = server_stop.send(());
+    if let Some(server) = server {
+        let _ = server.await;
+    }
     if let Some(kafka) = input.kafka {
         // Commits the last durable offsets and leaves the group.
         let _ = tokio::task::spawn_blocking(move || kafka.shutdown()).await;
