@@ -69,6 +69,15 @@ pub fn runbook(input: &RunbookInput<'_>) -> String {
     out
 }
 
+/// The store URL for `redis-cli`: the registry's when it is Redis, else `$REDIS_URL`.
+fn redis_url(reg: &Registry) -> String {
+    if reg.store.url.starts_with("redis") {
+        reg.store.url.clone()
+    } else {
+        "$REDIS_URL".to_owned()
+    }
+}
+
 fn serve_url(reg: &Registry) -> String {
     format!("http://{}", reg.serve.listen)
 }
@@ -99,6 +108,12 @@ registry changes. The alert rules (`riffle alerts --config {}`) link to the sect
         format_duration(reg.serve.breaker.window),
         format_duration(reg.serve.breaker.reset_timeout)
     );
+    if !reg.store.url.starts_with("redis") {
+        let _ = writeln!(
+            out,
+            "  In production serve runs against Redis (`riffle serve --store redis://…`): set `REDIS_URL` to that URL for the `redis-cli` and `--store` commands below."
+        );
+    }
     let _ = writeln!(
         out,
         "- Hot cache: {} (at most {} rows, {} TTL).",
@@ -184,6 +199,8 @@ fn body(out: &mut String, input: &RunbookInput<'_>, scenario: Scenario) {
     let cfg = input.config_path;
     let url = serve_url(reg);
     let store = &reg.store.url;
+    // redis-cli needs a Redis URL: the registry's, or the one serve is started with.
+    let redis = redis_url(reg);
     let names = |f: &dyn Fn(&riffle_registry::FeatureGroup) -> bool| -> String {
         let v: Vec<String> = reg
             .groups
@@ -210,15 +227,15 @@ fn body(out: &mut String, input: &RunbookInput<'_>, scenario: Scenario) {
                 format!("riffle check --config {cfg} --connect {url}   # in-flight bound vs the pool formula"),
                 format!("riffle loadtest --config {cfg} --target {url} --rate {}", peak.unwrap_or(1000)),
             ]);
-            let _ = writeln!(out, "**Mitigate.** If in-flight sits near {bound} (store.max_in_flight), raise it to at least peak_rps × store p99 × 1.5{} and scale `riffle serve` replicas; if the store itself is slow (store read p99 high, ping_ms high), see [store partition](#{}). The hot cache absorbs hot entities: check [cache hit rate](#{}).\n",
-                peak.map(|p| format!(" ({p} rps × p99)")).unwrap_or_default(),
+            let _ = writeln!(out, "**Mitigate.** If in-flight sits near {bound} (store.max_in_flight), raise it to at least peak_rps × store p99 × 1.5 (the lesson's pool formula{}; `riffle check` computes it) and scale `riffle serve` replicas; if the store itself is slow (store read p99 high, ping_ms high), see [store partition](#{}). The hot cache absorbs hot entities: check [cache hit rate](#{}).\n",
+                peak.map(|p| format!(" at {p} rps")).unwrap_or_default(),
                 Scenario::StorePartition.anchor(), Scenario::CacheHitRate.anchor());
         }
         Scenario::Staleness => {
             let _ = writeln!(out, "**Symptom.** Values of a group are older than 2× its refresh interval (its freshness SLO); status `stale` grows, later `expired` (training defaults).\n");
             out.push_str("**Look at.** `riffle_value_age_seconds{group}`, `riffle_source_watermark_age_seconds{source}`, `riffle_values_served_total{status=\"stale\"|\"expired\"}`; `/health` → `groups[].freshness_basis` and `watermark_age_ms`.\n\n**Diagnose.**\n\n");
             cmd(out, &[
-                format!("riffle lag --config {cfg} --store {store}   # lag and live publishers per source, implied staleness per group"),
+                format!("riffle lag --config {cfg} --store {redis}   # lag and live publishers per source, implied staleness per group"),
                 format!("curl -s {url}/health                          # groups[].last_age_ms, freshness_basis"),
             ]);
             let _ = writeln!(out, "**Mitigate.** Lag growing with live publishers: the pipeline is behind — add `riffle ingest` workers to the consumer group (up to the topic's partitions) and look for a slow store (ingest blocks on it). No live publisher: ingest is down — restart it; it resumes from per-entity positions without double counting. A push or bulk-loaded group is stale: its external writer stopped. Past `staleness_limit` the defaults are served by design ({} fail instead).\n", unsafe_groups);
@@ -227,9 +244,9 @@ fn body(out: &mut String, input: &RunbookInput<'_>, scenario: Scenario) {
             out.push_str("**Symptom.** Many values served as training defaults (status `missing`, `null`, `expired`, `unavailable`) for a group, more than usual.\n\n");
             out.push_str("**Look at.** `riffle_values_served_total{group,status}` by status: `missing` rising = rows evicted or never written; `unavailable` = store errors (see [breaker](#scenario-4-breaker-open)); `expired` = staleness. Redis memory: `redis_memory_used_bytes / redis_memory_max_bytes` (redis_exporter), `evicted_keys`.\n\n**Diagnose.**\n\n");
             cmd(out, &[
-                format!("redis-cli -u {store} INFO memory      # used_memory vs maxmemory, maxmemory_policy"),
-                format!("redis-cli -u {store} INFO stats | grep evicted_keys"),
-                format!("riffle cost --config {cfg} --store {store}   # memory per group, at the declared entities and 2x"),
+                format!("redis-cli -u {redis} INFO memory      # used_memory vs maxmemory, maxmemory_policy"),
+                format!("redis-cli -u {redis} INFO stats | grep evicted_keys"),
+                format!("riffle cost --config {cfg} --store {redis}   # memory per group, at the declared entities and 2x"),
             ]);
             out.push_str("**Mitigate.** Eviction: add memory or nodes (Redis Cluster), shorten the TTL of the largest groups (`riffle cost` names them), then re-run the writers so evicted rows return. A new writer writing other ids or fields: compare with the registry and the storage layout.\n\n");
         }
@@ -238,19 +255,25 @@ fn body(out: &mut String, input: &RunbookInput<'_>, scenario: Scenario) {
             out.push_str("**Look at.** `riffle_breaker_state` (2 = open), `riffle_breaker_transitions_total{to=\"open\"}`, `riffle_store_errors_total` by kind, `riffle_responses_total{degradation}`.\n\n**Diagnose.**\n\n");
             cmd(out, &[
                 format!("curl -s {url}/health                 # store.reachable, store.error, breaker.state"),
-                format!("redis-cli -u {store} PING"),
+                format!("redis-cli -u {redis} PING"),
                 format!("riffle check --config {cfg} --connect {url}"),
             ]);
-            let _ = writeln!(out, "**Mitigate.** Bring the store back (failover to a replica, restart, network); the breaker half-opens after {} and closes after {} good calls, nothing to restart in `riffle serve`. Meanwhile confirm the defaults are what the model was trained with — the last `riffle drill --config {cfg} --target {url} --store {store}` proved this path.\n",
+            let _ = writeln!(out, "**Mitigate.** Bring the store back (failover to a replica, restart, network); the breaker half-opens after {} and closes after {} good calls, nothing to restart in `riffle serve`. Meanwhile confirm the defaults are what the model was trained with — the last `riffle drill --config {cfg} --target {url} --store {redis}` proved this path.\n",
                 format_duration(reg.serve.breaker.reset_timeout), reg.serve.breaker.success_threshold);
         }
         Scenario::Drift => {
             out.push_str("**Symptom.** Model scores shift while latency, freshness and errors look normal: the features served changed distribution.\n\n");
-            out.push_str("**Look at.** Default share per group (`riffle_values_served_total`), and the feature distribution metrics against the saved baseline (`riffle baseline save` snapshots them).\n\n**Diagnose.**\n\n");
-            cmd(out, &[
-                format!("curl -s {url}/metrics | grep -E 'riffle_values_served_total'"),
-                format!("riffle baseline --config {cfg} --help   # snapshot / compare feature distributions"),
-            ]);
+            out.push_str("**Look at.** The share of values served as defaults or stale per group (`riffle_values_served_total{group,status}`) against last week's; the served values themselves for a sample of known entities. Per-feature distribution metrics (mean, p99) are not exported by this build.\n\n**Diagnose.**\n\n");
+            cmd(
+                out,
+                &[
+                    format!("curl -s {url}/metrics | grep riffle_values_served_total"),
+                    format!(
+                        "curl -s {url}/v1/features/{}/ID    # a known entity's values and statuses",
+                        reg.entities.first().map_or("ENTITY", |e| e.name.as_str())
+                    ),
+                ],
+            );
             out.push_str("**Mitigate.** Roll back the last feature or pipeline change (a new group `version` lets old and new rows coexist); retrain if the new distribution is right.\n\n");
         }
         Scenario::CacheHitRate => {
@@ -285,9 +308,9 @@ fn body(out: &mut String, input: &RunbookInput<'_>, scenario: Scenario) {
             cmd(
                 out,
                 &[
-                    format!("riffle lag --config {cfg} --store {store}"),
+                    format!("riffle lag --config {cfg} --store {redis}"),
                     format!("curl -s http://{}/health", reg.ingest.listen),
-                    format!("redis-cli -u {store} PING"),
+                    format!("redis-cli -u {redis} PING"),
                 ],
             );
             out.push_str("**Mitigate.** Restore the store; ingest state is kept per entity beside its rows, so a restarted worker resumes exactly where the store says, with nothing counted twice.\n\n");
@@ -307,8 +330,8 @@ fn body(out: &mut String, input: &RunbookInput<'_>, scenario: Scenario) {
             let _ = writeln!(out, "**Symptom.** Store calls time out (> {}) or fail on some nodes; part of the keyspace degraded.\n", format_duration(reg.store.timeout));
             out.push_str("**Look at.** `riffle_store_errors_total{kind=\"timeout\"|\"unavailable\"}`, `riffle_store_timeouts_total`, `riffle_store_call_duration_seconds`.\n\n**Diagnose.**\n\n");
             cmd(out, &[
-                format!("redis-cli -u {store} INFO replication   # role, connected replicas, lag"),
-                format!("redis-cli -u {store} CLUSTER NODES      # (cluster) failed or migrating nodes"),
+                format!("redis-cli -u {redis} INFO replication   # role, connected replicas, lag"),
+                format!("redis-cli -u {redis} CLUSTER NODES      # (cluster) failed or migrating nodes"),
                 format!("curl -s {url}/health"),
             ]);
             out.push_str("**Mitigate.** Fail over to a healthy primary, check the replica count, and confirm with `riffle check --connect` that live keys still carry their TTLs.\n\n");
