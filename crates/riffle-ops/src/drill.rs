@@ -1,1 +1,0 @@
-//! `riffle drill`: not built yet.
