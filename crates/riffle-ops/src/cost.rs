@@ -1,1 +1,0 @@
-//! `riffle cost`: not built yet.
