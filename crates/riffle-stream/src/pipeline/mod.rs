@@ -17,7 +17,12 @@
 //! reason; a bad event never stops the run.
 //!
 //! After every durable flush the pipeline publishes its event-time watermark ([`watermark`])
-//! where `riffle serve` and `riffle lag` read it.
+//! where `riffle serve` and `riffle lag` read it: the largest event time applied, or, while
+//! the input is drained ([`Feed::CaughtUp`] received and no record since), the flush time,
+//! so an idle source is not reported behind. The follow reader ([`input::spawn_reader`]
+//! with `follow`) sends `CaughtUp` each time it reaches the end of the file; a Kafka feed
+//! should send it once every owned partition is at its high watermark (not wired yet: the
+//! hook is the mark); a feed that never sends it keeps the largest event time.
 //!
 //! # Exactly-once in effect
 //!
@@ -33,10 +38,32 @@
 //! number); stdin's is a hash of the process start, so **stdin replays are not deduplicated
 //! across runs**. Rejected events record no position, so a re-run dead-letters them again
 //! (unless their entity has since applied a later line: then they count as already applied).
-//! Lateness (`allowed_lateness`) is judged against the events applied in the current run.
+//! Lateness (`allowed_lateness`) is judged per input stream, against the largest event time
+//! applied from the event's own stream; those are persisted after the rows of each flush
+//! (meta `streams:<source>`) and read back on a stream's first record, so a restarted run
+//! judges as a clean run did (a crash between the rows and that field makes the replay of
+//! one flush more lenient, never stricter).
 //!
 //! The cost: one state field per active entity in the store, and one read of state per
 //! entity the run has not seen yet (batched per batch of events).
+//!
+//! # Window expiry across restarts and rebalances
+//!
+//! Expiry timers live in the engine, in memory; the pending-expiry index makes them durable.
+//! Per source and input stream the meta hash `timers:<source>:<stream>` maps each entity
+//! with a pending window change to its next due time (stream: that of the entity's latest
+//! position). Each flush writes it in the same store call as the rows: entries set before
+//! the rows, removed after them, so whatever prefix a crash keeps, every entity with
+//! something pending is indexed. When the pipeline takes a stream over — at start for its
+//! one stream (`PipelineOptions::kafka_topic` is `None`), on each [`Feed::Assigned`] for
+//! the streams of the owned partitions — it loads the indexed entities it does not hold yet
+//! with the same batched read as a first touch, so their timers fire with no new event.
+//! It never loads an entity whose latest position is in a stream it does not own (that
+//! entry is removed instead). The state field carries the time its rows were computed: an
+//! entity whose window moved while no process held it is rewritten at the next flush. Cost:
+//! one index field per entity with pending expiries; per flush, in the same round trip, an
+//! `HSET` per stream for entities whose due time moved and an `HDEL` for those with nothing
+//! left; per take-over, one `HGETALL` per stream and one state read per 1,000 entities.
 //!
 //! # Continuous runs and Kafka
 //!
@@ -51,8 +78,7 @@
 //! [`Feed::Revoked`] mark, on which the pipeline flushes and forgets all in-memory entity
 //! state, since a partition it no longer owns may be written by another process (entities
 //! reload from the store on next touch). What was not durable is replayed by the next owner
-//! and deduplicated by the positions. Lateness is judged against the process-wide watermark,
-//! not per partition.
+//! and deduplicated by the positions.
 //!
 //! # Generator and HTTP inputs, metrics and health
 //!
