@@ -48,6 +48,16 @@ pub(super) fn d(x: Duration) -> String {
     format_duration(x)
 }
 
+/// A measured duration in days and hours from a day up (`31d 12h`), else to the second.
+pub(super) fn coarse(x: Duration) -> String {
+    let s = x.as_secs();
+    if s >= 86_400 {
+        format!("{}d {}h", s / 86_400, s % 86_400 / 3600)
+    } else {
+        d(Duration::from_secs(s))
+    }
+}
+
 pub(super) fn ms(x: Duration) -> String {
     let v = x.as_secs_f64() * 1000.0;
     if v >= 10.0 {
@@ -101,7 +111,7 @@ pub fn all(input: &CheckInput<'_>) -> Vec<Item> {
             "Multi-region readiness or single-region SLA",
             &format!(
                 "Confirm the store ({}) is replicated to every serving region, or write down the single-region SLA the business accepts.",
-                input.registry.store.url
+                input.live.map_or(input.registry.store.url.as_str(), |l| l.store.as_str())
             ),
         ),
         manual_item(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::items::HOT_SHARE;
 use super::items::PERFORMANCE;
-use super::items::{cmd, d, item, live_http, ms, record_item, with_live};
+use super::items::{cmd, coarse, d, item, live_http, ms, record_item, with_live};
 use super::live::{label, Keys};
 use super::{CheckInput, Item, Outcome};
 use crate::alerts::READ_ENDPOINTS_REGEX;
@@ -216,8 +216,8 @@ pub(super) fn key_ttl(input: &CheckInput<'_>) -> Item {
             format!(
                 "all {} sampled keys expire (TTL {} to {}).",
                 s.sampled,
-                s.min_ttl.map(d).unwrap_or_default(),
-                s.max_ttl.map(d).unwrap_or_default()
+                s.min_ttl.map(coarse).unwrap_or_default(),
+                s.max_ttl.map(coarse).unwrap_or_default()
             ),
         ),
     });
