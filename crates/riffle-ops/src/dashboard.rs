@@ -209,13 +209,25 @@ pub fn dashboard(registry: &Registry) -> Value {
         8,
         "Ingest lag per source",
         "s",
-        vec![target(
-            "max by (source) (riffle_source_watermark_age_seconds)".into(),
-            "{{source}}",
-            'A',
-        )],
+        vec![
+            target(
+                "max by (source) (riffle_source_watermark_age_seconds)".into(),
+                "{{source}} (serve's view)",
+                'A',
+            ),
+            target(
+                "max by (source) (riffle_ingest_lag_seconds)".into(),
+                "{{source}} (ingest workers)",
+                'B',
+            ),
+            target(
+                "sum by (source) (rate(riffle_ingest_dead_letters_total[5m]))".into(),
+                "{{source}} dead letters /s",
+                'C',
+            ),
+        ],
         &[alerts::lag_threshold(registry).as_secs_f64()],
-        "now - the source's event-time watermark. Red line: ingest.lag_threshold.",
+        "now - the source's event-time watermark, as serve and the ingest workers see it; dead letters per second. Red line: ingest.lag_threshold.",
     ));
     json!({
         "title": format!("Riffle — {}", registry.project),

@@ -1,8 +1,8 @@
 //! The generated alert rules under Prometheus's own tool: `promtool check rules` accepts the
 //! rules of the fraud example (and of a registry with a Kafka-fed group), and `promtool test
 //! rules` feeds synthetic series and checks which alerts fire — staleness, ingest lag, read
-//! p99, breaker, in-flight, cache hit rate, default-rate spike, Redis memory, dead letters —
-//! and that none fires while every series is healthy.
+//! p99, breaker, in-flight, cache hit rate, default-rate spike, Redis memory, dead letters, a
+//! stalled ingest worker — and that none fires while every series is healthy.
 //!
 //! promtool comes from the Debian package `prometheus` (`scripts/test.sh` installs it). Without
 //! it these tests fail under `CI=true` and are skipped, loudly, elsewhere.
@@ -190,7 +190,8 @@ fn series(reg: &Registry, sick: bool) -> Vec<Value> {
         s.push(json!({"series": format!("riffle_ingest_events_read_total{{source=\"{}\"}}", source.name), "values": "0+1000x120"}));
         let dead = if sick { "0+100x120" } else { "0+0x120" };
         s.push(json!({"series": format!("riffle_ingest_dead_letters_total{{source=\"{}\",reason=\"decode\"}}", source.name), "values": dead}));
-        s.push(json!({"series": format!("riffle_ingest_healthy{{source=\"{}\"}}", source.name), "values": "1+0x120"}));
+        let healthy = if sick { "1x60 0x60" } else { "1x120" };
+        s.push(json!({"series": format!("riffle_ingest_healthy{{source=\"{}\"}}", source.name), "values": healthy}));
         s.push(json!({"series": format!("riffle_ingest_seconds_since_flush{{source=\"{}\"}}", source.name), "values": "0.1+0x120"}));
     }
     let breaker = if sick { "0x60 2x60" } else { "0x120" };
@@ -218,11 +219,7 @@ type Expected = Vec<(String, Vec<Value>)>;
 
 /// Runs `promtool test rules` on `reg`'s rules with one sick and one healthy test case;
 /// `expect(sick, all rules)` lists (alert name, the alerts expected to fire).
-fn promtool_test(
-    reg: &Registry,
-    alerts: &[&str],
-    expect_sick: &dyn Fn(&[Rule]) -> Expected,
-) {
+fn promtool_test(reg: &Registry, alerts: &[&str], expect_sick: &dyn Fn(&[Rule]) -> Expected) {
     let Some(tool) = promtool() else { return };
     let dir = tempfile::tempdir().unwrap();
     let all = write_rules(reg, dir.path());
@@ -348,7 +345,14 @@ fn promtool_fires_lag_and_dead_letter_alerts_of_a_stream_source() {
                     Some(("source", "transactions")),
                 ))],
             ),
-            ("RiffleIngestStalled".into(), vec![]),
+            (
+                "RiffleIngestStalled".into(),
+                vec![fired(find(
+                    all,
+                    "RiffleIngestStalled",
+                    Some(("source", "transactions")),
+                ))],
+            ),
         ]
     });
 }
