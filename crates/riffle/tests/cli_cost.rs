@@ -101,6 +101,13 @@ fn cost_measures_live_keys_and_projects_them() {
     let warnings = r["warnings"].to_string();
     assert!(warnings.contains("above"), "{warnings}");
 
+    let saved = json(&std::fs::read_to_string(cmd.dir().join(".riffle/last-cost.json")).unwrap());
+    assert!(
+        saved["finished_at"].as_str().unwrap().ends_with('Z'),
+        "{saved}"
+    );
+    assert_eq!(saved["entities"][0]["sampled_bytes"], expected_bytes);
+
     // A sample smaller than the population.
     let (stdout, _) = cost(&config, &redis.url(), &["--json", "--sample", "50"], 0);
     let r: Value = json(&stdout);

@@ -97,7 +97,17 @@ fn loadtest_counts_and_statuses_match_what_was_sent() {
     // --peak × --factor is an open-loop rate; the peak defaults to the registry's (40).
     let (r, _) = loadtest(config, base, &["--factor", "0.5", "--duration", "1s"], 0);
     assert_eq!(r["rate"], 20.0, "{r}");
+    assert_eq!(
+        (r["peak_rps"].as_f64(), r["factor"].as_f64()),
+        (Some(40.0), Some(0.5))
+    );
     assert_eq!(r["intended_requests"], 20, "{r}");
+    // The last run is recorded beside the registry for `riffle check`.
+    let record = config.parent().unwrap().join(".riffle/last-loadtest.json");
+    let saved = json(&std::fs::read_to_string(record).unwrap());
+    assert_eq!(saved["passed"], true);
+    assert_eq!(saved["factor"], 0.5);
+    assert!(saved["finished_at"].as_str().unwrap().ends_with('Z'));
 
     // A replay of recorded ids, in order: every third one exists nowhere.
     let cmd = TestCommand::new();

@@ -109,6 +109,8 @@ pub struct EntityCost {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CostReport {
+    /// When the measurement ended (RFC 3339, UTC).
+    pub finished_at: String,
     pub store: String,
     pub replicas: u32,
     pub price_per_gb_month: f64,
@@ -176,6 +178,7 @@ pub async fn run(registry: &Registry, cfg: &CostConfig) -> Result<CostReport, Co
         .await?;
     let dbsize: Option<u64> = redis.query("DBSIZE", &redis::cmd("DBSIZE")).await.ok();
     let mut report = CostReport {
+        finished_at: String::new(),
         store: keyspace::redact(&cfg.store),
         replicas: cfg.replicas,
         price_per_gb_month: cfg.price_per_gb_month,
@@ -326,6 +329,7 @@ pub async fn run(registry: &Registry, cfg: &CostConfig) -> Result<CostReport, Co
             largest,
         });
     }
+    report.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Ok(report)
 }
 

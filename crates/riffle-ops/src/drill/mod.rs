@@ -638,15 +638,10 @@ fn verdict(
 
 /// Writes `report` as JSON to `path`, creating its folder.
 pub fn write_record(report: &DrillReport, path: &Path) -> Result<(), DrillError> {
-    let err = |reason: String| DrillError::Record {
+    crate::loadtest::report::write_record(report, path).map_err(|reason| DrillError::Record {
         path: path.display().to_string(),
         reason,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    }
-    let text = serde_json::to_string_pretty(report).map_err(|e| err(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| err(e.to_string()))
+    })
 }
 
 impl DrillReport {

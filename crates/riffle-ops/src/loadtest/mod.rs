@@ -60,6 +60,9 @@ pub struct LoadtestConfig {
     pub target: String,
     pub token: Option<String>,
     pub mode: Mode,
+    /// The expected peak and factor the open-loop rate was derived from, if it was.
+    pub peak: Option<f64>,
+    pub factor: Option<f64>,
     pub bursts: Vec<Burst>,
     pub duration: Duration,
     /// Entities per request: 1 is `GET /v1/features/{entity}/{id}`, more a `POST` batch.

@@ -59,12 +59,27 @@ pub struct GroupVerdict {
     pub passed: bool,
 }
 
+/// Writes `value` as pretty JSON to `path`, creating its folder: the records that
+/// `riffle check` reads (`.riffle/last-loadtest.json`, `last-drill.json`, `last-cost.json`).
+pub fn write_record<T: Serialize>(value: &T, path: &std::path::Path) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// When the run ended (RFC 3339, UTC).
+    pub finished_at: String,
     pub target: String,
     /// `open` or `closed`.
     pub mode: &'static str,
     pub rate: Option<f64>,
+    /// `--peak` and `--factor` when the rate came from them (the lesson's 10× peak).
+    pub peak_rps: Option<f64>,
+    pub factor: Option<f64>,
     pub concurrency: Option<usize>,
     pub batch: usize,
     pub selection: String,
@@ -152,9 +167,12 @@ impl Report {
             Mode::Closed { concurrency } => ("closed", None, Some(concurrency)),
         };
         Self {
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             target: cfg.target.clone(),
             mode,
             rate,
+            peak_rps: cfg.peak,
+            factor: cfg.factor,
             concurrency,
             batch: cfg.batch,
             selection: cfg.selection.label.clone(),

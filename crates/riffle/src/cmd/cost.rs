@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
+use riffle_ops::check::records_dir;
 use riffle_ops::cost::{self, CostConfig};
+use riffle_ops::loadtest::report::write_record;
 use riffle_registry::parse_duration;
 use riffle_store::StoreUrl;
 
@@ -40,6 +42,10 @@ pub struct CostArgs {
     /// Timeout of every Redis call.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub timeout: String,
+    /// Where to write the report for `riffle check` (default: .riffle/last-cost.json
+    /// beside the registry).
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<std::path::PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -75,6 +81,11 @@ pub async fn run(args: CostArgs) -> CmdResult {
             runtime(anyhow!("{e}"))
         }
     })?;
+    let record = args
+        .record
+        .clone()
+        .unwrap_or_else(|| records_dir(&args.config.config).join("last-cost.json"));
+    write_record(&report, &record).map_err(|e| runtime(anyhow!("cannot write the record: {e}")))?;
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(runtime)?;
         emit(&format!("{text}\n"));

@@ -80,11 +80,7 @@ fn duration(flag: &str, text: &str) -> Result<Duration, Failure> {
 
 /// `.riffle/last-drill.json` in the registry file's folder.
 pub fn default_record(config: &Path) -> PathBuf {
-    config
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(".riffle")
-        .join("last-drill.json")
+    riffle_ops::check::records_dir(config).join("last-drill.json")
 }
 
 pub async fn run(args: DrillArgs) -> CmdResult {

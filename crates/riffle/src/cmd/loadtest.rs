@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
+use riffle_ops::check::records_dir;
+use riffle_ops::loadtest::report::write_record;
 use riffle_ops::loadtest::{
     self, plan, Burst, IdSource, LoadtestConfig, LoadtestError, Mode, Selection,
 };
@@ -84,6 +86,10 @@ pub struct LoadtestArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// Where to write the report for `riffle check` (default: .riffle/last-loadtest.json
+    /// beside the registry).
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<PathBuf>,
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -165,6 +171,16 @@ pub async fn run(args: LoadtestArgs) -> CmdResult {
         target,
         token: args.token.clone(),
         mode,
+        peak: match mode {
+            Mode::Open { .. } if args.rate.is_none() => {
+                args.peak.or(registry.peak_rps.map(|p| p as f64))
+            }
+            _ => None,
+        },
+        factor: match mode {
+            Mode::Open { .. } if args.rate.is_none() => Some(args.factor.unwrap_or(10.0)),
+            _ => None,
+        },
         bursts,
         duration: duration("--duration", &args.duration)?,
         batch: args.batch,
@@ -178,6 +194,11 @@ pub async fn run(args: LoadtestArgs) -> CmdResult {
         progress: !args.quiet,
     };
     let report = loadtest::run(&registry, &cfg).await.map_err(ops_error)?;
+    let record = args
+        .record
+        .clone()
+        .unwrap_or_else(|| records_dir(&args.config.config).join("last-loadtest.json"));
+    write_record(&report, &record).map_err(|e| runtime(anyhow!("cannot write the record: {e}")))?;
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(runtime)?;
         emit(&format!("{text}\n"));

@@ -34,7 +34,7 @@ success_threshold = 1
 
 [store]
 url = "embedded:./data"
-timeout = "50ms"
+timeout = "250ms"
 
 [[entities]]
 name = "user"
