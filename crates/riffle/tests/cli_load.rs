@@ -170,17 +170,19 @@ fn a_header_that_does_not_fit_the_group_loads_nothing() {
     let (_, stderr) = load(
         &mut cmd,
         "embedded:./data",
-        "user_velocity",
+        "user_historical",
         &fraud_profiles(),
     )
     .expect_code(2);
     assert!(stderr.contains("nothing was loaded"), "{stderr}");
     assert!(
-        stderr.contains("\"account_age_days\" is not a feature of group user_velocity"),
+        stderr.contains("\"account_age_days\" is not a feature of group user_historical"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("missing feature column(s) tx_count_1h, tx_sum_1h"),
+        stderr.contains(
+            "missing feature column(s) avg_tx_90d, distinct_merchants_7d, tx_count_24h, tx_sum_24h"
+        ),
         "{stderr}"
     );
 }
@@ -189,11 +191,11 @@ fn a_header_that_does_not_fit_the_group_loads_nothing() {
 fn ndjson_is_loaded_with_a_format_override() {
     let mut cmd = TestCommand::new();
     let file = cmd.write(
-        "velocity.txt",
-        "{\"user_id\": \"u1\", \"tx_count_1h\": 3, \"tx_sum_1h\": 42.5, \"event_timestamp\": \"2026-11-26T12:00:00Z\"}\n\
-         {\"user_id\": \"u2\", \"tx_count_1h\": 1.5, \"tx_sum_1h\": 1}\n",
+        "historical.txt",
+        "{\"user_id\": \"u1\", \"tx_count_24h\": 3, \"tx_sum_24h\": 42.5, \"avg_tx_90d\": 14.0, \"distinct_merchants_7d\": 2, \"event_timestamp\": \"2026-11-26T12:00:00Z\"}\n\
+         {\"user_id\": \"u2\", \"tx_count_24h\": 1.5, \"tx_sum_24h\": 1, \"avg_tx_90d\": 1.0, \"distinct_merchants_7d\": 1}\n",
     );
-    let (stdout, _) = load(&mut cmd, "embedded:./data", "user_velocity", &file)
+    let (stdout, _) = load(&mut cmd, "embedded:./data", "user_historical", &file)
         .args(["--format", "ndjson", "--json"])
         .expect_code(0);
     let summary = json(&stdout);
@@ -202,8 +204,8 @@ fn ndjson_is_loaded_with_a_format_override() {
     assert_eq!(summary["errors"][0]["line"], 2);
     // Without the override the extension says nothing: bad usage.
     let mut again = TestCommand::new();
-    let file = again.write("velocity.txt", "{}\n");
-    load(&mut again, "embedded:./data", "user_velocity", &file).expect_code(2);
+    let file = again.write("historical.txt", "{}\n");
+    load(&mut again, "embedded:./data", "user_historical", &file).expect_code(2);
 }
 
 #[test]
@@ -230,10 +232,10 @@ fn loads_into_redis_with_the_documented_key_layout() {
 
     let mut cmd = TestCommand::new();
     let file = cmd.write(
-        "velocity.ndjson",
-        "{\"user_id\": \"u1\", \"tx_count_1h\": 3, \"tx_sum_1h\": 42.5}\n",
+        "historical.ndjson",
+        "{\"user_id\": \"u1\", \"tx_count_24h\": 3, \"tx_sum_24h\": 42.5, \"avg_tx_90d\": 14.0, \"distinct_merchants_7d\": 2}\n",
     );
-    load(&mut cmd, &redis.url(), "user_velocity", &file).expect_code(0);
+    load(&mut cmd, &redis.url(), "user_historical", &file).expect_code(0);
     assert_eq!(redis.cli(&["HLEN", "fraud:{user:u1}"]).unwrap(), "2");
     assert_eq!(redis.cli(&["HLEN", "fraud:{user:u2}"]).unwrap(), "1");
 }

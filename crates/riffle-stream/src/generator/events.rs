@@ -155,6 +155,9 @@ enum FieldGen {
         law: PowerLaw,
     },
     Choice(&'static [&'static str]),
+    /// A recent time, epoch milliseconds (names ending `_ts`, `_at`, `_time`): up to 30
+    /// minutes before the event.
+    RecentMillis,
     Float,
     Int,
     Bool,
@@ -181,6 +184,11 @@ impl FieldGen {
                     Err(_) => Self::Float,
                 }
             }
+            FeatureType::Int64 | FeatureType::Float64
+                if ["_ts", "_at", "_time"].iter().any(|w| lower.ends_with(w)) =>
+            {
+                Self::RecentMillis
+            }
             FeatureType::Float64 => Self::Float,
             FeatureType::Int64 => Self::Int,
             FeatureType::Bool => Self::Bool,
@@ -200,7 +208,7 @@ impl FieldGen {
         }
     }
 
-    fn write(&self, rng: &mut SmallRng, ty: FeatureType, out: &mut String) {
+    fn write(&self, rng: &mut SmallRng, ty: FeatureType, now_ms: i64, out: &mut String) {
         let _ = match self {
             Self::Amount(d) => {
                 let v = (d.sample(rng) * 100.0).round() / 100.0;
@@ -213,6 +221,7 @@ impl FieldGen {
             Self::Choice(options) => {
                 write!(out, "\"{}\"", options[rng.random_range(0..options.len())])
             }
+            Self::RecentMillis => write!(out, "{}", now_ms - rng.random_range(0..1_800_000)),
             Self::Float => write!(out, "{}", (rng.random::<f64>() * 1e4).round() / 1e4),
             Self::Int => write!(out, "{}", rng.random_range(0..100)),
             Self::Bool => write!(out, "{}", rng.random_bool(0.1)),
@@ -354,7 +363,7 @@ impl EventGenerator {
         for (name, ty, gen) in &self.fields {
             out.push(',');
             push_key(&mut out, name);
-            gen.write(&mut self.rng, *ty, &mut out);
+            gen.write(&mut self.rng, *ty, now_ms, &mut out);
         }
         out.push('}');
         out.into_bytes()

@@ -1,21 +1,30 @@
-//! `riffle demo [--listen ADDR] [--users N] [--data DIR]`: the fraud example, from any folder
-//! with nothing installed. The registry is compiled in; the store is the embedded one in a
-//! temporary directory (or `--data DIR`, kept). It loads a synthetic population with power-law
-//! activity, serves it, prints example calls, and every second a background ticker moves the
-//! fast groups of some users, so freshness and values visibly change. Ctrl-C stops it.
+//! `riffle demo [--listen ADDR] [--users N] [--rate R] [--data DIR]`: the fraud example,
+//! from any folder with nothing installed. The registry is compiled in; the store is the
+//! embedded one in a temporary directory (or `--data DIR`, kept). It bulk-loads a synthetic
+//! population (power-law activity) for the batch groups (historical, embeddings, profile),
+//! then runs the real ingest pipeline in-process — generator → decode → windows → rows and
+//! state in the store — for the stream groups (velocity, session) at `--rate` events per
+//! second, serves everything, and prints example calls. The pipeline's own `/metrics` and
+//! `/health` listen on `ingest.listen` (another free port when that one is taken). Ctrl-C
+//! stops it: the pipeline flushes, the server drains.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
 use riffle_core::Timestamp;
-use riffle_registry::Registry;
+use riffle_registry::{GroupId, Registry};
 use riffle_serve::ServeDeps;
 use riffle_store::{OnlineStore, StoreUrl};
-use riffle_stream::generator::Population;
+use riffle_stream::generator::{EventGenerator, EventPlan, Pacer, Population};
+use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
+use riffle_stream::pipeline::{self, Control, GeneratorFeed, IngestSummary, PipelineOptions};
 use riffle_stream::writer::PipelinedWriter;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::config;
 use crate::exit::{runtime, usage, CmdResult};
@@ -47,14 +56,23 @@ pub struct DemoArgs {
     /// Seed of the synthetic population.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Users (picked by the power law) whose velocity and session move every second.
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub tick_users: usize,
+    /// Synthetic transactions per second fed through the ingest pipeline (bursts of 5–10×
+    /// for a few seconds every minute; 2% from users never seen before).
+    #[arg(long, default_value_t = 2000.0, value_name = "R")]
+    pub rate: f64,
 }
+
+/// The stream the demo generates (a source of the fraud example).
+const SOURCE: &str = "transactions";
 
 pub async fn run(args: DemoArgs) -> CmdResult {
     if args.users == 0 {
         return Err(usage(anyhow!("--users must be at least 1")));
+    }
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        return Err(usage(anyhow!(
+            "--rate must be a positive number of events per second"
+        )));
     }
     let registry = Registry::from_toml(FRAUD_REGISTRY)
         .context("the built-in fraud registry is invalid (a bug in this build)")
@@ -80,49 +98,138 @@ pub async fn run(args: DemoArgs) -> CmdResult {
     };
     let store = config::open_url(&registry, &StoreUrl::Embedded(dir.clone())).await?;
 
+    let source = registry
+        .sources
+        .iter()
+        .position(|s| s.name == SOURCE)
+        .context("the built-in fraud registry has no transactions source (a bug in this build)")
+        .map_err(runtime)?;
+    // Groups the pipeline computes: not bulk-loaded.
+    let streamed: HashSet<GroupId> = registry
+        .groups
+        .iter()
+        .filter(|g| g.source == Some(source))
+        .map(|g| g.id)
+        .collect();
     let population = Population::new(&registry, "user", args.users, args.seed)
         .context("cannot build the synthetic population")
         .map_err(runtime)?;
     let started = Instant::now();
-    load_population(&store, &population).await?;
-    let rows = args.users * population.groups().count() as u64;
+    load_population(&store, &population, &streamed).await?;
+    let batch_groups = population.groups().count() - streamed.len();
     println!(
-        "riffle demo: loaded {} users ({rows} rows, {} groups) into {} in {:.1} s",
+        "riffle demo: loaded {} users ({} rows, {batch_groups} batch groups) into {} in {:.1} s",
         args.users,
-        population.groups().count(),
+        args.users * batch_groups as u64,
         dir.display(),
         started.elapsed().as_secs_f64()
     );
-    print_banner(&addr.to_string(), args.users);
 
-    let ticker = tokio::spawn(tick_forever(
-        store.clone(),
-        population,
-        args.seed,
-        args.tick_users,
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown::signal().await;
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    let ingest_listener = bind_ingest(&registry.ingest.listen).await?;
+    let ingest_addr = ingest_listener
+        .local_addr()
+        .context("cannot read the ingest address")
+        .map_err(runtime)?;
+    let capacity = registry.ingest.queue_capacity.div_ceil(256);
+    let status = Arc::new(IngestStatus::new(SOURCE, &registry.ingest, capacity));
+    let ingest_server = tokio::spawn(ingest_server::serve(
+        ingest_listener,
+        ingest_server::router(status.clone()),
+        stopped(),
     ));
+    let plan = EventPlan::new(args.rate, args.users, args.seed);
+    let generator = EventGenerator::new(&registry, &registry.sources[source], &plan)
+        .context("cannot build the event generator")
+        .map_err(runtime)?;
+    let stream_id = pipeline::generator_stream_id(args.seed);
+    let pacer = Pacer::new(args.rate, plan.bursts.clone());
+    let (feed, rx) = GeneratorFeed::start(generator, pacer, stream_id, None, 256, capacity)
+        .context("cannot start the event generator")
+        .map_err(runtime)?;
+    let options = PipelineOptions {
+        source,
+        stream_id,
+        dead_letter: dir.join(format!("dead-letter-{SOURCE}.ndjson")),
+        flush_interval: registry.ingest.flush_interval,
+        flush_max_events: registry.ingest.flush_max_events,
+        kafka_topic: None,
+    };
+    let control = Control {
+        stop: Some(Box::pin(stopped())),
+        ..Control::default()
+    };
+    print_banner(
+        &addr.to_string(),
+        &ingest_addr.to_string(),
+        args.users,
+        args.rate,
+    );
+
     let deps = ServeDeps {
         registry: registry.clone(),
-        store,
+        store: store.clone(),
         cache_enabled: registry.serve.cache.enabled,
         write_token: None,
     };
-    let served = riffle_serve::run(listener, deps, shutdown::signal()).await;
-    ticker.abort();
+    let mut observe = |s: &IngestSummary| status.observe(s);
+    let ingest = async {
+        let result =
+            pipeline::run(registry.clone(), store, options, rx, control, &mut observe).await;
+        if result.is_err() {
+            // A failed pipeline ends the demo rather than serving values that stopped moving.
+            let _ = stop_tx.send(true);
+        }
+        result
+    };
+    let (ingested, served) = tokio::join!(ingest, riffle_serve::run(listener, deps, stopped()));
+    let _ = tokio::task::spawn_blocking(move || feed.stop()).await;
+    let _ = ingest_server.await;
     served
         .context("the server stopped with an error")
         .map_err(runtime)?;
+    match ingested {
+        Ok(summary) => println!(
+            "riffle demo: ingested {} events ({} applied, {} rows written)",
+            summary.events_read, summary.applied, summary.rows_written
+        ),
+        Err(e) => {
+            return Err(runtime(
+                anyhow::Error::new(e).context("the ingest pipeline stopped with an error"),
+            ))
+        }
+    }
     println!("riffle demo: stopped");
     Ok(())
 }
 
 /// Writes every user's rows, a few big batches in flight, with a progress bar.
-async fn load_population(store: &Arc<OnlineStore>, population: &Population) -> CmdResult {
+async fn load_population(
+    store: &Arc<OnlineStore>,
+    population: &Population,
+    skip: &HashSet<GroupId>,
+) -> CmdResult {
     let bar = progress::counter(population.len(), "users");
     let mut writer = PipelinedWriter::new(store.clone(), 4);
     let mut failure = None;
     let now = Timestamp::now();
-    for batch in population.batches(USERS_PER_BATCH, now) {
+    for mut batch in population.batches(USERS_PER_BATCH, now) {
+        batch.rows.retain(|r| !skip.contains(&r.group));
         writer.submit(batch).await;
         for outcome in writer.take_completed() {
             bar.inc(outcome.last_line - outcome.first_line + 1);
@@ -149,39 +256,37 @@ async fn load_population(store: &Arc<OnlineStore>, population: &Population) -> C
     }
 }
 
-/// Every second, some users (by the power law) make a transaction: their velocity and
-/// session rows are rewritten with event time now.
-async fn tick_forever(store: Arc<OnlineStore>, population: Population, seed: u64, picks: usize) {
-    let mut ticker = population.ticker(seed);
-    let mut interval = tokio::time::interval(Duration::from_secs(1));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        interval.tick().await;
-        let rows = ticker.tick(&population, picks, Timestamp::now());
-        match store.write(&rows).await {
-            Ok(()) => tracing::debug!(rows = rows.len(), "demo tick written"),
-            Err(e) => tracing::warn!(error = %e, "demo tick not written"),
-        }
+/// `ingest.listen`, or any free port when it is taken (another riffle may be running).
+async fn bind_ingest(addr: &str) -> Result<TcpListener, crate::exit::Failure> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot listen for the ingest metrics")
+            .map_err(runtime),
     }
 }
 
-fn print_banner(addr: &str, users: u64) {
+fn print_banner(addr: &str, ingest: &str, users: u64, rate: f64) {
     let base = format!("http://{addr}");
     let last = users.saturating_sub(1);
     println!(
         r#"riffle demo: serving the fraud example on {base}
   users u0 … u{last} (u0 is the most active; u_new does not exist: it gets the training defaults)
-  every second some active users make a transaction: user_velocity and user_session move
+  {rate} transactions/s (bursts of 5–10×, 2% from new users) flow generator → ingest pipeline → store:
+  user_velocity and user_session are computed from them; the other groups were bulk-loaded
+  ingest metrics on http://{ingest}/metrics, health on http://{ingest}/health
 
 Try:
   curl -s {base}/health
+  curl -s '{base}/v1/features/user/u0?groups=user_velocity,user_session'
   curl -s {base}/v1/features/user/u1
-  curl -s '{base}/v1/features/user/u1?groups=user_velocity,user_session'
   curl -s -X POST {base}/v1/features -H 'content-type: application/json' \
     -d '{{"entity": "user", "ids": ["u1", "u2", "u_new"], "groups": ["user_velocity", "user_profile"]}}'
   curl -s -X POST {base}/get-online-features -H 'content-type: application/json' \
     -d '{{"features": ["user_velocity:tx_count_1h", "user_velocity:tx_sum_1h", "user_profile:credit_score_bucket"], "entities": {{"user_id": ["u1", "u_new"]}}}}'
   curl -s {base}/metrics | grep '^riffle_' | head -20
+  curl -s http://{ingest}/metrics | grep '^riffle_ingest_'
   curl -s {base}/openapi.json
 
 Ctrl-C stops the demo."#
