@@ -274,6 +274,49 @@ async fn expiries_fire_after_a_restart_without_new_events() {
     );
 }
 
+/// Ingest was down until every window of every event had passed: no timer is left to fire,
+/// yet the restarted run rewrites every row at once (the state says when its rows were
+/// computed), and leaves nothing in the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_whose_windows_passed_while_ingest_was_down_are_rewritten_at_start() {
+    let s = setup("1h").await;
+    let stream = 0xD0_5E;
+    let events = recent_events("d");
+    let run = start(&s, stream, None);
+    let records: Vec<Record> = (1..)
+        .zip(&events)
+        .map(|(o, e)| record(stream, o, None, e))
+        .collect();
+    run.send(Feed::Records(records)).await;
+    run.finish().await;
+    let last = events.iter().map(|e| e.1).max().unwrap();
+    let settled = (last.div_euclid(1_000) + 8) * 1_000;
+    while now_ms() < settled + 200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for user in users(&events) {
+        let row = read_row(&s.store, &user).await.unwrap();
+        assert_ne!(
+            row.values,
+            oracle(&events, &user, now_ms()),
+            "{user}: not stale yet?"
+        );
+    }
+    let run = start(&s, stream, None);
+    wait_settled(&s.store, &events, &users(&events), settled).await;
+    let summary = run.finish().await;
+    assert!(summary.entities_written >= 12, "{summary:?}");
+    let index = s
+        .store
+        .get_meta(&riffle_store::meta::timers_name("tx", stream))
+        .await
+        .unwrap();
+    assert!(
+        index.is_empty(),
+        "nothing pending, nothing indexed: {index:?}"
+    );
+}
+
 /// After a Kafka rebalance the pipeline takes over the pending expiries of the partitions
 /// it is assigned, and never writes an entity of a partition it does not own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
