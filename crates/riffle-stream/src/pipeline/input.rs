@@ -1,7 +1,8 @@
 //! Where events come from: the [`Feed`] the pipeline reads ([`Record`]s, each at a
-//! `(stream, offset)` position, and rebalance marks), the reader of numbered NDJSON lines of
-//! one input (on a thread of its own, optionally following the file as it grows), and the
-//! stable stream ids of files, stdin and Kafka partitions.
+//! `(stream, offset)` position, rebalance marks and the caught-up mark), the reader of
+//! numbered NDJSON lines of one input (on a thread of its own, optionally following the file
+//! as it grows and saying when it reached the end), and the stable stream ids of files,
+//! stdin and Kafka partitions.
 //!
 //! A file's stream id is a 64-bit FNV-1a hash of its canonical absolute path, device and
 //! inode, so a re-run over the same file is recognised and deduplicated. Stdin has no such
