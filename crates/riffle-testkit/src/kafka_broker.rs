@@ -58,6 +58,18 @@ impl KafkaBroker {
         Err(last_err.unwrap_or_else(|| std::io::Error::other("tansu did not start")))
     }
 
+    /// Starts a broker on `port` (one try): for a client that was started against that
+    /// port before any broker listened there.
+    pub fn start_on(port: u16) -> std::io::Result<Self> {
+        let mut broker = Self {
+            process: Process::default(),
+            port,
+            dir: tempfile::tempdir()?,
+        };
+        broker.spawn()?;
+        Ok(broker)
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(tansu_bin());
         cmd.current_dir(self.dir.path());

@@ -4,11 +4,19 @@
 //! Everything here runs *inside* [`BaseConsumer::poll`], on the thread that polls: a
 //! revocation is served while [`KafkaSource::poll_batch`](super::KafkaSource::poll_batch)
 //! waits, which is why the flush hook ([`RevokeHook`]) is called from `pre_rebalance`, before
-//! the partitions are given up.
+//! the partitions are given up. Every rebalance bumps a counter, so a batch can end where
+//! the assignment changed.
+//!
+//! librdkafka's own log lines go to `tracing` under the target `librdkafka`; when that
+//! target is enabled at debug level, the consumer is created with `debug=cgrp,fetch` (see
+//! [`debug_contexts`]), e.g. `RUST_LOG=librdkafka=debug` shows every join, sync, heartbeat
+//! and fetch.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
@@ -27,7 +35,8 @@ pub enum RebalanceEvent {
     Assigned(Vec<i32>),
     /// These partitions were taken away (after the revoke hook ran).
     Revoked(Vec<i32>),
-    /// The rebalance failed; librdkafka retries by itself.
+    /// The rebalance failed: librdkafka dropped the whole assignment (this consumer owns
+    /// nothing until the next `Assigned`) and retries by itself.
     Failed(String),
 }
 
@@ -49,6 +58,8 @@ pub struct SourceContext {
     topic: String,
     on_revoke: Option<RevokeHook>,
     state: Mutex<State>,
+    /// Rebalances served so far (assignments, revocations, failures).
+    rebalances: AtomicU64,
 }
 
 #[derive(Default)]
@@ -64,7 +75,13 @@ impl SourceContext {
             topic,
             on_revoke,
             state: Mutex::new(State::default()),
+            rebalances: AtomicU64::new(0),
         }
+    }
+
+    /// How many rebalances were served so far: a change means the assignment moved.
+    pub(super) fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::SeqCst)
     }
 
     /// A poisoned lock only means a callback panicked mid-update; the data is still usable.
@@ -93,6 +110,27 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
 
 fn known(offset: i64) -> Option<i64> {
     (offset >= 0).then_some(offset)
+}
+
+/// librdkafka's `debug` contexts to turn on: `cgrp,fetch` when the `librdkafka` tracing
+/// target is enabled at debug level, none otherwise.
+pub(super) fn debug_contexts() -> Option<&'static str> {
+    tracing::enabled!(target: "librdkafka", tracing::Level::DEBUG).then_some("cgrp,fetch")
+}
+
+/// The most verbose level the `librdkafka` tracing target listens to (librdkafka does not
+/// format what nobody reads).
+pub(super) fn log_level() -> RDKafkaLogLevel {
+    use tracing::Level;
+    if tracing::enabled!(target: "librdkafka", Level::DEBUG) {
+        RDKafkaLogLevel::Debug
+    } else if tracing::enabled!(target: "librdkafka", Level::INFO) {
+        RDKafkaLogLevel::Info
+    } else if tracing::enabled!(target: "librdkafka", Level::WARN) {
+        RDKafkaLogLevel::Warning
+    } else {
+        RDKafkaLogLevel::Error
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -131,6 +169,22 @@ impl ClientContext for SourceContext {
         // Broker loss shows up here first; librdkafka reconnects by itself.
         tracing::warn!(topic = %self.topic, %error, reason, "kafka client error");
     }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", fac, "{log_message}");
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", fac, "{log_message}");
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
 }
 
 impl ConsumerContext for SourceContext {
@@ -162,6 +216,7 @@ impl ConsumerContext for SourceContext {
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::SeqCst);
         let mut state = self.state();
         match rebalance {
             Rebalance::Assign(tpl) => {
@@ -177,7 +232,10 @@ impl ConsumerContext for SourceContext {
                 state.events.push(RebalanceEvent::Revoked(parts));
             }
             Rebalance::Error(e) => {
+                // rdkafka answers a failed rebalance by dropping the whole assignment.
                 tracing::warn!(topic = %self.topic, error = %e, "kafka rebalance failed");
+                state.assigned.clear();
+                state.lag.clear();
                 state.events.push(RebalanceEvent::Failed(e.to_string()));
             }
         }
