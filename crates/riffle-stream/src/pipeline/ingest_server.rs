@@ -14,7 +14,7 @@
 //!   the group than partitions), or a partition's lag above the threshold.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -43,7 +43,7 @@ pub struct IngestStatus {
     last: Mutex<Last>,
     lag_threshold: Duration,
     stall_after: Duration,
-    partitions: Option<PartitionProbe>,
+    partitions: OnceLock<PartitionProbe>,
 }
 
 #[derive(Default)]
@@ -82,14 +82,13 @@ impl IngestStatus {
             }),
             lag_threshold: settings.lag_threshold,
             stall_after: (settings.flush_interval * 50).max(Duration::from_secs(10)),
-            partitions: None,
+            partitions: OnceLock::new(),
         }
     }
 
-    /// With Kafka: how to sample the partitions' lag.
-    pub fn with_partitions(mut self, probe: PartitionProbe) -> Self {
-        self.partitions = Some(probe);
-        self
+    /// With Kafka: how to sample the partitions' lag (set once; later calls are ignored).
+    pub fn set_partitions(&self, probe: PartitionProbe) {
+        let _ = self.partitions.set(probe);
     }
 
     /// Takes the summary after a flush (the pipeline's `progress` callback).
@@ -123,7 +122,7 @@ impl IngestStatus {
             ));
         }
         let mut partitions = Vec::new();
-        if let Some(probe) = &self.partitions {
+        if let Some(probe) = self.partitions.get() {
             for (partition, messages, stream) in probe() {
                 let seconds = s
                     .stream_watermarks

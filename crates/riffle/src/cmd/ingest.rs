@@ -149,7 +149,21 @@ pub async fn run(args: IngestArgs) -> CmdResult {
             let config = kafka_config(&registry, source, &args)?;
             let described = format!("kafka {} (group {})", config.topic, config.group_id);
             kafka_topic = Some(config.topic.clone());
+            let topic = config.topic.clone();
             let (feed, rx) = KafkaFeed::start(config, capacity).map_err(runtime)?;
+            let lag = feed.lag_probe();
+            status.set_partitions(Box::new(move || {
+                lag.lag()
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p.partition,
+                            p.consumer_lag,
+                            pipeline::kafka_stream_id(&topic, p.partition),
+                        )
+                    })
+                    .collect()
+            }));
             Input {
                 described,
                 stream_id: 0,
