@@ -193,3 +193,57 @@ impl Fnv {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The next mark that is not an empty chunk, within a generous deadline.
+    fn next(rx: &mut mpsc::Receiver<std::io::Result<Feed>>) -> Feed {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match rx.try_recv() {
+                Ok(Ok(Feed::Records(r))) if r.is_empty() => {}
+                Ok(feed) => return feed.unwrap(),
+                Err(_) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "nothing from the reader"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_followed_file_says_when_it_is_caught_up_once_per_catch_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.ndjson");
+        std::fs::write(&path, "a\nb\n").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let mut rx = spawn_reader(Box::new(file), 9, true, 16, 4).unwrap();
+        let Feed::Records(first) = next(&mut rx) else {
+            panic!("records first")
+        };
+        assert_eq!(first.len(), 2);
+        assert_eq!(next(&mut rx), Feed::CaughtUp);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"c\n")
+            .unwrap();
+        let Feed::Records(more) = next(&mut rx) else {
+            panic!("the appended line")
+        };
+        assert_eq!((more.len(), more[0].offset), (1, 3));
+        assert_eq!(next(&mut rx), Feed::CaughtUp);
+        // Idle: no further mark until something new is read.
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(rx.try_recv().is_err());
+    }
+}
