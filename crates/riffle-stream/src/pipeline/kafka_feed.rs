@@ -8,7 +8,11 @@
 //! for the partitions it still owns. The revoke hook answers from the shared map only (it
 //! never flushes): what is not durable yet is replayed by the next owner and deduplicated
 //! by the per-entity positions. A revocation is passed on as [`Feed::Revoked`], so the
-//! pipeline flushes and forgets its in-memory entity state.
+//! pipeline flushes and forgets its in-memory entity state; each assignment as
+//! [`Feed::Assigned`] with every partition this process now owns. The marks keep the order
+//! of the rebalance: records of the old assignment, `Revoked`, `Assigned`, then records of
+//! the new one (a polled batch never spans a rebalance). A failed rebalance drops the whole
+//! assignment: it is passed on as `Revoked` then `Assigned([])`.
 //!
 //! Poll errors never end the feed: they are logged (stderr) and polling resumes after a
 //! back-off of 100 ms doubling up to 5 s.
@@ -40,6 +44,7 @@ type Durable = Arc<Mutex<HashMap<i32, i64>>>;
 pub struct KafkaFeed {
     durable: Durable,
     lag: crate::source::kafka::LagProbe,
+    lag: crate::source::kafka::LagProbe,
     commits: std_mpsc::Sender<Vec<(i32, i64)>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -54,13 +59,16 @@ impl KafkaFeed {
         let durable: Durable = Arc::default();
         let shared = durable.clone();
         config.on_revoke = Some(Arc::new(move |revoked: &[i32]| {
-            let map = shared.lock().unwrap_or_else(|p| p.into_inner());
+            // Answered once, then forgotten: should a partition come back after another
+            // owner moved it on, an old offset here must not be committed over theirs.
+            let mut map = shared.lock().unwrap_or_else(|p| p.into_inner());
             revoked
                 .iter()
-                .filter_map(|p| map.get(p).map(|&next| (*p, next)))
+                .filter_map(|p| map.remove(p).map(|next| (*p, next)))
                 .collect()
         }));
         let source = KafkaSource::connect(config)?;
+        let lag = source.lag_probe();
         let lag = source.lag_probe();
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (commits, queue) = std_mpsc::channel();
@@ -68,16 +76,25 @@ impl KafkaFeed {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("riffle-kafka-feed".into())
-            .spawn(move || consume(source, &tx, &queue, &flag))
+            .spawn({
+                let durable = durable.clone();
+                move || consume(source, &tx, &queue, &durable, &flag)
+            })
             .map_err(|e| SourceError::Config(format!("cannot start the consumer thread: {e}")))?;
         let feed = Self {
             durable,
+            lag,
             lag,
             commits,
             stop,
             thread: Some(thread),
         };
         Ok((feed, rx))
+    }
+
+    /// Reads the consumer's per-partition lag (librdkafka's statistics) from any thread.
+    pub fn lag_probe(&self) -> crate::source::kafka::LagProbe {
+        self.lag.clone()
     }
 
     /// Reads the consumer's per-partition lag (librdkafka's statistics) from any thread.
@@ -118,15 +135,16 @@ fn consume(
     mut source: KafkaSource,
     tx: &mpsc::Sender<std::io::Result<Feed>>,
     queue: &std_mpsc::Receiver<Vec<(i32, i64)>>,
+    durable: &Durable,
     stop: &AtomicBool,
 ) {
     let topic = source.topic().to_owned();
     let mut backoff = BACKOFF_MIN;
     loop {
-        commit_queued(&source, queue);
+        commit_queued(&source, queue, durable);
         if stop.load(Ordering::SeqCst) || tx.is_closed() {
             // The pipeline returned: its last offsets are queued (or it failed).
-            commit_queued(&source, queue);
+            commit_queued(&source, queue, durable);
             return;
         }
         let batch = match source.poll_batch(POLL_MAX, POLL_WAIT) {
@@ -152,22 +170,43 @@ fn consume(
                 })
             })
             .collect();
-        let revoked = source
-            .take_rebalance_events()
-            .iter()
-            .any(|e| matches!(e, RebalanceEvent::Revoked(_)));
+        // The batch ended at a rebalance, if any: its records come before the marks.
+        let marks = rebalance_marks(source.take_rebalance_events());
         if !records.is_empty() && tx.blocking_send(Ok(Feed::Records(records))).is_err() {
             continue; // the pipeline is gone: commit what it queued, then stop
         }
-        if revoked && tx.blocking_send(Ok(Feed::Revoked)).is_err() {
-            continue;
+        for mark in marks {
+            if tx.blocking_send(Ok(mark)).is_err() {
+                break;
+            }
         }
     }
 }
 
+/// The feed marks of rebalance events, in order.
+fn rebalance_marks(events: Vec<RebalanceEvent>) -> Vec<Feed> {
+    let mut marks = Vec::with_capacity(events.len());
+    for event in events {
+        match event {
+            RebalanceEvent::Revoked(_) => marks.push(Feed::Revoked),
+            RebalanceEvent::Assigned(parts) => marks.push(Feed::Assigned(parts)),
+            RebalanceEvent::Failed(_) => {
+                marks.push(Feed::Revoked);
+                marks.push(Feed::Assigned(Vec::new()));
+            }
+        }
+    }
+    marks
+}
+
 /// Commits every queued `(partition, next_offset)` of a partition this consumer owns (the
-/// highest per partition).
-fn commit_queued(source: &KafkaSource, queue: &std_mpsc::Receiver<Vec<(i32, i64)>>) {
+/// highest per partition), and drops the durable offsets of partitions it does not own
+/// (reported after their revocation), which the revoke hook must never answer later.
+fn commit_queued(
+    source: &KafkaSource,
+    queue: &std_mpsc::Receiver<Vec<(i32, i64)>>,
+    durable: &Durable,
+) {
     let mut next: HashMap<i32, i64> = HashMap::new();
     while let Ok(offsets) = queue.try_recv() {
         for (p, o) in offsets {
@@ -176,6 +215,10 @@ fn commit_queued(source: &KafkaSource, queue: &std_mpsc::Receiver<Vec<(i32, i64)
         }
     }
     let owned = source.assignment();
+    durable
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|p, _| owned.contains(p));
     let mut offsets: Vec<(i32, i64)> = next
         .into_iter()
         .filter(|(p, _)| owned.contains(p))
@@ -183,5 +226,31 @@ fn commit_queued(source: &KafkaSource, queue: &std_mpsc::Receiver<Vec<(i32, i64)
     offsets.sort_unstable();
     if let Err(error) = source.commit(&offsets) {
         tracing::warn!(%error, "kafka commit failed; the next owner replays (deduplicated)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_keep_the_order_of_the_rebalance() {
+        let marks = rebalance_marks(vec![
+            RebalanceEvent::Revoked(vec![0, 1]),
+            RebalanceEvent::Assigned(vec![0, 1, 2, 3]),
+            RebalanceEvent::Failed("boom".into()),
+        ]);
+        let shown: Vec<String> = marks
+            .iter()
+            .map(|m| match m {
+                Feed::Revoked => "revoked".to_owned(),
+                Feed::Assigned(p) => format!("assigned {p:?}"),
+                _ => "other".to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            ["revoked", "assigned [0, 1, 2, 3]", "revoked", "assigned []"]
+        );
     }
 }

@@ -11,10 +11,13 @@
 //! # Rebalances
 //! Partitions move between members inside [`KafkaSource::poll_batch`] (librdkafka serves the
 //! rebalance on the polling thread). Before partitions are revoked the optional
-//! [`RevokeHook`] runs: the pipeline flushes what it holds for them and returns the offsets
-//! now durable, which are committed before the partitions go. What happened is also kept as
-//! [`RebalanceEvent`]s for [`KafkaSource::take_rebalance_events`]. Only the eager assignors
-//! (`range,roundrobin`) are used: `cooperative-sticky` stalls a partition on tansu.
+//! [`RevokeHook`] runs and returns the offsets already durable, which are committed before
+//! the partitions go. What happened is also kept as [`RebalanceEvent`]s for
+//! [`KafkaSource::take_rebalance_events`]. A batch never spans a rebalance: it ends at the
+//! poll that served one (a message that poll returned opens the next batch), so a caller
+//! that takes the events after each batch sees messages of the old assignment, then the
+//! events, then messages of the new one. Only the eager assignors (`range,roundrobin`) are
+//! used: `cooperative-sticky` stalls a partition on tansu.
 //!
 //! # Broker loss
 //! librdkafka reconnects by itself. Errors come back typed ([`SourceError`]); when
@@ -103,6 +106,10 @@ impl KafkaConfig {
             .set("session.timeout.ms", ms(self.session_timeout))
             .set("heartbeat.interval.ms", ms(self.heartbeat_interval))
             .set("statistics.interval.ms", ms(self.stats_interval));
+        cfg.set_log_level(context::log_level());
+        if let Some(contexts) = context::debug_contexts() {
+            cfg.set("debug", contexts);
+        }
         for (k, v) in &self.extra {
             cfg.set(k, v);
         }
@@ -145,6 +152,8 @@ pub struct KafkaSource {
     topic: String,
     /// An error met after some messages of a batch: returned by the next poll.
     pending: Option<SourceError>,
+    /// A message received in the poll that served a rebalance: it opens the next batch.
+    carry: Option<SourceMessage>,
 }
 
 impl KafkaSource {
@@ -163,6 +172,7 @@ impl KafkaSource {
             consumer,
             topic: config.topic,
             pending: None,
+            carry: None,
         })
     }
 
@@ -172,7 +182,9 @@ impl KafkaSource {
 
     /// Up to `max` messages: waits up to `wait` for the first one, then takes what is
     /// already fetched without waiting. An empty batch means nothing arrived in time.
-    /// Rebalances, statistics and client errors are served during the call.
+    /// Rebalances, statistics and client errors are served during the call; a batch ends
+    /// early at a rebalance, so all its messages come from one assignment (see the module
+    /// docs).
     pub fn poll_batch(
         &mut self,
         max: usize,
@@ -182,21 +194,32 @@ impl KafkaSource {
             return Err(err);
         }
         let deadline = Instant::now() + wait;
-        let mut batch = Vec::new();
+        let mut batch: Vec<SourceMessage> = self.carry.take().into_iter().collect();
+        let rebalances = self.consumer.context().rebalances();
         while batch.len() < max {
             let timeout = if batch.is_empty() {
                 deadline.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
             };
-            match self.consumer.poll(timeout) {
-                Some(Ok(msg)) => batch.push(SourceMessage {
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    key: msg.key().map(<[u8]>::to_vec),
-                    payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    timestamp_ms: msg.timestamp().to_millis(),
-                }),
+            let polled = self.consumer.poll(timeout);
+            let rebalanced = self.consumer.context().rebalances() != rebalances;
+            match polled {
+                Some(Ok(msg)) => {
+                    let msg = SourceMessage {
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                        key: msg.key().map(<[u8]>::to_vec),
+                        payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        timestamp_ms: msg.timestamp().to_millis(),
+                    };
+                    if rebalanced {
+                        // Served after the rebalance: it belongs to the new assignment.
+                        self.carry = Some(msg);
+                        break;
+                    }
+                    batch.push(msg);
+                }
                 Some(Err(e)) => {
                     let err = SourceError::from_kafka("poll", e);
                     tracing::warn!(topic = %self.topic, error = %err, retryable = err.retryable(), "kafka poll error");
@@ -206,6 +229,7 @@ impl KafkaSource {
                     self.pending = Some(err);
                     break;
                 }
+                None if rebalanced => break,
                 None if batch.is_empty() && Instant::now() < deadline => {}
                 None => break,
             }
@@ -250,6 +274,24 @@ impl KafkaSource {
     /// `/metrics` while the consumer thread polls).
     pub fn lag_probe(&self) -> LagProbe {
         LagProbe(std::sync::Arc::downgrade(self.consumer.context()))
+    }
+
+    /// A handle that reads [`KafkaSource::lag`] from another thread (the ingest process's
+    /// `/metrics` while the consumer thread polls).
+    pub fn lag_probe(&self) -> LagProbe {
+        LagProbe(std::sync::Arc::downgrade(self.consumer.context()))
+    }
+}
+
+/// Reads a [`KafkaSource`]'s partition lag from any thread for as long as the consumer
+/// lives (empty once it is gone): see [`KafkaSource::lag_probe`].
+#[derive(Clone)]
+pub struct LagProbe(std::sync::Weak<SourceContext>);
+
+impl LagProbe {
+    /// The latest per-partition lag, as [`KafkaSource::lag`].
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        self.0.upgrade().map(|c| c.lag()).unwrap_or_default()
     }
 }
 
