@@ -44,7 +44,6 @@ type Durable = Arc<Mutex<HashMap<i32, i64>>>;
 pub struct KafkaFeed {
     durable: Durable,
     lag: crate::source::kafka::LagProbe,
-    lag: crate::source::kafka::LagProbe,
     commits: std_mpsc::Sender<Vec<(i32, i64)>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -69,7 +68,6 @@ impl KafkaFeed {
         }));
         let source = KafkaSource::connect(config)?;
         let lag = source.lag_probe();
-        let lag = source.lag_probe();
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (commits, queue) = std_mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -84,17 +82,11 @@ impl KafkaFeed {
         let feed = Self {
             durable,
             lag,
-            lag,
             commits,
             stop,
             thread: Some(thread),
         };
         Ok((feed, rx))
-    }
-
-    /// Reads the consumer's per-partition lag (librdkafka's statistics) from any thread.
-    pub fn lag_probe(&self) -> crate::source::kafka::LagProbe {
-        self.lag.clone()
     }
 
     /// Reads the consumer's per-partition lag (librdkafka's statistics) from any thread.

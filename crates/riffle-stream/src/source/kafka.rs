@@ -275,24 +275,6 @@ impl KafkaSource {
     pub fn lag_probe(&self) -> LagProbe {
         LagProbe(std::sync::Arc::downgrade(self.consumer.context()))
     }
-
-    /// A handle that reads [`KafkaSource::lag`] from another thread (the ingest process's
-    /// `/metrics` while the consumer thread polls).
-    pub fn lag_probe(&self) -> LagProbe {
-        LagProbe(std::sync::Arc::downgrade(self.consumer.context()))
-    }
-}
-
-/// Reads a [`KafkaSource`]'s partition lag from any thread for as long as the consumer
-/// lives (empty once it is gone): see [`KafkaSource::lag_probe`].
-#[derive(Clone)]
-pub struct LagProbe(std::sync::Weak<SourceContext>);
-
-impl LagProbe {
-    /// The latest per-partition lag, as [`KafkaSource::lag`].
-    pub fn lag(&self) -> Vec<PartitionLag> {
-        self.0.upgrade().map(|c| c.lag()).unwrap_or_default()
-    }
 }
 
 /// Reads a [`KafkaSource`]'s partition lag from any thread for as long as the consumer
