@@ -8,8 +8,9 @@
 //!   entity never overtaken by an earlier one, every batch's outcome reported with the input
 //!   lines it carried.
 //! - [`generator`]: a deterministic synthetic population for any registry (type-driven,
-//!   power-law activity), plus a "tick" that moves the fast groups of the most active
-//!   entities, as `riffle demo` needs.
+//!   power-law activity), a "tick" that moves the fast groups of the most active entities,
+//!   and synthetic *events* of any source's schema (power law, bursts, cold starts, paced by
+//!   a token bucket) for `riffle ingest --generate` and `riffle demo`.
 //! - [`source`]: event sources; so far the Kafka consumer-group source (explicit commits
 //!   after the store is durable, rebalance hook, lag from librdkafka's statistics).
 //! - [`decode`]: one event payload into a typed event by its source's schema, or a typed
@@ -17,11 +18,10 @@
 //! - [`window`]: tiled sliding-window aggregation with expiry timers and per-entity
 //!   snapshots (a pure library: no I/O, no clock).
 //! - [`dead_letter`]: where rejected events go, with their reason.
-//! - [`pipeline`]: `riffle ingest --from`: decoder, window engine and store joined, with
-//!   exactly-once replay via per-entity positions stored beside the rows.
-//!
-//! Still to come: feeding the pipeline from the Kafka source; the HTTP-push and generator
-//! sources; lag and watermark publication.
+//! - [`pipeline`]: `riffle ingest` from a file, stdin, Kafka, the generator or HTTP pushes:
+//!   decoder, window engine and store joined, with exactly-once replay via per-entity
+//!   positions stored beside the rows, the watermark published after each flush, and the
+//!   ingest process's own `/metrics` and `/health`.
 #![forbid(unsafe_code)]
 
 pub mod bulk_load;

@@ -272,6 +272,62 @@ async fn handle(events: &HttpEvents, headers: &HeaderMap, body: Body) -> Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use riffle_registry::IngestSettings;
+
+    fn ndjson() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_a_503_with_retry_after_and_an_unanswered_one_times_out() {
+        let status = Arc::new(IngestStatus::new("tx", &IngestSettings::default(), 1));
+        // One slot, and nobody drains it: the pipeline is stuck.
+        let (events, mut rx) = HttpEvents::channel(status, 1, 1 << 10, Duration::from_millis(50));
+        let first = handle(&events, &ndjson(), Body::from("{\"a\":1}\n{\"a\":2}")).await;
+        assert_eq!(
+            first.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not durable in time"
+        );
+        let second = handle(&events, &ndjson(), Body::from("{\"a\":3}")).await;
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(second.headers()[header::RETRY_AFTER], "1");
+        let big = handle(&events, &ndjson(), Body::from(vec![b'x'; 2048])).await;
+        assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // Only the first request was queued, with offsets 1 and 2.
+        let Some(Ok(Feed::Acked(records, _))) = rx.recv().await else {
+            panic!("the first request is queued");
+        };
+        let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![1, 2]);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn an_answered_ack_is_a_200_with_the_counts() {
+        let status = Arc::new(IngestStatus::new("tx", &IngestSettings::default(), 4));
+        let (events, mut rx) = HttpEvents::channel(status, 4, 1 << 10, Duration::from_secs(5));
+        let pipeline = tokio::spawn(async move {
+            if let Some(Ok(Feed::Acked(records, ack))) = rx.recv().await {
+                ack.send(crate::pipeline::AckOutcome {
+                    applied: records.len() as u64 - 1,
+                    already_applied: 0,
+                    dead_lettered: 1,
+                });
+            }
+        });
+        let response = handle(&events, &ndjson(), Body::from("{}\nnot json\n{}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = to_bytes(response.into_body(), 1 << 10).await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, json!({"accepted": 2, "dead_lettered": 1}));
+        pipeline.await.unwrap();
+    }
 
     #[test]
     fn bodies_split_into_payloads() {
