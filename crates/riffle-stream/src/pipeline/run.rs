@@ -403,13 +403,14 @@ impl Pipeline {
         let new = stream.zip(due);
         let old = self.indexed.get(id).copied();
         if let Some((s, d)) = new {
-            if old != Some((s, Some(d))) {
-                meta.before.push(MetaChange {
-                    name: timers_name(source, s),
-                    member: id.as_str().to_owned(),
-                    bytes: Some(d.to_string().into_bytes()),
-                });
+            if old == Some((s, Some(d))) {
+                return; // the stored entry is already right
             }
+            meta.before.push(MetaChange {
+                name: timers_name(source, s),
+                member: id.as_str().to_owned(),
+                bytes: Some(d.to_string().into_bytes()),
+            });
             self.indexed.insert(id.clone(), (s, Some(d)));
         } else {
             self.indexed.remove(id);
