@@ -204,6 +204,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response:
         .set(state.reader.store().in_flight() as i64);
     m.cache_entries.set(state.reader.cache.entries() as i64);
     m.breaker_state.set(state.reader.breaker.state().gauge());
+    state.reader.drift.publish(&state.registry, m);
     let now = Timestamp::now().millis();
     for (i, source) in state.registry.sources.iter().enumerate() {
         let w = state.reader.watermarks.source(i);
@@ -218,4 +219,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response:
         )],
         m.encode(),
     )
+}
+
+/// `GET /v1/distributions`: the sampled distribution of every feature served
+/// ([`crate::drift::Snapshot`]), what `riffle baseline save` stores.
+pub async fn distributions(
+    State(state): State<Arc<AppState>>,
+) -> axum::Json<crate::drift::Snapshot> {
+    axum::Json(state.reader.drift.snapshot(&state.registry))
 }

@@ -9,7 +9,9 @@
 //! - [`cache`], [`breaker`], [`freshness`]: the layers themselves; [`watermarks`]: the
 //!   sources' published watermarks that stream groups' freshness is measured from.
 //! - [`push`]: the write path shared by the three write endpoints.
-//! - [`health`] (`/health`, `/metrics`), [`metrics`] (every metric name, in one table),
+//! - [`drift`]: sampled distributions of the values served per feature (`/v1/distributions`),
+//!   and their PSI against a baseline.
+//! - [`health`] (`/health`, `/metrics`, `/v1/distributions`), [`metrics`] (every metric name, in one table),
 //!   [`auth`] (bearer tokens), [`layers`] (load shedding, request metrics), [`error`]
 //!   (the one JSON error shape).
 //!
@@ -20,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod breaker;
 pub mod cache;
+pub mod drift;
 pub mod error;
 pub mod freshness;
 pub mod health;
@@ -92,6 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(data)
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
+        .route("/v1/distributions", get(health::distributions))
         .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -113,7 +117,16 @@ pub async fn run(
     deps: ServeDeps,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = Arc::new(AppState::new(deps));
+    serve_state(listener, Arc::new(AppState::new(deps)), shutdown).await
+}
+
+/// [`run`] with a state the caller prepared (e.g. a drift baseline loaded into
+/// `state.reader.drift`).
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // The first answer already ages stream groups from their watermarks, unless the store
     // is slow to say: a hung store must not hold the server's start back.
     let first = state.reader.watermarks.refresh();

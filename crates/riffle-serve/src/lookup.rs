@@ -13,6 +13,8 @@
 //!    `unavailable` or `expired` fails the request (503, `critical`). A *missing* row is
 //!    the store's answer that the entity has no data: it serves the default.
 //!
+//! Values served are also sampled into their features' distributions ([`crate::drift`]).
+//!
 //! [`Lookup::read`] runs these top to bottom; the HTTP limits in front of it (body size,
 //! batch size, concurrency) are composed in [`crate::router`].
 
@@ -25,11 +27,15 @@ use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreError};
 
 use crate::breaker::{Admission, Breaker, Outcome as CallOutcome};
 use crate::cache::{CacheKey, Cached, HotCache};
+use crate::drift::Drift;
 use crate::error::ApiError;
 use crate::freshness;
 use crate::metrics::Metrics;
 use crate::selection::Selection;
 use crate::watermarks::WatermarkBoard;
+
+/// One read request in this many has its values sampled into the distributions.
+pub const DEFAULT_SAMPLE_EVERY: u64 = 16;
 
 /// What the read path made of one (entity, group).
 #[derive(Debug, Clone)]
@@ -108,6 +114,8 @@ pub struct Reader {
     pub observed: Vec<GroupObservation>,
     /// The sources' watermarks, refreshed in the background.
     pub watermarks: Arc<WatermarkBoard>,
+    /// Sampled distributions of the values served.
+    pub drift: Drift,
 }
 
 impl Reader {
@@ -140,6 +148,7 @@ impl Reader {
         WatermarkBoard::spawn_refresher(&watermarks);
         Self {
             watermarks,
+            drift: Drift::new(&registry, DEFAULT_SAMPLE_EVERY),
             cache: HotCache::new(&registry, cache_enabled),
             registry,
             store,
@@ -265,14 +274,19 @@ impl Reader {
     ) -> Lookup {
         let per = sel.groups.len();
         let now_ms = Timestamp::now().millis();
+        let sampled = self.drift.sample();
         let mut entity_levels = Vec::with_capacity(entities);
         for e in 0..entities {
             let mut level = Degradation::Healthy;
             for col in &sel.columns {
                 let out = &outcomes[e * per + col.slot];
                 let group = &self.registry.groups[col.feature.group];
-                let (_, status) = out.value(group, col.feature.feature);
+                let (value, status) = out.value(group, col.feature.feature);
                 self.metrics.served(group.id, status);
+                if sampled {
+                    self.drift
+                        .observe(group.id, col.feature.feature, value, status);
+                }
                 level = level.max(status.degradation());
             }
             for (slot, &group) in sel.groups.iter().enumerate() {

@@ -25,6 +25,12 @@
 //! | `riffle_value_age_seconds` | histogram | `group` | age (now − event time) of stored values served |
 //! | `riffle_corrupt_rows_total` | counter | `group` | stored rows that did not decode (default served) |
 //! | `riffle_rows_written_total` | counter | `group` | rows written through the push/write endpoints |
+//! | `riffle_feature_samples` | gauge | `group`, `feature` | values sampled for the distribution (one request in `--drift-sample-every`) |
+//! | `riffle_feature_value_mean` | gauge | `group`, `feature` | mean of the sampled stored values (numeric features) |
+//! | `riffle_feature_value_p99` | gauge | `group`, `feature` | p99 of the sampled stored values (upper bound of its log bucket, within 19%) |
+//! | `riffle_feature_default_ratio` | gauge | `group`, `feature` | share of sampled values served as the training default (`missing`, `null`, `expired`, `unavailable`) |
+//! | `riffle_feature_psi` | gauge | `group`, `feature` | population stability index against the baseline (`riffle serve --baseline`; absent without one or under 100 samples) |
+//! | `riffle_feature_psi_threshold` | gauge | `group`, `feature` | the PSI above which the feature counts as drifted (`--psi-threshold`, 0.2 by default) |
 //! | `riffle_source_watermark_age_seconds` | gauge | `source` | now − the source's published event-time watermark (MIN over live ingest workers, else the last published; sampled at scrape; absent until one is published) |
 
 use prometheus_client::encoding::text::encode;
@@ -79,6 +85,20 @@ pub struct ServedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeatureLabels {
+    pub group: String,
+    pub feature: String,
+}
+
+/// The distribution gauges of one feature (set at scrape time by `drift::Drift::publish`).
+pub struct FeatureGauges {
+    pub samples: FloatGauge,
+    pub mean: FloatGauge,
+    pub p99: FloatGauge,
+    pub default_ratio: FloatGauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     pub source: String,
 }
@@ -129,6 +149,8 @@ pub struct Metrics {
     /// One entry per registry group, by `GroupId`.
     pub groups: Vec<GroupMetrics>,
     pub source_watermark_age: Family<SourceLabels, FloatGauge>,
+    /// `[samples, mean, p99, default_ratio, psi, psi_threshold]`.
+    feature_families: [Family<FeatureLabels, FloatGauge>; 6],
 }
 
 fn status_index(status: ValueStatus) -> usize {
@@ -168,6 +190,32 @@ impl Metrics {
         let corrupt = Family::<GroupLabels, Counter>::default();
         let written = Family::<GroupLabels, Counter>::default();
         let source_watermark_age = Family::<SourceLabels, FloatGauge>::default();
+        let feature_families: [Family<FeatureLabels, FloatGauge>; 6] = Default::default();
+        for (family, (name, help)) in feature_families.iter().zip([
+            (
+                "feature_samples",
+                "Served values sampled for the feature's distribution",
+            ),
+            ("feature_value_mean", "Mean of the sampled stored values"),
+            (
+                "feature_value_p99",
+                "p99 of the sampled stored values (bucket upper bound)",
+            ),
+            (
+                "feature_default_ratio",
+                "Share of sampled values served as the training default",
+            ),
+            (
+                "feature_psi",
+                "Population stability index against the baseline",
+            ),
+            (
+                "feature_psi_threshold",
+                "PSI above which the feature counts as drifted",
+            ),
+        ]) {
+            registry.register(name, help, family.clone());
+        }
 
         let groups = reg
             .groups
@@ -306,7 +354,37 @@ impl Metrics {
             breaker_rejections,
             groups,
             source_watermark_age,
+            feature_families,
         }
+    }
+
+    /// The distribution gauges of `group:feature` (scrape time only: builds label sets).
+    pub fn feature(&self, group: &str, feature: &str) -> FeatureGauges {
+        let labels = FeatureLabels {
+            group: group.to_owned(),
+            feature: feature.to_owned(),
+        };
+        let [samples, mean, p99, default_ratio] =
+            [0, 1, 2, 3].map(|i| self.feature_families[i].get_or_create(&labels).clone());
+        FeatureGauges {
+            samples,
+            mean,
+            p99,
+            default_ratio,
+        }
+    }
+
+    /// Sets the PSI of `group:feature` and the threshold it is judged by (only features
+    /// compared with a baseline have these series).
+    pub fn feature_psi(&self, group: &str, feature: &str, psi: f64, threshold: f64) {
+        let labels = FeatureLabels {
+            group: group.to_owned(),
+            feature: feature.to_owned(),
+        };
+        self.feature_families[4].get_or_create(&labels).set(psi);
+        self.feature_families[5]
+            .get_or_create(&labels)
+            .set(threshold);
     }
 
     /// Sets the watermark age of one source.

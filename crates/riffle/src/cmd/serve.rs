@@ -1,12 +1,18 @@
-//! `riffle serve --config PATH [--listen ADDR] [--store URL] [--no-cache]`: loads the
-//! registry, opens the store, binds, prints the address and serves until Ctrl-C or SIGTERM.
+//! `riffle serve --config PATH [--listen ADDR] [--store URL] [--no-cache] [--baseline FILE]
+//! [--psi-threshold 0.2] [--drift-sample-every 16]`: loads the registry (and a drift baseline
+//! saved by `riffle baseline save`), opens the store, binds, prints the address and serves
+//! until Ctrl-C or SIGTERM.
 
-use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
 use clap::Args;
-use riffle_serve::ServeDeps;
+use riffle_serve::drift::Baseline;
+use riffle_serve::{AppState, ServeDeps};
 
 use crate::config::{self, ConfigArgs};
-use crate::exit::{runtime, CmdResult};
+use crate::exit::{runtime, usage, CmdResult};
 use crate::shutdown;
 
 #[derive(Debug, Args)]
@@ -22,10 +28,33 @@ pub struct ServeArgs {
     /// Turn the hot cache off (benchmarks, debugging).
     #[arg(long)]
     pub no_cache: bool,
+    /// Served-value distributions to measure drift against (`riffle baseline save`).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// PSI above which a feature counts as drifted (exported for alerting).
+    #[arg(long, default_value_t = 0.2, value_name = "PSI")]
+    pub psi_threshold: f64,
+    /// Sample the values of one read request in N into the distributions.
+    #[arg(long, default_value_t = riffle_serve::lookup::DEFAULT_SAMPLE_EVERY, value_name = "N")]
+    pub drift_sample_every: u64,
 }
 
 pub async fn run(args: ServeArgs) -> CmdResult {
     let registry = config::load_registry(&args.config.config)?;
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(anyhow!("--baseline {}: {e}", path.display())))?;
+            Some(
+                Baseline::from_json(&registry, &text)
+                    .map_err(|e| usage(anyhow!("--baseline {}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    if !(args.psi_threshold.is_finite() && args.psi_threshold > 0.0) {
+        return Err(usage(anyhow!("--psi-threshold must be above 0")));
+    }
     let store = config::open_store(&registry, args.store.as_deref()).await?;
     let listen = args
         .listen
@@ -57,7 +86,12 @@ pub async fn run(args: ServeArgs) -> CmdResult {
         cache_enabled,
         write_token,
     };
-    riffle_serve::run(listener, deps, shutdown::signal())
+    let state = AppState::new(deps);
+    state.reader.drift.set_sample_every(args.drift_sample_every);
+    if let Some(b) = baseline {
+        state.reader.drift.set_baseline(b, args.psi_threshold);
+    }
+    riffle_serve::serve_state(listener, Arc::new(state), shutdown::signal())
         .await
         .context("the server stopped with an error")
         .map_err(runtime)

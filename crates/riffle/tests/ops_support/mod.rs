@@ -118,25 +118,46 @@ impl Drop for Served {
     }
 }
 
+/// Another `riffle serve` started by [`Served::beside`]; stopped on drop.
+pub struct Beside {
+    pub base: String,
+    child: Child,
+    _dir: TestCommand,
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `riffle serve --config config --store store` plus `extra`, and waits for it.
+fn spawn_serve(
+    dir: &mut TestCommand,
+    config: &Path,
+    store: &str,
+    extra: &[&str],
+) -> (String, Child) {
+    let port = riffle_testkit::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = dir
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .args(["--store", store, "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .spawn();
+    (base, child)
+}
+
 impl Served {
     pub fn start(p99: &str, users: usize) -> Self {
         let redis = RedisServer::start().expect("redis-server starts");
         let mut dir = TestCommand::new();
         let config = dir.write("riffle.toml", &registry(p99, 0, users as u64));
         load_users(&config, &redis.url(), users);
-        let port = riffle_testkit::free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let serve = dir
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .args([
-                "--store",
-                &redis.url(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .spawn();
+        let (base, serve) = spawn_serve(&mut dir, &config, &redis.url(), &[]);
         let served = Self {
             redis,
             base,
@@ -144,30 +165,44 @@ impl Served {
             serve,
             _dir: dir,
         };
-        served.wait_ready();
+        wait_ready(&served.base);
         served
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = self.base.trim_start_matches("http://").to_owned();
-        loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-                use std::io::{Read, Write};
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let req =
-                    format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-                let mut buf = String::new();
-                if s.write_all(req.as_bytes()).is_ok()
-                    && s.read_to_string(&mut buf).is_ok()
-                    && buf.starts_with("HTTP/1.1")
-                {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "riffle serve did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    /// Another `riffle serve`, with `extra` flags, over the same Redis and registry.
+    pub fn beside(&self, extra: &[&str]) -> Beside {
+        let mut dir = TestCommand::new();
+        let (base, child) = spawn_serve(&mut dir, &self.config, &self.redis.url(), extra);
+        let beside = Beside {
+            base,
+            child,
+            _dir: dir,
+        };
+        wait_ready(&beside.base);
+        beside
+    }
+}
+
+/// `GET base + path` over a plain socket: the body, or `None` when nothing answers.
+pub fn http_get(base: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1").then(|| body.to_owned())
+}
+
+/// Waits until `riffle serve` at `base` answers `/health`.
+pub fn wait_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(base, "/health").is_none() {
+        assert!(Instant::now() < deadline, "riffle serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
