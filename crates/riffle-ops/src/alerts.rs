@@ -237,7 +237,7 @@ fn lag_rule(registry: &Registry, source: &str, groups: &[&str]) -> Rule {
     Rule {
         alert: "RiffleIngestLag",
         expr: format!(
-            "max(riffle_source_watermark_age_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_lag_seconds{{source={s}}}) > {t}",
+            "max(riffle_source_watermark_age_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_lag_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_partition_lag_seconds{{source={s}}}) > {t}",
             s = q(source),
             t = secs(threshold)
         ),
@@ -249,7 +249,7 @@ fn lag_rule(registry: &Registry, source: &str, groups: &[&str]) -> Rule {
             format_duration(threshold)
         ),
         description: format!(
-            "The event-time watermark of source {source} (riffle_source_watermark_age_seconds on serve: MIN over live ingest workers, else the last published; riffle_ingest_lag_seconds on an ingest worker) is more than {} (ingest.lag_threshold) behind now. Groups fed by it: {}. Their values age with the watermark.",
+            "The event-time watermark of source {source} (riffle_source_watermark_age_seconds on serve: MIN over live ingest workers, else the last published; riffle_ingest_lag_seconds on an ingest worker, riffle_ingest_partition_lag_seconds for one Kafka partition) is more than {} (ingest.lag_threshold) behind now. Groups fed by it: {}. Their values age with the watermark.",
             format_duration(threshold),
             groups.join(", ")
         ),
@@ -404,6 +404,16 @@ fn serving_rules(registry: &Registry) -> Vec<Rule> {
             scenario: Scenario::DefaultRate,
         });
     }
+    rules.push(Rule {
+        alert: "RiffleFeatureDrift",
+        expr: "riffle_feature_psi > riffle_feature_psi_threshold".to_owned(),
+        hold: Duration::from_secs(900),
+        severity: Severity::Warning,
+        labels: vec![],
+        summary: "A feature's served distribution drifted from its baseline".to_owned(),
+        description: "riffle_feature_psi (population stability index of the sampled served values against the baseline `riffle serve --baseline` loads) is above riffle_feature_psi_threshold for 15m; the group and feature labels name it. Absent without a baseline.".to_owned(),
+        scenario: Scenario::Drift,
+    });
     rules.push(Rule {
         alert: "RiffleCorruptRows",
         expr: "sum by (group) (rate(riffle_corrupt_rows_total[5m])) > 0".to_owned(),

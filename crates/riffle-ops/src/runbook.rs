@@ -263,18 +263,13 @@ fn body(out: &mut String, input: &RunbookInput<'_>, scenario: Scenario) {
         }
         Scenario::Drift => {
             out.push_str("**Symptom.** Model scores shift while latency, freshness and errors look normal: the features served changed distribution.\n\n");
-            out.push_str("**Look at.** The share of values served as defaults or stale per group (`riffle_values_served_total{group,status}`) against last week's; the served values themselves for a sample of known entities. Per-feature distribution metrics (mean, p99) are not exported by this build.\n\n**Diagnose.**\n\n");
-            cmd(
-                out,
-                &[
-                    format!("curl -s {url}/metrics | grep riffle_values_served_total"),
-                    format!(
-                        "curl -s {url}/v1/features/{}/ID    # a known entity's values and statuses",
-                        reg.entities.first().map_or("ENTITY", |e| e.name.as_str())
-                    ),
-                ],
-            );
-            out.push_str("**Mitigate.** Roll back the last feature or pipeline change (a new group `version` lets old and new rows coexist); retrain if the new distribution is right.\n\n");
+            out.push_str("**Look at.** `riffle_feature_psi{group,feature}` against `riffle_feature_psi_threshold` (drift of the sampled served values from the baseline serve loaded), `riffle_feature_value_mean`, `riffle_feature_value_p99` and `riffle_feature_default_ratio` per feature, and the default share per group (`riffle_values_served_total{group,status}`).\n\n**Diagnose.**\n\n");
+            cmd(out, &[
+                format!("curl -s {url}/metrics | grep -E 'riffle_feature_(psi|value_mean|value_p99|default_ratio)'"),
+                format!("curl -s {url}/v1/features/{}/ID    # a known entity's values and statuses", reg.entities.first().map_or("ENTITY", |e| e.name.as_str())),
+                format!("riffle baseline save --config {cfg} --target {url} --out baseline.json   # after a fix: the new reference"),
+            ]);
+            out.push_str("**Mitigate.** Roll back the last feature or pipeline change (a new group `version` lets old and new rows coexist); retrain if the new distribution is right, then save a new baseline and restart serve with `--baseline`.\n\n");
         }
         Scenario::CacheHitRate => {
             let _ = writeln!(out, "**Symptom.** The hot cache answers less than half of the lookups: more store calls, higher latency.\n");

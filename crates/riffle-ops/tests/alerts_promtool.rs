@@ -1,7 +1,7 @@
 //! The generated alert rules under Prometheus's own tool: `promtool check rules` accepts the
 //! rules of the fraud example (and of a registry with a Kafka-fed group), and `promtool test
 //! rules` feeds synthetic series and checks which alerts fire — staleness, ingest lag, read
-//! p99, breaker, in-flight, cache hit rate, default-rate spike, Redis memory, dead letters, a
+//! p99, breaker, in-flight, cache hit rate, default-rate spike, Redis memory, drift, dead letters, a
 //! stalled ingest worker — and that none fires while every series is healthy.
 //!
 //! promtool comes from the Debian package `prometheus` (`scripts/test.sh` installs it). Without
@@ -208,6 +208,9 @@ fn series(reg: &Registry, sick: bool) -> Vec<Value> {
     s.push(json!({"series": "riffle_responses_total{endpoint=\"/get-online-features\",degradation=\"healthy\"}", "values": "0+600x120"}));
     s.push(json!({"series": "riffle_store_errors_total{op=\"read\",kind=\"overloaded\"}", "values": "0+0x120"}));
     s.push(json!({"series": "riffle_corrupt_rows_total{group=\"x\"}", "values": "0+0x120"}));
+    let psi = if sick { "0.5+0x120" } else { "0.05+0x120" };
+    s.push(json!({"series": "riffle_feature_psi{group=\"user_profile\",feature=\"account_age_days\"}", "values": psi}));
+    s.push(json!({"series": "riffle_feature_psi_threshold{group=\"user_profile\",feature=\"account_age_days\"}", "values": "0.2+0x120"}));
     let used = if sick { "900+0x120" } else { "300+0x120" };
     s.push(json!({"series": "redis_memory_used_bytes{instance=\"redis:9121\"}", "values": used}));
     s.push(json!({"series": "redis_memory_max_bytes{instance=\"redis:9121\"}", "values": "1000+0x120"}));
@@ -260,6 +263,7 @@ fn promtool_fires_the_fraud_alerts_only_when_sick() {
         "RiffleStoreErrors",
         "RiffleCorruptRows",
         "RiffleCriticalResponses",
+        "RiffleFeatureDrift",
     ];
     promtool_test(&reg, &alerts, &|all| {
         let stale: Vec<Value> = reg
@@ -268,7 +272,10 @@ fn promtool_fires_the_fraud_alerts_only_when_sick() {
             .filter(|g| g.freshness_slo.as_secs() <= 60)
             .map(|g| fired(find(all, "RiffleFeatureStale", Some(("group", &g.name)))))
             .collect();
-        assert!(stale.len() >= 2, "velocity (30s) and session (60s) go stale");
+        assert!(
+            stale.len() >= 2,
+            "velocity (30s) and session (60s) go stale"
+        );
         let p99: Vec<Value> = all
             .iter()
             .filter(|r| r.alert == "RiffleReadP99AboveSlo")
@@ -285,6 +292,9 @@ fn promtool_fires_the_fraud_alerts_only_when_sick() {
                 ))
             })
             .collect();
+        let mut drift = fired(find(all, "RiffleFeatureDrift", None));
+        drift["exp_labels"]["group"] = json!("user_profile");
+        drift["exp_labels"]["feature"] = json!("account_age_days");
         let mut redis = fired(find(all, "RiffleRedisMemoryHigh", None));
         redis["exp_labels"]["instance"] = json!("redis:9121");
         vec![
@@ -304,6 +314,7 @@ fn promtool_fires_the_fraud_alerts_only_when_sick() {
             ),
             ("RiffleDefaultRateSpike".into(), defaults),
             ("RiffleRedisMemoryHigh".into(), vec![redis]),
+            ("RiffleFeatureDrift".into(), vec![drift]),
             ("RiffleRequestsShed".into(), vec![]),
             ("RiffleCorruptRows".into(), vec![]),
         ]

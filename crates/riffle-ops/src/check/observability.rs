@@ -151,25 +151,65 @@ pub(super) fn cache_hit_rate(input: &CheckInput<'_>) -> Item {
     with_live(base, live)
 }
 
+/// Per-feature distribution metrics `riffle serve` exports while it samples served values.
+pub const DISTRIBUTION_METRICS: [&str; 3] = [
+    "riffle_feature_value_mean",
+    "riffle_feature_value_p99",
+    "riffle_feature_default_ratio",
+];
+
 pub(super) fn value_distribution(input: &CheckInput<'_>) -> Item {
     let base = item(
         "value_distribution",
         OBSERVABILITY,
         "Feature value distribution logged",
         Outcome::Warn,
-        "Null/default rate per group is exported (riffle_values_served_total by status) and alerted (RiffleDefaultRateSpike); per-feature mean and p99 are not exported by this build.",
+        "Null/default rate per group is exported (riffle_values_served_total by status) and alerted (RiffleDefaultRateSpike); per-feature mean, p99 and default ratio (riffle_feature_*) and drift (riffle_feature_psi, RiffleFeatureDrift) depend on how serve runs: confirm with --connect.",
     );
     let live = input.live.map(|l| match live_http(l) {
         Err(e) => (Outcome::Fail, e),
-        Ok((_, m)) if m.has_family("riffle_values_served_total") => {
-            (Outcome::Pass, "riffle_values_served_total present.".into())
-        }
-        Ok(_) => (
+        Ok((_, m)) if !m.has_family("riffle_values_served_total") => (
             Outcome::Fail,
             "/metrics lacks riffle_values_served_total.".into(),
         ),
+        Ok((_, m)) => {
+            let missing: Vec<&str> = DISTRIBUTION_METRICS
+                .iter()
+                .copied()
+                .filter(|n| !m.has_family(n))
+                .collect();
+            let psi = m.has_family("riffle_feature_psi")
+                && m.samples("riffle_feature_psi").next().is_some();
+            if missing.is_empty() {
+                (
+                    Outcome::Pass,
+                    format!(
+                        "per-feature distribution exported ({}); drift against a baseline {}.",
+                        DISTRIBUTION_METRICS.join(", "),
+                        if psi {
+                            "measured (riffle_feature_psi)"
+                        } else {
+                            "not measured yet (no baseline loaded, or too few samples)"
+                        }
+                    ),
+                )
+            } else {
+                (
+                    Outcome::Warn,
+                    format!("this server does not export {}.", missing.join(", ")),
+                )
+            }
+        }
     });
-    with_live(base, live)
+    // The files-only warning only asks for the live answer: when there is one, it decides.
+    match live {
+        Some((outcome, reason)) => Item {
+            outcome,
+            reason: format!("{} Live: {reason}", base.reason),
+            ..base
+        },
+        None => base,
+    }
 }
 
 pub(super) fn consumer_lag(input: &CheckInput<'_>) -> Item {
