@@ -2,7 +2,8 @@
 //! `riffle serve` exports: read latency percentiles with each group's p99 SLO drawn as a
 //! threshold, responses by degradation level, values by status per group, hot-cache hit
 //! rate, breaker state, store and HTTP in-flight against their bounds, value age per group
-//! against 2× its refresh interval, and ingest lag per source against the lag threshold.
+//! against 2× its refresh interval, ingest lag per source against the lag threshold, and
+//! per-feature drift (PSI) against its threshold.
 //!
 //! The data source is a template variable (`${datasource}`), so the file imports into any
 //! Grafana with a Prometheus data source.
@@ -229,6 +230,25 @@ pub fn dashboard(registry: &Registry) -> Value {
         &[alerts::lag_threshold(registry).as_secs_f64()],
         "now - the source's event-time watermark, as serve and the ingest workers see it; dead letters per second. Red line: ingest.lag_threshold.",
     ));
+    panels.push(panel(
+        9,
+        "Feature drift (PSI against the baseline)",
+        "none",
+        vec![
+            target(
+                "max by (group, feature) (riffle_feature_psi)".into(),
+                "{{group}}:{{feature}}",
+                'A',
+            ),
+            target(
+                "max(riffle_feature_psi_threshold)".into(),
+                "threshold",
+                'B',
+            ),
+        ],
+        &[],
+        "Population stability index of sampled served values; absent until serve runs with a baseline.",
+    ));
     json!({
         "title": format!("Riffle — {}", registry.project),
         "uid": format!("riffle-{}", registry.project),
@@ -268,7 +288,7 @@ features = [{ name = "f", type = "int64", default = 0 }]
         .unwrap();
         let d = dashboard(&reg);
         let panels = d["panels"].as_array().unwrap();
-        assert_eq!(panels.len(), 8);
+        assert_eq!(panels.len(), 9);
         let text = d.to_string();
         assert!(text.contains("riffle_value_age_seconds_bucket{group=\\\"g1\\\"}"));
         assert!(text.contains("riffle_breaker_state"));
