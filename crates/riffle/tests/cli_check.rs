@@ -462,3 +462,34 @@ fn connect_reads_consumer_lag_from_the_published_watermarks() {
     );
     assert!(reason(&report, "circuit_breaker").contains("cannot reach"));
 }
+
+#[test]
+fn a_load_test_counts_at_ten_times_the_declared_peak() {
+    let cmd = TestCommand::new();
+    let config = fraud_copy(&cmd);
+    let record = |rate: f64, passed: bool| {
+        cmd.write(
+            ".riffle/last-loadtest.json",
+            &format!(
+                "{{\"finished_at\": \"{}\", \"passed\": {passed}, \"rate\": {rate}, \"peak_rps\": 10000, \"factor\": 10}}",
+                date_of(chrono_now() - 60)
+            ),
+        );
+    };
+    std::fs::create_dir_all(cmd.dir().join(".riffle")).unwrap();
+    record(100_000.0, true);
+    let report = check(&mut TestCommand::new(), &config, &[], 3);
+    assert_eq!(
+        outcome(&report, "loadtest_10x"),
+        "pass",
+        "{}",
+        reason(&report, "loadtest_10x")
+    );
+    record(1_000.0, true);
+    let report = check(&mut TestCommand::new(), &config, &[], 3);
+    assert_eq!(outcome(&report, "loadtest_10x"), "warn");
+    assert!(reason(&report, "loadtest_10x").contains("below 10x the declared peak (100000)"));
+    record(100_000.0, false);
+    let report = check(&mut TestCommand::new(), &config, &[], 3);
+    assert_eq!(outcome(&report, "loadtest_10x"), "fail");
+}

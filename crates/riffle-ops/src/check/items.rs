@@ -153,6 +153,7 @@ pub(super) fn record_item(
             path,
             finished_at,
             passed,
+            ..
         } => {
             let age = now.signed_duration_since(*finished_at);
             let days = age.num_days();

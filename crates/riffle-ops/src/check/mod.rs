@@ -103,6 +103,8 @@ pub enum Record {
         path: PathBuf,
         finished_at: chrono::DateTime<chrono::Utc>,
         passed: Option<bool>,
+        /// The request rate a load test ran at (`rate`), when the record says.
+        rate: Option<f64>,
     },
 }
 
@@ -127,6 +129,7 @@ impl Record {
                 path: path.to_owned(),
                 finished_at: t.with_timezone(&chrono::Utc),
                 passed: value.get("passed").and_then(Value::as_bool),
+                rate: value.get("rate").and_then(Value::as_f64),
             },
             Err(e) => Record::Unreadable(
                 path.to_owned(),

@@ -7,7 +7,7 @@ use super::items::HOT_SHARE;
 use super::items::PERFORMANCE;
 use super::items::{cmd, coarse, d, item, live_http, ms, record_item, with_live};
 use super::live::{label, Keys};
-use super::{CheckInput, Item, Outcome};
+use super::{CheckInput, Item, Outcome, Record};
 use crate::alerts::READ_ENDPOINTS_REGEX;
 
 pub(super) fn batch_round_trip() -> Item {
@@ -25,18 +25,38 @@ pub(super) fn loadtest_10x(input: &CheckInput<'_>) -> Item {
         .registry
         .peak_rps
         .map_or_else(|| "PEAK".to_owned(), |p| p.to_string());
-    record_item(
+    let run = format!(
+        "{} --target URL --peak {peak} --factor 10",
+        cmd(input, "loadtest")
+    );
+    let mut it = record_item(
         "loadtest_10x",
         PERFORMANCE,
         "Load test at 10x expected peak",
         &input.loadtest,
         input.now,
         Outcome::Warn,
-        format!(
-            "{} --target URL --peak {peak} --factor 10",
-            cmd(input, "loadtest")
-        ),
-    )
+        run.clone(),
+    );
+    // A passed run counts only at 10x the declared peak.
+    if let (Record::Found { rate, .. }, Some(peak)) = (&input.loadtest, input.registry.peak_rps) {
+        let want = peak as f64 * 10.0;
+        match rate {
+            Some(r) if *r >= want => {}
+            Some(r) => {
+                it.outcome = it.outcome.max(Outcome::Warn);
+                it.reason = format!(
+                    "{} It ran at {r} rps, below 10x the declared peak ({want}): run `{run}`.",
+                    it.reason
+                );
+            }
+            None => {
+                it.outcome = it.outcome.max(Outcome::Warn);
+                it.reason = format!("{} The record gives no open-loop rate to compare with 10x the declared peak ({want}).", it.reason);
+            }
+        }
+    }
+    it
 }
 
 pub(super) fn p99_slo(input: &CheckInput<'_>) -> Item {
