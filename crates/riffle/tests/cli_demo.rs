@@ -50,6 +50,10 @@ fn demo_serves_the_fraud_example_and_stops_cleanly() {
             &format!("127.0.0.1:{port}"),
             "--users",
             "2000",
+            // A modest rate: the pipeline keeps up even on a busy debug build, so the
+            // watermark stays within the velocity group's 30 s freshness SLO.
+            "--rate",
+            "300",
         ])
         .arg("--data")
         .arg(&data)
