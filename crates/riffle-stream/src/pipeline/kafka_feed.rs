@@ -14,8 +14,11 @@
 //! the new one (a polled batch never spans a rebalance). A failed rebalance drops the whole
 //! assignment: it is passed on as `Revoked` then `Assigned([])`.
 //!
-//! Poll errors never end the feed: they are logged (stderr) and polling resumes after a
-//! back-off of 100 ms doubling up to 5 s.
+//! Poll errors never end the feed. A broker that cannot be reached is librdkafka's to
+//! reconnect, with its own back-off (100 ms doubling up to 5 s, see
+//! [`KafkaConfig`](crate::source::kafka::KafkaConfig)): the reports it queues meanwhile are
+//! drained without sleeping, so polling resumes as soon as the broker is back. Other errors
+//! are logged (stderr) and polling resumes after a back-off of 100 ms doubling up to 5 s.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,8 +147,15 @@ fn consume(
                 backoff = BACKOFF_MIN;
                 batch
             }
+            Err(error) if error.retryable() => {
+                // librdkafka reconnects on its own, with its own back-off; what poll returns
+                // is a queued report per failed attempt. Sleeping on each would leave the
+                // feed draining old reports long after the broker is back.
+                tracing::debug!(%topic, %error, "kafka broker unavailable; librdkafka reconnects");
+                continue;
+            }
             Err(error) => {
-                tracing::warn!(%topic, %error, retryable = error.retryable(), backoff_ms = backoff.as_millis() as u64, "kafka poll failed; retrying");
+                tracing::warn!(%topic, %error, backoff_ms = backoff.as_millis() as u64, "kafka poll failed; retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;

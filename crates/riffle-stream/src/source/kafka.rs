@@ -20,8 +20,9 @@
 //! used: `cooperative-sticky` stalls a partition on tansu.
 //!
 //! # Broker loss
-//! librdkafka reconnects by itself. Errors come back typed ([`SourceError`]); when
-//! [`SourceError::retryable`] is true the caller logs, backs off and polls again.
+//! librdkafka reconnects by itself, backing off from 100 ms to 5 s between attempts. Errors
+//! come back typed ([`SourceError`]); when [`SourceError::retryable`] is true they only
+//! report that (one per failed attempt, queued): the caller polls again at once.
 //!
 //! # Lag
 //! [`KafkaSource::lag`] comes from librdkafka's statistics (every `stats_interval`, served
@@ -105,7 +106,9 @@ impl KafkaConfig {
             .set("partition.assignment.strategy", "range,roundrobin")
             .set("session.timeout.ms", ms(self.session_timeout))
             .set("heartbeat.interval.ms", ms(self.heartbeat_interval))
-            .set("statistics.interval.ms", ms(self.stats_interval));
+            .set("statistics.interval.ms", ms(self.stats_interval))
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "5000");
         cfg.set_log_level(context::log_level());
         if let Some(contexts) = context::debug_contexts() {
             cfg.set("debug", contexts);
@@ -222,7 +225,12 @@ impl KafkaSource {
                 }
                 Some(Err(e)) => {
                     let err = SourceError::from_kafka("poll", e);
-                    tracing::warn!(topic = %self.topic, error = %err, retryable = err.retryable(), "kafka poll error");
+                    if err.retryable() {
+                        // Already reported by the client's error callback.
+                        tracing::debug!(topic = %self.topic, error = %err, "kafka poll error");
+                    } else {
+                        tracing::warn!(topic = %self.topic, error = %err, "kafka poll error");
+                    }
                     if batch.is_empty() {
                         return Err(err);
                     }

@@ -1,7 +1,10 @@
-//! Support for `cli_ingest`: the test registry, a seeded event generator, and a deliberately
-//! simple oracle that computes every window value from the raw events with the tile
-//! definition documented in `riffle_stream::window` (no code shared with the engine).
+//! Support for the `cli_ingest*` tests: the test registry, a seeded event generator, a
+//! deliberately simple oracle that computes every window value from the raw events with the
+//! tile definition documented in `riffle_stream::window` (no code shared with the engine),
+//! and the Kafka side of the Kafka tests ([`kafka`]).
 #![allow(dead_code)]
+
+pub mod kafka;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

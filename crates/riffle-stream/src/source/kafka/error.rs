@@ -11,7 +11,7 @@ pub enum SourceError {
     Config(String),
     /// A broker or the group coordinator cannot be reached or answered "not now"
     /// (transport failure, timeout, coordinator moving, leader election). librdkafka
-    /// reconnects by itself; the caller logs, backs off and calls again.
+    /// reconnects by itself, with its own back-off; the caller polls (or commits) again.
     #[error("kafka {op}: broker unavailable: {reason}")]
     Unavailable { op: &'static str, reason: String },
     /// A commit was refused because the group moved on (a rebalance gave the partitions
