@@ -78,7 +78,9 @@
 //! [`Feed::Revoked`] mark, on which the pipeline flushes and forgets all in-memory entity
 //! state, since a partition it no longer owns may be written by another process (entities
 //! reload from the store on next touch). What was not durable is replayed by the next owner
-//! and deduplicated by the positions.
+//! and deduplicated by the positions. After each assignment the feed passes
+//! [`Feed::Assigned`] with every partition the process now owns, after the `Revoked` of the
+//! same rebalance; no batch of records spans a rebalance.
 //!
 //! # Generator and HTTP inputs, metrics and health
 //!
