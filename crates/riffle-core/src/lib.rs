@@ -17,4 +17,4 @@ mod value;
 pub use entity::{EntityId, EntityIdError, MAX_ENTITY_ID_LEN};
 pub use status::{Degradation, ValueStatus};
 pub use time::{Timestamp, TimestampError};
-pub use value::{FeatureType, FeatureValue, ValueError};
+pub use value::{FeatureType, FeatureValue, ValueError, MAX_STRING_LEN};

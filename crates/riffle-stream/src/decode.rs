@@ -72,10 +72,31 @@ impl Decoder {
 
     /// Decodes one event. `key` is the message key when the transport carries one (Kafka);
     /// it is used when the payload has no key field.
+    ///
+    /// Only the fields the schema names are materialised: the object is walked once and
+    /// every other member is skipped unparsed ([`Slots`]), where parsing into a
+    /// `serde_json::Value` would build a map with an owned key and value for every member.
+    /// Whatever the fast walk cannot take (not an object, bad JSON) is decoded again the
+    /// plain way, so rejections read exactly as before.
     pub fn decode(&self, payload: &[u8], key: Option<&[u8]>) -> Result<Event, Rejection> {
-        let value: Value = serde_json::from_slice(payload)
-            .map_err(|e| Rejection::Undecodable(format!("not JSON: {e}")))?;
-        self.decode_value(&value, key)
+        let mut slots = vec![None; 2 + self.fields.len()];
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let walked = serde::de::DeserializeSeed::deserialize(
+            Slots {
+                decoder: self,
+                slots: &mut slots,
+            },
+            &mut de,
+        )
+        .and_then(|()| de.end());
+        if walked.is_err() {
+            let value: Value = serde_json::from_slice(payload)
+                .map_err(|e| Rejection::Undecodable(format!("not JSON: {e}")))?;
+            return self.decode_value(&value, key);
+        }
+        let mut slots = slots.into_iter();
+        let (raw_key, raw_time) = (slots.next().flatten(), slots.next().flatten());
+        self.decode_parts(raw_key, raw_time.as_ref(), slots, key)
     }
 
     /// Decodes an already-parsed JSON value.
@@ -83,8 +104,24 @@ impl Decoder {
         let Value::Object(map) = value else {
             return Err(Rejection::Undecodable("not a JSON object".into()));
         };
-        let raw_id = match map.get(&self.key_field) {
-            Some(Value::String(s)) => s.clone(),
+        self.decode_parts(
+            map.get(&self.key_field).cloned(),
+            map.get(&self.time_field),
+            self.fields.iter().map(|(name, _)| map.get(name).cloned()),
+            key,
+        )
+    }
+
+    /// The event from the members the schema names (`None`: absent), in declared order.
+    fn decode_parts(
+        &self,
+        raw_key: Option<Value>,
+        raw_time: Option<&Value>,
+        fields: impl Iterator<Item = Option<Value>>,
+        key: Option<&[u8]>,
+    ) -> Result<Event, Rejection> {
+        let raw_id = match raw_key {
+            Some(Value::String(s)) => s,
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
             Some(other) => {
                 return Err(Rejection::SchemaMismatch(format!(
@@ -110,7 +147,7 @@ impl Decoder {
         }
         let entity = EntityId::new(raw_id)
             .map_err(|e| Rejection::SchemaMismatch(format!("{:?}: {e}", self.key_field)))?;
-        let time = match map.get(&self.time_field) {
+        let time = match raw_time {
             Some(v) => Timestamp::from_json(v)
                 .map_err(|e| Rejection::SchemaMismatch(format!("{:?}: {e}", self.time_field)))?,
             None => {
@@ -123,9 +160,16 @@ impl Decoder {
         let fields = self
             .fields
             .iter()
-            .map(|(name, ty)| match map.get(name) {
+            .zip(fields)
+            .map(|((name, ty), v)| match v {
                 None => Ok(FeatureValue::Null),
-                Some(v) => FeatureValue::from_json(*ty, v)
+                // The string moves into the value (no copy); the checks are from_json's.
+                Some(Value::String(s))
+                    if *ty == FeatureType::String && s.len() <= riffle_core::MAX_STRING_LEN =>
+                {
+                    Ok(FeatureValue::String(s))
+                }
+                Some(v) => FeatureValue::from_json(*ty, &v)
                     .map_err(|e| Rejection::SchemaMismatch(format!("{name:?}: {e}"))),
             })
             .collect::<Result<_, _>>()?;
@@ -134,6 +178,58 @@ impl Decoder {
             time,
             fields,
         })
+    }
+}
+
+/// One walk over an event object keeping only the members the schema names: slot 0 the
+/// key field, 1 the time field, then the source's fields in declared order. A repeated
+/// member keeps its last value, as `serde_json::Value` does.
+struct Slots<'d, 's> {
+    decoder: &'d Decoder,
+    slots: &'s mut [Option<Value>],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Slots<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Slots<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let d = self.decoder;
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            // Usually one slot; a name the schema uses twice (a field named like the key)
+            // fills each, as lookups in a parsed map would.
+            let names = [&d.key_field, &d.time_field]
+                .into_iter()
+                .chain(d.fields.iter().map(|(f, _)| f));
+            let mut hits = names
+                .enumerate()
+                .filter(|(_, n)| **n == *name)
+                .map(|(i, _)| i);
+            match hits.next() {
+                Some(first) => {
+                    let value: Value = map.next_value()?;
+                    for i in hits {
+                        self.slots[i] = Some(value.clone());
+                    }
+                    self.slots[first] = Some(value);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,8 +1,8 @@
 //! The ingest benchmark's workers (driven by `bench/ingest.sh`; not a test: it reports).
 //!
 //! - `gen`: NDJSON events for one source of a registry, typed by the source's schema, entity
-//!   ids from a Zipf law (a few users make most transactions), event times within the last
-//!   ten minutes in random order.
+//!   ids from a Zipf law (a few users make most transactions), event times over the last
+//!   ten minutes, each up to a minute out of order (within the allowed lateness).
 //! - `produce`: a file of such events into a Kafka topic, keyed by entity id (batched).
 //! - `drain`: a bare `rdkafka` consumer in a fresh group reading the topic from the start,
 //!   doing nothing with the messages: the rate the broker can feed one process.
@@ -129,9 +129,15 @@ fn gen(flags: &Flags) -> anyhow::Result<()> {
     let now = Timestamp::now().millis();
     let mut w = BufWriter::new(std::fs::File::create(out).context(out.to_owned())?);
     let mut line = String::new();
-    for _ in 0..events {
+    // Event times move from ten minutes ago to now across the file, each up to a minute
+    // out of order: well inside the fraud source's 5-minute allowed lateness. (Times drawn
+    // uniformly from the last ten minutes put half the events past it, so the bench
+    // measured the dead-letter path for them.)
+    let span = 600_000i64;
+    for i in 0..events {
         let id = format!("u{}", zipf.sample(&mut rng) as u64);
-        let time = now - rng.random_range(0..600_000);
+        let time =
+            now - span + (i as i64 * span) / events.max(1) as i64 - rng.random_range(0..60_000);
         event_line(&source, &mut rng, &id, time, &mut line);
         writeln!(w, "{line}")?;
     }

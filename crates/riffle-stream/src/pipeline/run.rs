@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::ack::{Ack, AckOutcome};
 use super::input::{Feed, Record};
-use super::specs::{to_window_event, SpecMap};
+use super::specs::{named_event, SpecMap};
 use super::state::{self, Positions, StateError};
 use super::summary::IngestSummary;
 use crate::dead_letter::{DeadLetter, FileDeadLetterSink};
@@ -108,6 +108,8 @@ struct Pipeline {
     /// Positions of every entity seen this run (loaded from the store on first sight).
     known: HashMap<EntityId, Positions>,
     field: String,
+    /// The source's field names, shared by every event's engine form.
+    field_names: Vec<Arc<str>>,
     sink: FileDeadLetterSink,
     /// Largest event time applied this run.
     watermark: Option<Timestamp>,
@@ -161,6 +163,12 @@ pub async fn run(
     let mut on_durable = control.on_durable;
     // Acknowledged chunks applied since the last flush, with their outcome.
     let mut acks: Vec<(Ack, AckOutcome)> = Vec::new();
+    // The previous flush's write, still in flight while the next batches are decoded and
+    // applied (the store works on the other core meanwhile). At most one: a flush waits
+    // for the previous one before it writes, so an entity's later write never overtakes an
+    // earlier one, and what a flush makes durable (acks, Kafka offsets, progress) is told
+    // only once its write completed.
+    let mut inflight: Option<InFlight> = None;
     let mut pending = 0usize;
     let mut last_flush = Instant::now();
     let mut open = true;
@@ -176,9 +184,11 @@ pub async fn run(
             && acked.is_none()
             && pending + batch.len() < p.options.flush_max_events
         {
+            let mut written = None;
             tokio::select! {
                 biased;
                 () = &mut stop => open = false,
+                result = wait_written(&mut inflight) => written = Some(result),
                 next = tokio::time::timeout_at(deadline, feed.recv()) => match next {
                     Ok(Some(Ok(Feed::Records(chunk)))) => {
                         p.caught_up &= chunk.is_empty();
@@ -193,10 +203,17 @@ pub async fn run(
                     Err(_) => break,
                 },
             }
+            if let Some(result) = written {
+                let done = inflight.take().map(|f| f.done);
+                p.durable(result, done, &mut on_durable, &feed, started, progress)?;
+            }
         }
         pending += batch.len();
         p.apply(batch).await?;
         if let Some(partitions) = assigned {
+            // Taking streams over reads the store: what is in flight lands first.
+            p.settle(&mut inflight, &mut on_durable, &feed, started, progress)
+                .await?;
             p.assign(&partitions).await?;
         }
         if let Some((chunk, ack)) = acked {
@@ -211,30 +228,30 @@ pub async fn run(
             || pending >= p.options.flush_max_events
             || Instant::now() >= deadline.into_std()
         {
-            let flush_started = Instant::now();
-            p.flush().await?;
-            p.summary.last_flush = flush_started.elapsed();
-            for (ack, outcome) in acks.drain(..) {
-                ack.send(outcome);
-            }
-            let durable = p.take_durable();
-            if let (Some(report), false) = (on_durable.as_mut(), durable.is_empty()) {
-                report(&durable);
+            let job = p.prepare_flush()?;
+            p.settle(&mut inflight, &mut on_durable, &feed, started, progress)
+                .await?;
+            let done = Done {
+                acks: std::mem::take(&mut acks),
+                offsets: p.take_durable(),
+                started: Instant::now(),
+                rows: job.rows,
+                entities: job.entities,
+            };
+            inflight = Some(InFlight {
+                task: tokio::spawn(job.write(p.store.clone())),
+                done,
+            });
+            if revoked || !open {
+                // Revoked: forget only once everything held is durable. End: return then.
+                p.settle(&mut inflight, &mut on_durable, &feed, started, progress)
+                    .await?;
             }
             if revoked {
                 p.forget()?;
             }
             pending = 0;
             last_flush = Instant::now();
-            p.summary.elapsed = started.elapsed();
-            p.summary.watermark_ms = p.watermark.map(Timestamp::millis);
-            p.summary.stream_watermarks = p
-                .stream_latest
-                .iter()
-                .map(|(stream, t)| (*stream, t.millis()))
-                .collect();
-            p.summary.queued = feed.len();
-            progress(&p.summary);
         }
     }
     p.summary.complete = true;
@@ -242,7 +259,114 @@ pub async fn run(
     Ok(p.summary)
 }
 
+/// A flush's write in flight, and what to do once it is durable.
+struct InFlight {
+    task: tokio::task::JoinHandle<Result<(), PipelineError>>,
+    done: Done,
+}
+
+/// What a flush makes true once its write completed.
+struct Done {
+    acks: Vec<(Ack, AckOutcome)>,
+    offsets: Vec<(i32, i64)>,
+    started: Instant,
+    rows: u64,
+    entities: u64,
+}
+
+/// Completes when the write in flight does (never, when there is none).
+async fn wait_written(inflight: &mut Option<InFlight>) -> Result<(), PipelineError> {
+    match inflight {
+        Some(f) => joined((&mut f.task).await),
+        None => std::future::pending().await,
+    }
+}
+
+fn joined(
+    result: Result<Result<(), PipelineError>, tokio::task::JoinError>,
+) -> Result<(), PipelineError> {
+    result.unwrap_or_else(|e| {
+        Err(PipelineError::Store(StoreError::Unavailable(format!(
+            "the flush's write task failed: {e}"
+        ))))
+    })
+}
+
+/// One flush's store calls, built from the engine: rows, state and index changes per
+/// chunk of entities, then the watermark.
+struct FlushJob {
+    calls: Vec<(Vec<RowWrite>, Vec<StateWrite>, MetaChanges)>,
+    source: String,
+    watermark: Option<Timestamp>,
+    applied: u64,
+    rows: u64,
+    entities: u64,
+}
+
+impl FlushJob {
+    /// Writes the calls in order (each waits for the previous), then publishes the
+    /// watermark.
+    async fn write(self, store: Arc<OnlineStore>) -> Result<(), PipelineError> {
+        for (rows, states, meta) in &self.calls {
+            store.write_with_meta(rows, states, meta).await?;
+        }
+        super::watermark::publish(&store, &self.source, self.watermark, self.applied).await;
+        Ok(())
+    }
+}
+
 impl Pipeline {
+    /// Waits for the write in flight, if any, and tells what it made durable.
+    async fn settle(
+        &mut self,
+        inflight: &mut Option<InFlight>,
+        on_durable: &mut Option<OnDurable>,
+        feed: &mpsc::Receiver<std::io::Result<Feed>>,
+        started: Instant,
+        progress: &mut dyn FnMut(&IngestSummary),
+    ) -> Result<(), PipelineError> {
+        let Some(f) = inflight.take() else {
+            return Ok(());
+        };
+        let result = joined(f.task.await);
+        self.durable(result, Some(f.done), on_durable, feed, started, progress)
+    }
+
+    /// After a flush's write completed: answers its acknowledgements, reports its Kafka
+    /// offsets and the summary.
+    fn durable(
+        &mut self,
+        result: Result<(), PipelineError>,
+        done: Option<Done>,
+        on_durable: &mut Option<OnDurable>,
+        feed: &mpsc::Receiver<std::io::Result<Feed>>,
+        started: Instant,
+        progress: &mut dyn FnMut(&IngestSummary),
+    ) -> Result<(), PipelineError> {
+        result?;
+        let Some(done) = done else { return Ok(()) };
+        self.summary.last_flush = done.started.elapsed();
+        self.summary.rows_written += done.rows;
+        self.summary.entities_written += done.entities;
+        self.summary.flushes += 1;
+        for (ack, outcome) in done.acks {
+            ack.send(outcome);
+        }
+        if let (Some(report), false) = (on_durable.as_mut(), done.offsets.is_empty()) {
+            report(&done.offsets);
+        }
+        self.summary.elapsed = started.elapsed();
+        self.summary.watermark_ms = self.watermark.map(Timestamp::millis);
+        self.summary.stream_watermarks = self
+            .stream_latest
+            .iter()
+            .map(|(stream, t)| (*stream, t.millis()))
+            .collect();
+        self.summary.queued = feed.len();
+        progress(&self.summary);
+        Ok(())
+    }
+
     fn new(
         registry: Arc<Registry>,
         store: Arc<OnlineStore>,
@@ -275,6 +399,11 @@ impl Pipeline {
         Ok(Self {
             decoder: Decoder::new(&registry, source),
             field: state_field(&source.name),
+            field_names: source
+                .fields
+                .iter()
+                .map(|f| f.name.as_str().into())
+                .collect(),
             registry,
             store,
             options,
@@ -499,8 +628,6 @@ impl Pipeline {
         self.read_stream_latest(&streams).await?;
         self.load(&unseen, None).await?;
         let now = Timestamp::now();
-        let registry = self.registry.clone();
-        let source = &registry.sources[self.options.source];
         for (record, event) in events {
             let Some(positions) = self.known.get_mut(&event.entity) else {
                 continue; // unreachable: `load` registered every unseen entity
@@ -510,7 +637,7 @@ impl Pipeline {
                 self.summary.already_applied += 1;
                 continue;
             }
-            let event = to_window_event(source, event);
+            let event = named_event(&self.field_names, event);
             let latest = self.stream_latest.get(&stream).copied();
             match self.engine.ingest_in_stream(&event, now, latest) {
                 Ok(()) => {
@@ -595,10 +722,10 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Moves the engine clock to now and writes every entity whose values changed (new
-    /// events, or windows that moved) — rows and state in one command per entity — then
-    /// makes the dead letters durable.
-    async fn flush(&mut self) -> Result<(), PipelineError> {
+    /// Moves the engine clock to now and builds the writes of every entity whose values
+    /// changed (new events, or windows that moved) — rows and state in one command per
+    /// entity —, and makes the dead letters durable (before any offset of theirs can be).
+    fn prepare_flush(&mut self) -> Result<FlushJob, PipelineError> {
         let now = Timestamp::now();
         let mut ids = self.engine.advance(now);
         ids.extend(self.engine.take_dirty());
@@ -624,6 +751,14 @@ impl Pipeline {
         let written_at = u64::try_from(now.millis()).unwrap_or(0);
         let mut rest = self.stream_changes();
         let calls = ids.len().div_ceil(STORE_CHUNK).max(1);
+        let mut job = FlushJob {
+            calls: Vec::with_capacity(calls),
+            source: self.registry.sources[self.options.source].name.clone(),
+            watermark,
+            applied: self.summary.applied,
+            rows: 0,
+            entities: 0,
+        };
         for call in 0..calls {
             let chunk = ids
                 .get(call * STORE_CHUNK..ids.len().min((call + 1) * STORE_CHUNK))
@@ -667,9 +802,9 @@ impl Pipeline {
             if rows.is_empty() && meta.is_empty() {
                 continue;
             }
-            self.store.write_with_meta(&rows, &states, &meta).await?;
-            self.summary.rows_written += rows.len() as u64;
-            self.summary.entities_written += chunk.len() as u64;
+            job.rows += rows.len() as u64;
+            job.entities += chunk.len() as u64;
+            job.calls.push((rows, states, meta));
         }
         self.sink
             .flush()
@@ -677,10 +812,7 @@ impl Pipeline {
                 path: self.options.dead_letter.clone(),
                 error,
             })?;
-        self.summary.flushes += 1;
-        let source = &self.registry.sources[self.options.source].name;
-        super::watermark::publish(&self.store, source, watermark, self.summary.applied).await;
-        Ok(())
+        Ok(job)
     }
 }
 

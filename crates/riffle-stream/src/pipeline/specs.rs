@@ -2,6 +2,8 @@
 //! one source becomes an [`AggregationSpec`] named `group.feature`, and [`SpecMap`] says how
 //! the engine's values (one per spec) become one row per group.
 
+use std::sync::Arc;
+
 use riffle_core::{FeatureType, FeatureValue};
 use riffle_registry::{GroupId, Registry, Source};
 
@@ -76,12 +78,22 @@ impl SpecMap {
 
 /// A decoded event in the engine's form: named fields, absent ones left out.
 pub fn to_window_event(source: &Source, event: decode::Event) -> window::Event {
-    let fields = source
+    let names: Vec<Arc<str>> = source
         .fields
+        .iter()
+        .map(|f| f.name.as_str().into())
+        .collect();
+    named_event(&names, event)
+}
+
+/// [`to_window_event`] with the source's field names already shared (the pipeline makes
+/// them once per run, so an event costs no name copies).
+pub fn named_event(names: &[Arc<str>], event: decode::Event) -> window::Event {
+    let fields = names
         .iter()
         .zip(event.fields)
         .filter(|(_, v)| *v != FeatureValue::Null)
-        .map(|(f, v)| (f.name.clone(), v))
+        .map(|(n, v)| (n.clone(), v))
         .collect();
     window::Event {
         entity: event.entity,

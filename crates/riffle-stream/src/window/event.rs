@@ -1,6 +1,7 @@
 //! What goes in ([`Event`]) and why an event can be turned away ([`Rejected`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use riffle_core::{EntityId, FeatureValue, Timestamp};
 
@@ -9,8 +10,10 @@ use riffle_core::{EntityId, FeatureValue, Timestamp};
 pub struct Event {
     pub entity: EntityId,
     pub time: Timestamp,
-    /// Field values by name. A few fields per event, so a linear scan beats a map.
-    pub fields: Vec<(String, FeatureValue)>,
+    /// Field values by name. A few fields per event, so a linear scan beats a map. Names
+    /// are shared (`Arc<str>`): the pipeline hands every event the same names without a
+    /// copy per event.
+    pub fields: Vec<(Arc<str>, FeatureValue)>,
 }
 
 impl Event {
@@ -22,14 +25,17 @@ impl Event {
         }
     }
 
-    pub fn with(mut self, field: impl Into<String>, value: FeatureValue) -> Self {
+    pub fn with(mut self, field: impl Into<Arc<str>>, value: FeatureValue) -> Self {
         self.fields.push((field.into(), value));
         self
     }
 
     /// The value of `name`, if the event carries it (the first one, if repeated).
     pub fn field(&self, name: &str) -> Option<&FeatureValue> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.fields
+            .iter()
+            .find(|(n, _)| **n == *name)
+            .map(|(_, v)| v)
     }
 }
 
