@@ -132,15 +132,17 @@ fn status_level(status: &str) -> &'static str {
 /// The training default of every feature, to check what is served against.
 #[derive(Debug, Default)]
 pub struct Defaults {
-    by_feature: HashMap<(String, String), (FeatureType, FeatureValue)>,
+    /// group → feature → (type, default); looked up by `&str`, nothing allocated.
+    by_feature: HashMap<String, HashMap<String, (FeatureType, FeatureValue)>>,
 }
 
 impl Defaults {
     pub fn from_registry(registry: &Registry) -> Self {
-        let mut by_feature = HashMap::new();
+        let mut by_feature: HashMap<String, HashMap<String, _>> = HashMap::new();
         for g in &registry.groups {
+            let features = by_feature.entry(g.name.clone()).or_default();
             for f in &g.features {
-                by_feature.insert((g.name.clone(), f.name.clone()), (f.ty, f.default.clone()));
+                features.insert(f.name.clone(), (f.ty, f.default.clone()));
             }
         }
         Self { by_feature }
@@ -148,7 +150,7 @@ impl Defaults {
 
     /// True when `served` is exactly the default of `group:feature`.
     fn matches(&self, group: &str, feature: &str, served: &Value) -> bool {
-        match self.by_feature.get(&(group.to_owned(), feature.to_owned())) {
+        match self.by_feature.get(group).and_then(|g| g.get(feature)) {
             Some((ty, default)) => {
                 FeatureValue::from_json(*ty, served).is_ok_and(|v| &v == default)
             }
@@ -208,6 +210,16 @@ impl Default for Stats {
     }
 }
 
+/// Adds one to `map[key]`, allocating the key only the first time it is seen.
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
@@ -255,17 +267,19 @@ impl Stats {
         match outcome {
             Outcome::Ok(resp) => {
                 self.ok += 1;
-                *self
-                    .degradation
-                    .entry(resp.degradation.clone())
-                    .or_default() += 1;
+                bump(&mut self.degradation, &resp.degradation);
                 let mut worst = "healthy";
                 let (mut real, mut unavailable) = (false, false);
                 for entity in &resp.results {
                     for g in &entity.groups {
-                        let counts = self.values.entry(g.group.clone()).or_default();
+                        if !self.values.contains_key(&g.group) {
+                            self.values.insert(g.group.clone(), BTreeMap::new());
+                        }
+                        let Some(counts) = self.values.get_mut(&g.group) else {
+                            continue;
+                        };
                         for (name, v) in &g.features {
-                            *counts.entry(v.status.clone()).or_default() += 1;
+                            bump(counts, &v.status);
                             let level = status_level(&v.status);
                             if level_rank(level) > level_rank(worst) {
                                 worst = level;
