@@ -28,11 +28,16 @@
 //!   change tansu should have made itself. On a real Kafka broker the coordinator
 //!   rebalances on the session timeout alone. A member stopped with SIGTERM leaves the
 //!   group and tansu rebalances at once.
-//! - **A restarted member waits out the dead one.** The restart of a SIGKILLed sole member
-//!   joins while tansu still counts the dead one as the leader: the new member's joins are
-//!   answered "not the leader" until the dead one misses its session timeout (~10 s). The
-//!   crash test kills only a member that owns its partitions and has committed since it
-//!   started (so it is the leader and the only member).
+//! - **A restart must wait out the dead member.** A SIGKILLed sole member stays the
+//!   group's leader in tansu until its session times out; a restart that joins before then
+//!   is answered "not the leader" (with a 3 s pause per join) until tansu drops the dead
+//!   one, and tansu never refreshes a joining member's last-contact time, so the new member
+//!   can be dropped in the same sweep. Measured: about one run in ten left the restarted
+//!   member with an empty assignment that never changed. The crash test therefore restarts
+//!   only once the dead member's session has expired (10 s and some slack, with events
+//!   still flowing); the restart's first join then finds no leader and takes every
+//!   partition at once. It kills only a member that owns every partition and has committed
+//!   since it started.
 //! - **Memory storage only.** Restarting the broker loses every topic and every committed
 //!   offset, and a topic created again restarts its offsets at 0, which a resumed consumer
 //!   must not take for messages it already applied; so broker loss is tested as a broker
@@ -159,7 +164,7 @@ fn wait_progress(
 fn sigkill_at_random_moments_and_restarts_match_the_oracle() {
     const KILLS: usize = 3;
     let started = Instant::now();
-    let s = Setup::new(31, 3000);
+    let s = Setup::new(31, 5500);
     let committed = Committed::new(&s.broker.bootstrap(), GROUP);
     let producer = s.produce(Duration::from_millis(8));
     let mut rng = Rng::new(0x5eed_c4a5);
@@ -177,6 +182,8 @@ fn sigkill_at_random_moments_and_restarts_match_the_oracle() {
             committed.offsets(),
             producer.ends()
         );
+        // Events keep flowing while the group has no member (see the module docs).
+        std::thread::sleep(EVICTION);
         worker = s.worker(&format!("ingest-{kill}"));
     }
     assert!(
