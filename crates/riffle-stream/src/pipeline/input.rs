@@ -50,8 +50,9 @@ pub enum Feed {
     /// The input is drained: every record available now was sent (a followed file at its
     /// end; for Kafka, every owned partition at its high watermark). Until the next record
     /// the pipeline publishes the flush time as its watermark, so an idle source is not
-    /// judged behind. Sent by the follow reader ([`spawn_reader`] with `follow`) once per
-    /// catch-up; a feed that never sends it keeps the largest event time as watermark.
+    /// judged behind. Sent by the follow reader ([`spawn_reader`] with `follow`) and by the
+    /// Kafka feed once per catch-up; a feed that never sends it keeps the largest event time
+    /// as watermark.
     CaughtUp,
     /// Pushed records (HTTP) whose sender waits: the pipeline applies them on their own and
     /// answers the [`Ack`] with their outcome once a flush made them durable.

@@ -12,7 +12,10 @@
 //! [`Feed::Assigned`] with every partition this process now owns. The marks keep the order
 //! of the rebalance: records of the old assignment, `Revoked`, `Assigned`, then records of
 //! the new one (a polled batch never spans a rebalance). A failed rebalance drops the whole
-//! assignment: it is passed on as `Revoked` then `Assigned([])`.
+//! assignment: it is passed on as `Revoked` then `Assigned([])`. When a whole poll brings
+//! nothing and the latest statistics put every owned partition's committed offset at its
+//! end, [`Feed::CaughtUp`] is passed on once (until records come again), so an idle topic's
+//! watermark advances to now instead of ageing every row of its groups.
 //!
 //! Poll errors never end the feed. A broker that cannot be reached is librdkafka's to
 //! reconnect, with its own back-off (100 ms doubling up to 5 s, see
@@ -30,7 +33,7 @@ use tokio::sync::mpsc;
 
 use super::input::{kafka_stream_id, Feed, Record};
 use super::run::OnDurable;
-use crate::source::kafka::{KafkaConfig, KafkaSource, RebalanceEvent, SourceError};
+use crate::source::kafka::{KafkaConfig, KafkaSource, PartitionLag, RebalanceEvent, SourceError};
 
 /// Messages per poll.
 const POLL_MAX: usize = 500;
@@ -135,6 +138,8 @@ fn consume(
 ) {
     let topic = source.topic().to_owned();
     let mut backoff = BACKOFF_MIN;
+    // A `CaughtUp` mark was sent and no record came since.
+    let mut told_caught_up = false;
     loop {
         commit_queued(&source, queue, durable);
         if stop.load(Ordering::SeqCst) || tx.is_closed() {
@@ -174,6 +179,10 @@ fn consume(
             .collect();
         // The batch ended at a rebalance, if any: its records come before the marks.
         let marks = rebalance_marks(source.take_rebalance_events());
+        let idle = records.is_empty() && marks.is_empty();
+        if !idle {
+            told_caught_up = false;
+        }
         if !records.is_empty() && tx.blocking_send(Ok(Feed::Records(records))).is_err() {
             continue; // the pipeline is gone: commit what it queued, then stop
         }
@@ -182,7 +191,23 @@ fn consume(
                 break;
             }
         }
+        if idle && !told_caught_up && caught_up(&source.assignment(), &source.lag()) {
+            // Nothing arrived for a whole poll and every owned partition's committed offset
+            // is at its end: the pipeline may publish a watermark of now.
+            told_caught_up = tx.blocking_send(Ok(Feed::CaughtUp)).is_ok();
+        }
     }
+}
+
+/// Whether every owned partition is drained: the latest statistics report each with a
+/// consumer lag of zero (committed offset at the high watermark). No partition owned, or a
+/// partition without statistics yet, is not caught up.
+fn caught_up(owned: &[i32], lag: &[PartitionLag]) -> bool {
+    !owned.is_empty()
+        && owned.iter().all(|p| {
+            lag.iter()
+                .any(|l| l.partition == *p && l.consumer_lag == Some(0))
+        })
 }
 
 /// The feed marks of rebalance events, in order.
@@ -234,6 +259,25 @@ fn commit_queued(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lag(partition: i32, consumer_lag: Option<i64>) -> PartitionLag {
+        PartitionLag {
+            partition,
+            high_watermark: None,
+            committed: None,
+            consumer_lag,
+        }
+    }
+
+    #[test]
+    fn caught_up_needs_every_owned_partition_at_zero_lag() {
+        let drained = [lag(0, Some(0)), lag(1, Some(0)), lag(2, Some(7))];
+        assert!(caught_up(&[0, 1], &drained));
+        assert!(!caught_up(&[0, 1, 2], &drained), "partition 2 is behind");
+        assert!(!caught_up(&[0, 3], &drained), "no statistics for 3 yet");
+        assert!(!caught_up(&[0], &[lag(0, None)]), "lag unknown");
+        assert!(!caught_up(&[], &drained), "owning nothing is not caught up");
+    }
 
     #[test]
     fn marks_keep_the_order_of_the_rebalance() {

@@ -20,9 +20,10 @@
 //! where `riffle serve` and `riffle lag` read it: the largest event time applied, or, while
 //! the input is drained ([`Feed::CaughtUp`] received and no record since), the flush time,
 //! so an idle source is not reported behind. The follow reader ([`input::spawn_reader`]
-//! with `follow`) sends `CaughtUp` each time it reaches the end of the file; a Kafka feed
-//! should send it once every owned partition is at its high watermark (not wired yet: the
-//! hook is the mark); a feed that never sends it keeps the largest event time.
+//! with `follow`) sends `CaughtUp` each time it reaches the end of the file; the Kafka feed
+//! ([`kafka_feed`]) once a poll brings nothing while every owned partition's committed
+//! offset is at its high watermark; a feed that never sends it (generator, HTTP, stdin)
+//! keeps the largest event time.
 //!
 //! # Exactly-once in effect
 //!
