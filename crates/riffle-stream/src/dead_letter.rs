@@ -1,14 +1,88 @@
 //! The dead-letter sink: every event the pipeline could not use, with its reason, so that
-//! nothing is dropped silently. Embedded deployments write NDJSON to a file; each record is
-//! `{"reason", "detail", "source", "position", "payload"}` with the original payload as text.
+//! nothing is dropped silently. Each record is `{"reason", "detail", "source", "position",
+//! "payload"}` with the original payload as text: a line of an NDJSON file (embedded
+//! deployments, `file:PATH`), or a message of a Kafka topic (`kafka:TOPIC`, keyed by the
+//! source name, with the reason in a `reason` header). Either way [`DeadLetterSink::flush`]
+//! makes what was written durable (fsync; every message acknowledged by the broker) and is
+//! called before source positions are committed, so a dead letter is never lost; after a
+//! crash a replayed event may be dead-lettered twice (at least once, like any Kafka sink).
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
 use serde::Serialize;
 
 use crate::decode::Rejection;
+
+/// How long a flush waits for the broker to acknowledge every dead letter.
+const KAFKA_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where a source's dead letters go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterTarget {
+    /// Appended to an NDJSON file.
+    File(PathBuf),
+    /// Produced to a Kafka topic.
+    Kafka { brokers: String, topic: String },
+}
+
+impl fmt::Display for DeadLetterTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::Kafka { brokers, topic } => write!(f, "kafka:{topic} ({brokers})"),
+        }
+    }
+}
+
+/// An open dead-letter sink of either kind.
+pub enum DeadLetterSink {
+    File(FileDeadLetterSink),
+    Kafka(KafkaDeadLetterSink),
+}
+
+impl DeadLetterSink {
+    pub fn open(target: &DeadLetterTarget) -> std::io::Result<Self> {
+        Ok(match target {
+            DeadLetterTarget::File(path) => Self::File(FileDeadLetterSink::open(path)?),
+            DeadLetterTarget::Kafka { brokers, topic } => {
+                Self::Kafka(KafkaDeadLetterSink::open(brokers, topic)?)
+            }
+        })
+    }
+
+    pub fn write(&mut self, letter: &DeadLetter<'_>) -> std::io::Result<()> {
+        match self {
+            Self::File(sink) => sink.write(letter),
+            Self::Kafka(sink) => sink.write(letter),
+        }
+    }
+
+    /// Makes every letter written so far durable; an error means some may not be.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::File(sink) => sink.flush(),
+            Self::Kafka(sink) => sink.flush(),
+        }
+    }
+
+    /// Dead letters written since the sink was opened.
+    pub fn written(&self) -> u64 {
+        match self {
+            Self::File(sink) => sink.written(),
+            Self::Kafka(sink) => sink.written,
+        }
+    }
+}
 
 /// One dead-lettered event.
 #[derive(Debug, Serialize)]
@@ -34,7 +108,7 @@ impl<'a> DeadLetter<'a> {
 }
 
 /// Appends dead letters to an NDJSON file. Buffered; [`flush`](Self::flush) makes them
-/// durable and is called before source positions are committed.
+/// durable (fsync).
 pub struct FileDeadLetterSink {
     path: PathBuf,
     out: BufWriter<File>,
@@ -73,6 +147,93 @@ impl FileDeadLetterSink {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_data()
+    }
+}
+
+/// Counts the messages the broker refused after librdkafka's own retries.
+#[derive(Default)]
+struct DeliveryCounter {
+    failed: AtomicU64,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Err((error, _)) = result {
+            tracing::warn!(%error, "a dead letter was not delivered to Kafka");
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Produces dead letters to a Kafka topic (`acks=all`); [`flush`](Self::flush) waits until
+/// the broker acknowledged every one, and fails if any was refused.
+pub struct KafkaDeadLetterSink {
+    topic: String,
+    producer: ThreadedProducer<DeliveryCounter>,
+    written: u64,
+}
+
+impl KafkaDeadLetterSink {
+    pub fn open(brokers: &str, topic: &str) -> std::io::Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create_with_context(DeliveryCounter::default())
+            .map_err(|e| std::io::Error::other(format!("dead-letter producer: {e}")))?;
+        Ok(Self {
+            topic: topic.to_owned(),
+            producer,
+            written: 0,
+        })
+    }
+
+    fn write(&mut self, letter: &DeadLetter<'_>) -> std::io::Result<()> {
+        let payload = serde_json::to_vec(letter)?;
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "reason",
+            value: Some(letter.reason),
+        });
+        let mut record = BaseRecord::to(&self.topic)
+            .key(letter.source)
+            .payload(&payload)
+            .headers(headers);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // librdkafka's queue is full: let its thread deliver some, then retry.
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    return Err(std::io::Error::other(format!(
+                        "dead letter to kafka:{}: {e}",
+                        self.topic
+                    )))
+                }
+            }
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.producer.flush(KAFKA_FLUSH_TIMEOUT).map_err(|e| {
+            std::io::Error::other(format!("dead letters to kafka:{}: {e}", self.topic))
+        })?;
+        match self.producer.context().failed.swap(0, Ordering::Relaxed) {
+            0 => Ok(()),
+            n => Err(std::io::Error::other(format!(
+                "{n} dead letters were not delivered to kafka:{}",
+                self.topic
+            ))),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use riffle_core::{FeatureValue, Timestamp};
 use riffle_registry::Registry;
 use riffle_store::meta::{watermark_name, WatermarkRecord};
 use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
+use riffle_stream::dead_letter::DeadLetterTarget;
 use riffle_stream::pipeline::{
     self, kafka_stream_id, Control, Feed, IngestSummary, PipelineOptions, Record,
 };
@@ -121,7 +122,7 @@ fn start(s: &Setup, stream: u64, kafka_topic: Option<&str>) -> Running {
         source: 0,
         stream_id: stream,
         kafka_topic: kafka_topic.map(str::to_owned),
-        dead_letter: s.dir.path().join("dead.ndjson"),
+        dead_letter: DeadLetterTarget::File(s.dir.path().join("dead.ndjson")),
         flush_interval: Duration::from_millis(100),
         flush_max_events: 1_000,
     };

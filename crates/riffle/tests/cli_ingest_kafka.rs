@@ -3,24 +3,32 @@
 //! until the group's committed offsets reach the end of every partition, then stopped with
 //! SIGTERM; every stored value equals the independent oracle. Messages are produced one per
 //! produce call (tansu cannot fetch from an offset inside a producer batch, and its high
-//! watermark is exact only then). A second test drains a topic of old events and leaves it
+//! watermark is exact only then). Its malformed events land on a dead-letter topic, counted
+//! by reason. A second test drains a topic of old events and leaves it
 //! idle: the caught-up consumer publishes a watermark near now. The fault tests are in
 //! `cli_ingest_kafka_faults.rs`.
 
 mod common;
 mod ingest_support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::TestCommand;
 
 use ingest_support::kafka::{self, Background, Committed, Worker, PARTITIONS, TOPIC};
 use ingest_support::{generate, MINUTE};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
 use riffle_core::Timestamp;
 use riffle_store::StoreUrl;
 use riffle_testkit::{KafkaBroker, RedisServer};
 
 const GROUP: &str = "riffle-itest";
+/// The dead-letter topic of the oracle test's source.
+const DEAD_LETTERS: &str = "transactions.dlq";
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Events per test (plus a few malformed ones).
 const EVENTS: usize = 1500;
@@ -31,11 +39,22 @@ fn kafka_ingest_matches_the_oracle() {
     broker
         .create_topic(TOPIC, PARTITIONS as u32)
         .expect("topic created");
+    broker
+        .create_topic(DEAD_LETTERS, 1)
+        .expect("dead-letter topic created");
     let bootstrap = broker.bootstrap();
     let g = generate(11, Timestamp::now().millis(), 50, EVENTS, 10 * MINUTE, true);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("riffle.toml");
-    std::fs::write(&config, kafka::registry()).expect("registry written");
+    let registry = kafka::registry().replace(
+        "allowed_lateness = \"2h\"",
+        &format!("allowed_lateness = \"2h\"\ndead_letter = \"kafka:{DEAD_LETTERS}\""),
+    );
+    assert!(
+        registry.contains("dead_letter"),
+        "the test registry changed"
+    );
+    std::fs::write(&config, registry).expect("registry written");
     let data = dir.path().join("data");
     let store = format!("embedded:{}", data.display());
     let mut worker = Worker::start(dir.path(), "ingest", &config, &store, &bootstrap, GROUP);
@@ -45,6 +64,49 @@ fn kafka_ingest_matches_the_oracle() {
     let summary = worker.terminate();
     assert!(summary["events_read"].as_u64().is_some(), "{summary}");
     kafka::check_against_oracle(&StoreUrl::Embedded(data), &g.accepted);
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for reason in g.rejected.values() {
+        *expected.entry((*reason).to_owned()).or_default() += 1;
+    }
+    assert!(!expected.is_empty(), "the stream has malformed events");
+    let total = expected.values().sum();
+    assert_eq!(dead_letters(&bootstrap, total), expected);
+}
+
+/// The dead letters on the topic, counted by their `reason` header (waits for `total`).
+fn dead_letters(bootstrap: &str, total: usize) -> BTreeMap<String, usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer config is valid");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(DEAD_LETTERS, 0, Offset::Beginning)
+        .expect("partition added");
+    consumer.assign(&list).expect("assigned");
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let started = Instant::now();
+    while seen.values().sum::<usize>() < total && started.elapsed() < DEADLINE {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON letter");
+        let header = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "reason"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        assert_eq!(header.as_deref(), body["reason"].as_str(), "{body}");
+        assert!(
+            body["payload"].is_string() && body["position"].is_string(),
+            "{body}"
+        );
+        *seen.entry(header.unwrap_or_default()).or_default() += 1;
+    }
+    seen
 }
 
 /// Every event is 20 to 25 minutes old and the topic then stays idle: once every partition

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use super::input::{Feed, Record};
 use super::specs::{named_event, SpecMap};
 use super::state::{self, Positions, StateError};
 use super::summary::IngestSummary;
-use crate::dead_letter::{DeadLetter, FileDeadLetterSink};
+use crate::dead_letter::{DeadLetter, DeadLetterSink, DeadLetterTarget};
 use crate::decode::{Decoder, Rejection};
 use crate::window::{ConfigError, Rejected, WindowEngine};
 
@@ -48,11 +47,8 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("reading the input: {0}")]
     Read(std::io::Error),
-    #[error("dead-letter sink {path}: {error}")]
-    DeadLetter {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error("dead-letter sink {sink}: {error}")]
+    DeadLetter { sink: String, error: std::io::Error },
     #[error("stored state of {entity} cannot be read ({error}); remove its field to rebuild it")]
     CorruptState { entity: String, error: String },
 }
@@ -78,7 +74,7 @@ pub struct PipelineOptions {
     /// partitions each [`Feed::Assigned`] names. `None`: the input is the one stream
     /// `stream_id`, owned from the start (its pending expiries are loaded then).
     pub kafka_topic: Option<String>,
-    pub dead_letter: PathBuf,
+    pub dead_letter: DeadLetterTarget,
     pub flush_interval: Duration,
     pub flush_max_events: usize,
 }
@@ -110,7 +106,7 @@ struct Pipeline {
     field: String,
     /// The source's field names, shared by every event's engine form.
     field_names: Vec<Arc<str>>,
-    sink: FileDeadLetterSink,
+    sink: DeadLetterSink,
     /// Largest event time applied this run.
     watermark: Option<Timestamp>,
     /// Per input stream, the largest event time applied: `allowed_lateness` is judged
@@ -384,16 +380,16 @@ impl Pipeline {
         engine.advance(Timestamp::now());
         let longest = map.config.specs.iter().map(|s| s.window).max();
         let meta_ttl = META_TTL.max(longest.unwrap_or_default() + INDEX_SLACK);
-        let sink = FileDeadLetterSink::open(&options.dead_letter).map_err(|error| {
+        let sink = DeadLetterSink::open(&options.dead_letter).map_err(|error| {
             PipelineError::DeadLetter {
-                path: options.dead_letter.clone(),
+                sink: options.dead_letter.to_string(),
                 error,
             }
         })?;
         let summary = IngestSummary {
             source: source.name.clone(),
             stream_id: options.stream_id,
-            dead_letter_path: options.dead_letter.display().to_string(),
+            dead_letter_path: options.dead_letter.to_string(),
             ..IngestSummary::default()
         };
         Ok(Self {
@@ -593,7 +589,7 @@ impl Pipeline {
         self.sink
             .write(&letter)
             .map_err(|error| PipelineError::DeadLetter {
-                path: self.options.dead_letter.clone(),
+                sink: self.options.dead_letter.to_string(),
                 error,
             })
     }
@@ -809,7 +805,7 @@ impl Pipeline {
         self.sink
             .flush()
             .map_err(|error| PipelineError::DeadLetter {
-                path: self.options.dead_letter.clone(),
+                sink: self.options.dead_letter.to_string(),
                 error,
             })?;
         Ok(job)

@@ -19,6 +19,7 @@ use riffle_core::Timestamp;
 use riffle_registry::{GroupId, Registry};
 use riffle_serve::ServeDeps;
 use riffle_store::{OnlineStore, StoreUrl};
+use riffle_stream::dead_letter::DeadLetterTarget;
 use riffle_stream::generator::{EventGenerator, EventPlan, Pacer, Population};
 use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
 use riffle_stream::pipeline::{self, Control, GeneratorFeed, IngestSummary, PipelineOptions};
@@ -165,7 +166,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
     let options = PipelineOptions {
         source,
         stream_id,
-        dead_letter: dir.join(format!("dead-letter-{SOURCE}.ndjson")),
+        dead_letter: DeadLetterTarget::File(dir.join(format!("dead-letter-{SOURCE}.ndjson"))),
         flush_interval: registry.ingest.flush_interval,
         flush_max_events: registry.ingest.flush_max_events,
         kafka_topic: None,

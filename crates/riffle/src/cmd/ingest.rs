@@ -28,6 +28,7 @@ use anyhow::anyhow;
 use clap::Args;
 use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
+use riffle_stream::dead_letter::DeadLetterTarget;
 use riffle_stream::generator::{EventGenerator, EventPlan, Pacer};
 use riffle_stream::pipeline::http_feed::{self, HttpEvents};
 use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
@@ -100,7 +101,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     let source = pick_source(&registry, args.source.as_deref())?;
     let url =
         StoreUrl::parse(args.store.as_deref().unwrap_or(&registry.store.url)).map_err(usage)?;
-    let dead_letter = dead_letter_path(&registry, source, &url)?;
+    let dead_letter = dead_letter_target(&registry, source, &url, &args)?;
     let capacity = registry.ingest.queue_capacity.div_ceil(256);
     let http = args.http_events || matches!(registry.sources[source].kind, SourceKind::Http);
     // Bind first: a taken port is reported before any work.
@@ -385,30 +386,41 @@ fn pick_source(registry: &Registry, name: Option<&str>) -> Result<usize, Failure
     }
 }
 
-/// The source's `dead_letter = "file:PATH"`, else a file beside the embedded store, else
-/// `./dead-letter-<source>.ndjson`.
-fn dead_letter_path(
+/// The source's `dead_letter`: `file:PATH`, or `kafka:TOPIC` on the source's brokers (or
+/// `--brokers`); else a file beside the embedded store, else `./dead-letter-<source>.ndjson`.
+fn dead_letter_target(
     registry: &Registry,
     source: usize,
     url: &StoreUrl,
-) -> Result<PathBuf, Failure> {
+    args: &IngestArgs,
+) -> Result<DeadLetterTarget, Failure> {
     let src = &registry.sources[source];
-    match src.dead_letter.as_deref() {
-        Some(sink) => match sink.strip_prefix("file:") {
-            Some(path) => Ok(PathBuf::from(path)),
-            None => Err(usage(anyhow!(
-                "source {}: dead-letter sink {sink:?} is not supported by `ingest --from` yet; use file:PATH",
-                src.name
-            ))),
-        },
-        None => {
-            let name = format!("dead-letter-{}.ndjson", src.name);
-            Ok(match url {
-                StoreUrl::Embedded(dir) => dir.join(name),
-                _ => Path::new(".").join(name),
-            })
-        }
+    let Some(sink) = src.dead_letter.as_deref() else {
+        let name = format!("dead-letter-{}.ndjson", src.name);
+        return Ok(DeadLetterTarget::File(match url {
+            StoreUrl::Embedded(dir) => dir.join(name),
+            _ => Path::new(".").join(name),
+        }));
+    };
+    if let Some(path) = sink.strip_prefix("file:") {
+        return Ok(DeadLetterTarget::File(PathBuf::from(path)));
     }
+    // The registry accepts only `file:` and `kafka:` sinks.
+    let topic = sink.strip_prefix("kafka:").unwrap_or(sink);
+    let brokers = args
+        .brokers
+        .clone()
+        .or_else(|| KafkaConfig::from_source(&src.kind).map(|c| c.brokers))
+        .ok_or_else(|| {
+            usage(anyhow!(
+                "source {}: dead-letter sink {sink:?} needs Kafka brokers: the source is not a Kafka source, give --brokers",
+                src.name
+            ))
+        })?;
+    Ok(DeadLetterTarget::Kafka {
+        brokers,
+        topic: topic.to_owned(),
+    })
 }
 
 fn print_table(from: &str, s: &IngestSummary) {
