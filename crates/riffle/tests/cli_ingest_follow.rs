@@ -225,3 +225,74 @@ fn a_restarted_ingest_lets_windows_of_untouched_entities_expire() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Redis crashes (SIGKILL) while events keep coming and comes back on the same port from
+/// its last snapshot: ingest does not end, it retries its store calls until Redis is back,
+/// then catches up, and every value equals the oracle.
+#[test]
+fn a_store_outage_pauses_ingest_and_loses_nothing() {
+    let mut redis = RedisServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    let g = ingest_support::generate(21, now_ms(), 30, 600, 10 * 60_000, true);
+    let lines: Vec<&str> = g.text.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    std::fs::write(&file, first.join("\n") + "\n").unwrap();
+    let mut cmd = TestCommand::new();
+    let mut ingest = follow(&mut cmd, ingest_support::REGISTRY, &redis.url(), &file);
+    let applied = |redis: &RedisServer| -> u64 {
+        let report = lag(ingest_support::REGISTRY, &redis.url());
+        report["sources"][0]["publishers"][0]["events_applied_total"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // The first half is applied once the count stops moving.
+    let started = Instant::now();
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = applied(&redis);
+        if now > 0 && now == last {
+            break;
+        }
+        last = now;
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the first half was not applied"
+        );
+    }
+    // A snapshot, then the crash: what ingest writes in between is rewritten from its
+    // memory on the entity's next flush, and every stored row is its values as of its own
+    // computed-at either way.
+    assert_eq!(redis.cli(&["SAVE"]).unwrap(), "OK");
+    redis.kill();
+    {
+        use std::io::Write as _;
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        out.write_all((second.join("\n") + "\n").as_bytes())
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        matches!(ingest.0.try_wait(), Ok(None)),
+        "ingest ended during the store outage"
+    );
+    redis.restart().unwrap();
+    let want = g.accepted.len() as u64;
+    let started = Instant::now();
+    while applied(&redis) < want {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "ingest did not catch up after the outage: {} of {want} applied",
+            applied(&redis)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ingest_support::kafka::check_against_oracle(
+        &StoreUrl::parse(&redis.url()).unwrap(),
+        &g.accepted,
+    );
+}

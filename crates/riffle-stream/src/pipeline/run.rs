@@ -288,6 +288,39 @@ fn joined(
     })
 }
 
+/// First and longest pause between attempts of a store call that failed for the store's
+/// health.
+const STORE_RETRY_MIN: Duration = Duration::from_millis(100);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Runs a store call until it succeeds, while it fails because the store is unreachable,
+/// slow or at its in-flight bound: ingest waits out a store outage (logging each failure,
+/// with a back-off of 100 ms doubling to 5 s) instead of ending. Meanwhile nothing new is
+/// flushed, the bounded feed fills and the input pauses (backpressure); `/health` turns
+/// unhealthy once no flush has completed for a while. Other errors end the run.
+async fn retrying<T, F, Fut>(what: &'static str, mut call: F) -> Result<T, PipelineError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = STORE_RETRY_MIN;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(
+                error @ (StoreError::Timeout(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Overloaded(_)),
+            ) => {
+                tracing::warn!(%error, what, retry_in_ms = pause.as_millis() as u64, "store call failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(STORE_RETRY_MAX);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// One flush's store calls, built from the engine: rows, state and index changes per
 /// chunk of entities, then the watermark.
 struct FlushJob {
@@ -304,7 +337,9 @@ impl FlushJob {
     /// watermark.
     async fn write(self, store: Arc<OnlineStore>) -> Result<(), PipelineError> {
         for (rows, states, meta) in &self.calls {
-            store.write_with_meta(rows, states, meta).await?;
+            // Idempotent (the same fields set to the same bytes): safe to repeat until the
+            // store takes it. Nothing later is written before it is.
+            retrying("write", || store.write_with_meta(rows, states, meta)).await?;
         }
         super::watermark::publish(&store, &self.source, self.watermark, self.applied).await;
         Ok(())
@@ -453,7 +488,8 @@ impl Pipeline {
         self.read_stream_latest(streams).await?;
         let source = self.registry.sources[self.options.source].name.clone();
         for &stream in streams {
-            let entries = self.store.get_meta(&timers_name(&source, stream)).await?;
+            let name = timers_name(&source, stream);
+            let entries = retrying("index read", || self.store.get_meta(&name)).await?;
             let ids: Vec<EntityId> = entries
                 .into_iter()
                 .filter_map(|(member, _)| EntityId::new(member).ok())
@@ -494,12 +530,12 @@ impl Pipeline {
             return Ok(());
         }
         let source = &self.registry.sources[self.options.source].name;
-        let stored: HashMap<String, Vec<u8>> = self
-            .store
-            .get_meta(&streams_name(source))
-            .await?
-            .into_iter()
-            .collect();
+        let name = streams_name(source);
+        let stored: HashMap<String, Vec<u8>> =
+            retrying("stream read", || self.store.get_meta(&name))
+                .await?
+                .into_iter()
+                .collect();
         for stream in new {
             self.streams_read.insert(stream);
             let latest = stored
@@ -667,10 +703,12 @@ impl Pipeline {
         let entity = self.registry.sources[self.options.source].entity;
         for chunk in ids.chunks(STORE_CHUNK) {
             let names: Vec<&str> = chunk.iter().map(EntityId::as_str).collect();
-            let stored = self
-                .store
-                .read_raw_fields(entity, &names, &self.field)
-                .await?;
+            let store = &self.store;
+            let field = &self.field;
+            let stored = retrying("state read", || {
+                store.read_raw_fields(entity, &names, field)
+            })
+            .await?;
             for (id, bytes) in chunk.iter().zip(stored) {
                 let corrupt = |error: String| PipelineError::CorruptState {
                     entity: id.as_str().to_owned(),
