@@ -43,30 +43,45 @@ impl DistinctSet {
     /// Number of distinct values in the union of `sets`: exact when every set is exact,
     /// otherwise the HyperLogLog estimate of the union, rounded.
     pub fn union_count<'a>(sets: impl Iterator<Item = &'a DistinctSet>) -> i64 {
-        let mut exact: Vec<u64> = Vec::new();
-        let mut sketch: Option<Hll> = None;
-        for set in sets {
-            match set {
-                DistinctSet::Exact(hashes) => exact.extend_from_slice(hashes),
-                DistinctSet::Sketch(hll) => match &mut sketch {
-                    Some(acc) => acc.merge(hll),
-                    None => sketch = Some(hll.as_ref().clone()),
-                },
-            }
+        // Every flush reads every written entity's windows, so the hashes gather in one
+        // buffer per thread rather than a fresh vector per read.
+        thread_local! {
+            static EXACT: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        match sketch {
-            None => {
-                exact.sort_unstable();
-                exact.dedup();
-                exact.len() as i64
-            }
-            Some(mut hll) => {
-                for h in exact {
-                    hll.insert(h);
+        EXACT.with_borrow_mut(|exact| {
+            exact.clear();
+            let mut sketch: Option<Hll> = None;
+            let mut single: Option<usize> = None;
+            let mut exact_sets = 0usize;
+            for set in sets {
+                match set {
+                    DistinctSet::Exact(hashes) => {
+                        exact_sets += 1;
+                        single = Some(hashes.len());
+                        exact.extend_from_slice(hashes);
+                    }
+                    DistinctSet::Sketch(hll) => match &mut sketch {
+                        Some(acc) => acc.merge(hll),
+                        None => sketch = Some(hll.as_ref().clone()),
+                    },
                 }
-                hll.estimate().round() as i64
             }
-        }
+            match sketch {
+                // One exact set is sorted and unique already.
+                None if exact_sets == 1 => single.unwrap_or(0) as i64,
+                None => {
+                    exact.sort_unstable();
+                    exact.dedup();
+                    exact.len() as i64
+                }
+                Some(mut hll) => {
+                    for &h in exact.iter() {
+                        hll.insert(h);
+                    }
+                    hll.estimate().round() as i64
+                }
+            }
+        })
     }
 }
 
