@@ -14,6 +14,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: allocation was about a third of ingest's CPU
+/// profile (per-event values, per-flush rows and snapshots) and shows on the serve path too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Clap prints usage errors itself and exits with 2, as §6 asks.
     let cli = cmd::Cli::parse();
