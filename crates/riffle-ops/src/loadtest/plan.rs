@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
-use rand_distr::{Distribution, Zipf};
 use riffle_registry::{KeyType, Registry, UnsafePolicy};
+use riffle_stream::generator::PowerLaw;
 
 use super::LoadtestError;
 
@@ -111,64 +111,6 @@ impl Schedule {
             n += 1;
         }
         n
-    }
-}
-
-/// `H(n, s) = Σ_{k=1..n} k^-s`: the first 10 000 terms summed, the tail integrated.
-fn harmonic(n: u64, s: f64) -> f64 {
-    let exact = n.min(10_000);
-    let mut sum: f64 = (1..=exact).map(|k| (k as f64).powf(-s)).sum();
-    if n > exact {
-        let (a, b) = (exact as f64 + 0.5, n as f64 + 0.5);
-        sum += if (s - 1.0).abs() < 1e-12 {
-            b.ln() - a.ln()
-        } else {
-            (b.powf(1.0 - s) - a.powf(1.0 - s)) / (1.0 - s)
-        };
-    }
-    sum
-}
-
-/// A Zipf law over ranks `1..=n` whose exponent makes the top `top_fraction` of ranks get
-/// `top_share` of the draws (the same law as the demo population's activity); uniform when
-/// that share is not above an even one.
-#[derive(Debug, Clone)]
-pub struct PowerLaw {
-    n: u64,
-    zipf: Option<Zipf<f64>>,
-}
-
-impl PowerLaw {
-    pub fn new(n: u64, top_fraction: f64, top_share: f64) -> Self {
-        let n = n.max(1);
-        let k = ((n as f64 * top_fraction).round() as u64).clamp(1, n);
-        let share_at = |s: f64| harmonic(k, s) / harmonic(n, s);
-        let s = if share_at(0.0) >= top_share {
-            0.0
-        } else {
-            let (mut lo, mut hi) = (0.0f64, 4.0f64);
-            for _ in 0..60 {
-                let mid = (lo + hi) / 2.0;
-                if share_at(mid) < top_share {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            (lo + hi) / 2.0
-        };
-        Self {
-            n,
-            zipf: Zipf::new(n as f64, s).ok(),
-        }
-    }
-
-    /// A rank, 1-based.
-    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
-        match &self.zipf {
-            Some(z) => (z.sample(rng) as u64).clamp(1, self.n),
-            None => rng.random_range(1..=self.n),
-        }
     }
 }
 
