@@ -223,7 +223,9 @@ impl Engine {
     }
 
     /// Open loop for `duration` at `schedule`, at most `max_in_flight` requests at once;
-    /// then waits (at most `grace`) for the requests still in flight.
+    /// then waits (at most `grace`) for the requests still in flight. The schedule is kept
+    /// by a thread of its own (a current-thread runtime), so a busy main runtime answering
+    /// responses does not delay the sends; requests run on the main runtime.
     pub async fn run_open(
         self: &Arc<Self>,
         schedule: &Schedule,
@@ -232,6 +234,42 @@ impl Engine {
         grace: Duration,
     ) {
         let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
+        let main = tokio::runtime::Handle::current();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = {
+            let (me, schedule, slots, main) =
+                (self.clone(), schedule.clone(), slots.clone(), main.clone());
+            std::thread::Builder::new()
+                .name("loadtest-dispatch".into())
+                .spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                    {
+                        rt.block_on(me.dispatch(&schedule, duration, slots, main));
+                    }
+                    let _ = done_tx.send(());
+                })
+        };
+        match thread {
+            Ok(_) => {
+                let _ = done_rx.await;
+            }
+            // No thread to spare: keep the schedule on this runtime.
+            Err(_) => self.dispatch(schedule, duration, slots.clone(), main).await,
+        }
+        let all = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
+    }
+
+    /// Sends request *i* at its intended time, each as a task on `main`.
+    async fn dispatch(
+        self: &Arc<Self>,
+        schedule: &Schedule,
+        duration: Duration,
+        slots: Arc<Semaphore>,
+        main: tokio::runtime::Handle,
+    ) {
         let mut rng = SmallRng::from_rng(&mut rand::rng());
         let begin = Instant::now();
         let end = duration.as_secs_f64();
@@ -252,7 +290,7 @@ impl Engine {
             };
             let phase = self.phase.load(Ordering::SeqCst);
             let me = self.clone();
-            tokio::spawn(async move {
+            main.spawn(async move {
                 let sent = Instant::now();
                 let out = me.send(sel, ids).await;
                 let latency = Instant::now().saturating_duration_since(at);
@@ -267,8 +305,6 @@ impl Engine {
             });
             i += 1;
         }
-        let all = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
     }
 
     /// Closed loop: `concurrency` workers until `duration` has passed.
