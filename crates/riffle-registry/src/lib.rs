@@ -28,7 +28,9 @@ pub use model::{
     Entity, Feature, FeatureGroup, FeatureRef, FeatureService, GroupId, KeyType, Registry,
     UnsafePolicy,
 };
-pub use settings::{BreakerSettings, CacheSettings, ServeSettings, StoreSettings};
+pub use settings::{
+    BreakerSettings, CacheSettings, RowEncoding, ServeSettings, StoreSettings,
+};
 pub use source::{Aggregation, AggregationKind, IngestSettings, Source, SourceField, SourceKind};
 
 impl Registry {

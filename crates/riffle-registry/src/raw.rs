@@ -131,6 +131,7 @@ pub struct RawStore {
     pub connect_timeout: Option<String>,
     pub max_in_flight: Option<usize>,
     pub ttl_jitter: Option<f64>,
+    pub encoding: Option<u8>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -195,6 +195,18 @@ fn resolve_store(raw: &RawStore, p: &mut Problems) -> StoreSettings {
         ),
         max_in_flight,
         ttl_jitter,
+        encoding: match raw.encoding {
+            None => d.encoding,
+            Some(1) => RowEncoding::V1,
+            Some(2) => RowEncoding::V2,
+            Some(_) => {
+                p.add(
+                    "store.encoding",
+                    "must be 1 or 2 (the row encoding written)",
+                );
+                d.encoding
+            }
+        },
     }
 }
 

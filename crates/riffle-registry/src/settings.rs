@@ -94,6 +94,27 @@ pub struct StoreSettings {
     /// Fraction of a key's TTL added at random, so keys written together do not expire
     /// together.
     pub ttl_jitter: f64,
+    /// Row encoding written; readers accept every version whatever this says.
+    pub encoding: RowEncoding,
+}
+
+/// The row encoding a deployment writes (`[store] encoding = 1 | 2`). Version 1 exists so a
+/// rolling upgrade can keep writing rows the not-yet-upgraded readers understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowEncoding {
+    V1,
+    #[default]
+    V2,
+}
+
+impl RowEncoding {
+    /// The version byte that leads every row of this encoding.
+    pub fn version(self) -> u8 {
+        match self {
+            RowEncoding::V1 => 1,
+            RowEncoding::V2 => 2,
+        }
+    }
 }
 
 impl Default for StoreSettings {
@@ -104,6 +125,7 @@ impl Default for StoreSettings {
             connect_timeout: Duration::from_millis(500),
             max_in_flight: 512,
             ttl_jitter: 0.1,
+            encoding: RowEncoding::default(),
         }
     }
 }

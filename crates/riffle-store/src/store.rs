@@ -332,7 +332,7 @@ impl OnlineStore {
             };
             for w in writes {
                 let group = &self.registry.groups[w.group];
-                let bytes = codec::encode(group, &w.row)
+                let bytes = codec::encode_as(self.registry.store.encoding, group, &w.row)
                     .map_err(|e| StoreError::Config(format!("group {}: {e}", group.name)))?;
                 let (key, ttl) = entry(group.entity, w.id.as_str());
                 by_key
