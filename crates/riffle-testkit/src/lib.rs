@@ -2,6 +2,8 @@
 //!
 //! - [`RedisServer`]: a private `redis-server` that tests can kill (`SIGKILL`), hang
 //!   (`SIGSTOP`/`SIGCONT`) and restart on the same port.
+//! - [`RedisCluster`]: a private Redis Cluster (masters, replicas) whose nodes tests can kill
+//!   or hang, with waits for a replica's takeover.
 //! - [`KafkaBroker`]: a private Kafka-protocol broker (`tansu`, in-memory storage) that
 //!   tests can create topics on, kill and hang.
 //! - [`free_port`]: a loopback port nobody listens on.
@@ -11,9 +13,11 @@
 
 mod kafka_broker;
 mod process;
+mod redis_cluster;
 mod redis_server;
 
 pub use kafka_broker::KafkaBroker;
+pub use redis_cluster::{ClusterMaster, RedisCluster, NODE_TIMEOUT_MS};
 pub use redis_server::RedisServer;
 
 use std::net::TcpListener;
