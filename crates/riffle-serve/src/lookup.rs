@@ -4,8 +4,9 @@
 //! 2. **circuit breaker** ([`crate::breaker`]) — when open, misses go straight to 5;
 //! 3. **store** — ONE call for every cache miss of the batch, under the store's own
 //!    per-call timeout and in-flight bound (inside `OnlineStore`);
-//! 4. **typed decode** — `RowRead::{Found, Missing, Corrupt}`; corrupt rows are logged,
-//!    counted and served as `unavailable`;
+//! 4. **typed decode** — `RowRead::{Found, Missing, Corrupt, Unavailable}`; corrupt rows
+//!    are logged, counted and served as `unavailable`; an entity whose cluster node could
+//!    not answer is served as `unavailable` (not cached), the rest of the batch as usual;
 //! 5. **freshness** ([`crate::freshness`]) — fresh / stale / expired by the group's SLOs,
 //!    aged from the source's published watermark for stream groups ([`crate::watermarks`]);
 //! 6. **fallback** — the training default with its status for every value not served;
@@ -220,6 +221,9 @@ impl Reader {
                         let cached = match read {
                             RowRead::Found(row) => Cached::Found(Arc::new(row)),
                             RowRead::Missing => Cached::Missing,
+                            // Its node could not answer (a cluster node down): like a
+                            // failed call for this entity only, never cached.
+                            RowRead::Unavailable => continue,
                             RowRead::Corrupt(err) => {
                                 let g = &self.registry.groups[group];
                                 tracing::error!(group = %g.name, error = %err, "corrupt row in the store; serving defaults");

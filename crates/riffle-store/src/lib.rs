@@ -9,7 +9,8 @@
 //! - [`meta`]: pipeline metadata beside the rows (reserved keys `<project>:~meta:<name>`),
 //!   e.g. each ingest worker's event-time watermark, read by `riffle serve` and `riffle lag`.
 //! - Backends: [`embedded`] (in-process, persisted to a local file; the default) and
-//!   [`redis`](crate::redis_backend) (standalone Redis, TLS, AUTH/ACL).
+//!   [`redis`](crate::redis_backend) (standalone Redis, TLS, AUTH/ACL) and
+//!   [`redis_cluster`] (Redis Cluster: per-node pipelines, redirects, per-node breakers).
 //!
 //! The store knows the registry only to encode and decode rows; it never decides what to
 //! serve: freshness, fallbacks and statuses belong to `riffle-serve`.
@@ -21,6 +22,7 @@ mod error;
 pub mod layout;
 pub mod meta;
 pub mod redis_backend;
+pub mod redis_cluster;
 mod store;
 mod url;
 
@@ -30,4 +32,4 @@ pub use store::{
     EntityRead, MetaChange, MetaChanges, OnlineStore, RowRead, RowWrite, StateWrite, StoreInfo,
     StoreLimits,
 };
-pub use url::{StoreUrl, UrlError};
+pub use url::{ClusterUrl, StoreUrl, UrlError};

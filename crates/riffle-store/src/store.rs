@@ -16,6 +16,7 @@ use crate::error::StoreError;
 use crate::layout;
 use crate::meta;
 use crate::redis_backend::RedisStore;
+use crate::redis_cluster::{NodeStatus, RedisClusterStore};
 use crate::url::StoreUrl;
 
 /// The limits every store call runs under.
@@ -62,6 +63,9 @@ pub enum RowRead {
     Missing,
     /// A row that does not decode as the group's declared schema.
     Corrupt(DecodeError),
+    /// The entity's node could not answer (Redis Cluster: that node down, slow or skipped
+    /// by its breaker) while other entities of the batch were answered.
+    Unavailable,
 }
 
 /// One group's row to write for one entity.
@@ -145,6 +149,7 @@ impl KeyWrite {
 enum Backend {
     Embedded(EmbeddedStore),
     Redis(RedisStore),
+    RedisCluster(RedisClusterStore),
 }
 
 /// What kind of store this is, for `/health` and logs.
@@ -178,6 +183,9 @@ impl OnlineStore {
         let backend = match url {
             StoreUrl::Embedded(dir) => Backend::Embedded(EmbeddedStore::open(dir)?),
             StoreUrl::Redis(u) => Backend::Redis(RedisStore::connect(u, &limits)?),
+            StoreUrl::RedisCluster(u) => {
+                Backend::RedisCluster(RedisClusterStore::connect(u, &limits)?)
+            }
         };
         let fields = registry.groups.iter().map(layout::group_field).collect();
         Ok(Self {
@@ -199,6 +207,7 @@ impl OnlineStore {
             kind: match self.backend {
                 Backend::Embedded(_) => "embedded",
                 Backend::Redis(_) => "redis",
+                Backend::RedisCluster(_) => "redis-cluster",
             },
             url: self.url.redacted(),
             max_in_flight: self.limits.max_in_flight,
@@ -248,8 +257,9 @@ impl OnlineStore {
         let raw = self
             .guarded(self.limits.timeout, async {
                 match &self.backend {
-                    Backend::Embedded(s) => s.read(&keys),
-                    Backend::Redis(s) => s.read(&keys).await,
+                    Backend::Embedded(s) => s.read(&keys).map(all_answered),
+                    Backend::Redis(s) => s.read(&keys).await.map(all_answered),
+                    Backend::RedisCluster(s) => s.read(&keys, self.limits.timeout).await,
                 }
             })
             .await?;
@@ -258,6 +268,9 @@ impl OnlineStore {
             .iter()
             .zip(raw)
             .map(|(r, values)| {
+                let Some(values) = values else {
+                    return vec![RowRead::Unavailable; r.groups.len()];
+                };
                 r.groups
                     .iter()
                     .zip(values)
@@ -363,6 +376,7 @@ impl OnlineStore {
         };
         let (before, before_deletes) = self.meta_ops(&meta.before, meta.ttl);
         let (after, after_deletes) = self.meta_ops(&meta.after, meta.ttl);
+        let phases = [before.len(), keys.len()];
         let mut ordered = before;
         ordered.extend(keys);
         ordered.extend(after);
@@ -372,6 +386,10 @@ impl OnlineStore {
             match &self.backend {
                 Backend::Embedded(s) => s.write(ordered, deletes).await,
                 Backend::Redis(s) => s.write(ordered, deletes).await,
+                Backend::RedisCluster(s) => {
+                    let timeout = self.limits.write_timeout;
+                    s.write_phased(ordered, deletes, phases, timeout).await
+                }
             }
         })
         .await
@@ -433,6 +451,18 @@ impl OnlineStore {
                 match &self.backend {
                     Backend::Embedded(s) => s.read(&keys),
                     Backend::Redis(s) => s.read(&keys).await,
+                    Backend::RedisCluster(s) => {
+                        let timeout = self.limits.write_timeout;
+                        s.read(&keys, timeout)
+                            .await?
+                            .into_iter()
+                            .map(|v| {
+                                v.ok_or_else(|| {
+                                    StoreError::Unavailable("a cluster node did not answer".into())
+                                })
+                            })
+                            .collect()
+                    }
                 }
             })
             .await?;
@@ -460,6 +490,10 @@ impl OnlineStore {
             match &self.backend {
                 Backend::Embedded(s) => s.write(vec![key], Vec::new()).await,
                 Backend::Redis(s) => s.write(vec![key], Vec::new()).await,
+                Backend::RedisCluster(s) => {
+                    let timeout = self.limits.write_timeout;
+                    s.write(vec![key], Vec::new(), timeout).await
+                }
             }
         })
         .await
@@ -473,6 +507,7 @@ impl OnlineStore {
             match &self.backend {
                 Backend::Embedded(s) => s.read_all(&key),
                 Backend::Redis(s) => s.read_all(&key).await,
+                Backend::RedisCluster(s) => s.read_all(&key, self.limits.write_timeout).await,
             }
         })
         .await
@@ -488,6 +523,10 @@ impl OnlineStore {
             match &self.backend {
                 Backend::Embedded(s) => s.delete_fields(key, members.to_vec()).await,
                 Backend::Redis(s) => s.delete_fields(&key, members).await,
+                Backend::RedisCluster(s) => {
+                    let timeout = self.limits.write_timeout;
+                    s.delete_fields(&key, members, timeout).await
+                }
             }
         })
         .await
@@ -500,9 +539,24 @@ impl OnlineStore {
             match &self.backend {
                 Backend::Embedded(_) => Ok(()),
                 Backend::Redis(s) => s.ping().await,
+                Backend::RedisCluster(s) => s.ping(self.limits.timeout).await,
             }
         })
         .await?;
         Ok(start.elapsed())
     }
+
+    /// The nodes of a Redis Cluster store with each one's breaker state (empty for other
+    /// backends), for `/health` and tests.
+    pub fn cluster_nodes(&self) -> Vec<NodeStatus> {
+        match &self.backend {
+            Backend::RedisCluster(s) => s.nodes(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A whole-batch answer of a single-node backend: every key answered.
+fn all_answered(rows: Vec<Vec<Option<Vec<u8>>>>) -> Vec<Option<Vec<Option<Vec<u8>>>>> {
+    rows.into_iter().map(Some).collect()
 }

@@ -173,6 +173,7 @@ async fn read_row(store: &OnlineStore, user: &str) -> Option<GroupRow> {
         RowRead::Found(row) => Some(row),
         RowRead::Missing => None,
         RowRead::Corrupt(e) => panic!("corrupt row of {user}: {e}"),
+        RowRead::Unavailable => panic!("store node unavailable"),
     }
 }
 

@@ -54,6 +54,7 @@ fn read_rows(url: &StoreUrl, users: &[String]) -> Vec<Option<GroupRow>> {
                     RowRead::Found(row) => Some(row),
                     RowRead::Missing => None,
                     RowRead::Corrupt(e) => panic!("corrupt row: {e}"),
+                    RowRead::Unavailable => panic!("store node unavailable"),
                 });
             }
         }

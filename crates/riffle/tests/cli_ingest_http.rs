@@ -55,6 +55,7 @@ fn read_rows(
                 RowRead::Found(row) => Some(row),
                 RowRead::Missing => None,
                 RowRead::Corrupt(e) => panic!("corrupt row: {e}"),
+                RowRead::Unavailable => panic!("store node unavailable"),
             })
             .collect()
     })

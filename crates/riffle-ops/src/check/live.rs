@@ -244,6 +244,10 @@ pub async fn probe(registry: Arc<Registry>, targets: &ProbeTargets) -> LiveFacts
         Ok(url) => {
             let keys = match &url {
                 StoreUrl::Redis(u) => sample_keys(u, &registry.project).await,
+                StoreUrl::RedisCluster(_) => Keys::NotSampled(
+                    "redis cluster: keys are sampled per node; run the check against one master's redis:// URL"
+                        .into(),
+                ),
                 StoreUrl::Embedded(_) => Keys::NotSampled(
                     "embedded store: its file is held by the server; it expires keys as Redis does"
                         .into(),

@@ -56,6 +56,11 @@ pub async fn run(args: CostArgs) -> CmdResult {
     let text = args.store.as_deref().unwrap_or(&registry.store.url).trim();
     match StoreUrl::parse(text).map_err(usage)? {
         StoreUrl::Redis(_) => {}
+        StoreUrl::RedisCluster(_) => {
+            return Err(usage(anyhow!(
+                "riffle cost samples one Redis: give one master's redis://host:port (its share of the keys scales to the cluster)"
+            )))
+        }
         StoreUrl::Embedded(path) => {
             return Err(usage(anyhow!(
                 "riffle cost models Redis memory; {} is the embedded store, whose file size says nothing about a Redis deployment. Load the data into Redis and give --store redis://…",

@@ -400,6 +400,7 @@ pub fn read_rows(url: &StoreUrl, users: &[String]) -> Vec<Option<GroupRow>> {
                 RowRead::Found(row) => Some(row),
                 RowRead::Missing => None,
                 RowRead::Corrupt(e) => panic!("corrupt row: {e}"),
+                RowRead::Unavailable => panic!("store node unavailable"),
             });
         }
         out
