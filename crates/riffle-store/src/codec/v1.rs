@@ -73,7 +73,9 @@ pub(super) fn decode(group: &FeatureGroup, bytes: &[u8]) -> Result<GroupRow, Dec
             values.push(FeatureValue::Null);
             continue;
         }
-        values.push(r.value(i, feature.ty, |r| Ok(f64::from_le_bytes(r.array()?)))?);
+        r.value(i, feature.ty, &mut values, |r| {
+            Ok(f64::from_le_bytes(r.array()?))
+        })?;
     }
     r.finish()?;
     Ok(GroupRow {

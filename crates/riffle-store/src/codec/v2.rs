@@ -194,11 +194,11 @@ pub(super) fn decode(group: &FeatureGroup, bytes: &[u8]) -> Result<GroupRow, Dec
             values.push(FeatureValue::Null);
             continue;
         }
-        values.push(r.value(i, feature.ty, |r| {
+        r.value(i, feature.ty, &mut values, |r| {
             let tag = (tags[k / 2] >> (4 * (k % 2))) & 0x0f;
             k += 1;
             float(r, tag, i)
-        })?);
+        })?;
     }
     r.finish()?;
     Ok(GroupRow {
