@@ -251,6 +251,9 @@ fn the_documented_v2_example_encodes_exactly() {
          dc 58 18 0e 01 f0 e1 c5 81 c3 68"
     );
     assert!(same_bits(&decode(&reg.groups[0], &bytes).unwrap(), &row));
+    // The example's comparison with version 1.
+    let v1 = encode_as(RowEncoding::V1, &reg.groups[0], &row).unwrap();
+    assert_eq!((bytes.len(), v1.len()), (31, 49));
 }
 
 /// The version-1 worked example in docs/storage-layout.md, byte for byte.
