@@ -201,7 +201,9 @@ impl RedisClusterStore {
     }
 
     /// One `HMGET` per key, one pipeline per node, all nodes at once. `None` for a key
-    /// whose node could not answer; an error when no key could be answered.
+    /// whose node could not answer. An error only when the batch spanned every master and
+    /// none answered (the whole cluster is failing, which the caller's breaker should
+    /// count); one failing node, even for a single-entity batch, is not the store failing.
     pub(crate) async fn read(
         &self,
         keys: &[KeyRead],
@@ -210,9 +212,16 @@ impl RedisClusterStore {
         let ops: Vec<Op<'_>> = keys.iter().map(Op::Read).collect();
         let answers = self.inner.run(&ops, deadline(timeout)).await?;
         if !answers.is_empty() && answers.iter().all(Option::is_none) {
-            return Err(StoreError::Unavailable(
-                "no cluster node owning the keys answered".into(),
-            ));
+            let map = self.inner.read_map();
+            let owners: std::collections::HashSet<&str> = keys
+                .iter()
+                .filter_map(|k| map.owner(slot_of(k.key.as_bytes())))
+                .collect();
+            if owners.len() >= map.masters().len() {
+                return Err(StoreError::Unavailable(
+                    "no Redis Cluster master answered".into(),
+                ));
+            }
         }
         Ok(answers
             .into_iter()

@@ -293,7 +293,10 @@ async fn moved_and_ask_during_a_slot_migration_are_followed() {
         "1",
         "the newcomer was written to the importing node"
     );
-    assert_eq!(value(&read(&store, &[newcomer.clone()]).await[0]), Some(7));
+    assert_eq!(
+        value(&read(&store, std::slice::from_ref(&newcomer)).await[0]),
+        Some(7)
+    );
 
     // Finish the migration; the store's map still names the old owner.
     let moved = cluster
