@@ -29,7 +29,7 @@ pub use model::{
     UnsafePolicy,
 };
 pub use settings::{
-    BreakerSettings, CacheSettings, RowEncoding, ServeSettings, StoreSettings,
+    BreakerSettings, CacheSettings, ReadFrom, RowEncoding, ServeSettings, StoreSettings,
 };
 pub use source::{Aggregation, AggregationKind, IngestSettings, Source, SourceField, SourceKind};
 

@@ -132,6 +132,9 @@ pub struct RawStore {
     pub max_in_flight: Option<usize>,
     pub ttl_jitter: Option<f64>,
     pub encoding: Option<u8>,
+    pub replicas: Option<Vec<String>>,
+    pub read_from: Option<String>,
+    pub replica_max_lag: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

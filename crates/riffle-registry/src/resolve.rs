@@ -185,8 +185,23 @@ fn resolve_store(raw: &RawStore, p: &mut Problems) -> StoreSettings {
     if max_in_flight == 0 {
         p.add("store.max_in_flight", "must be at least 1");
     }
+    let url = raw.url.clone().unwrap_or(d.url);
+    let replicas = raw.replicas.clone().unwrap_or_default();
+    let read_from = match raw.read_from.as_deref() {
+        None => d.read_from,
+        Some("primary") => ReadFrom::Primary,
+        Some("replica") => ReadFrom::Replica,
+        Some(other) => {
+            p.add(
+                "store.read_from",
+                format!("{other:?} is not \"primary\" or \"replica\""),
+            );
+            d.read_from
+        }
+    };
+    resolve_replicas(&url, &replicas, read_from, p);
     StoreSettings {
-        url: raw.url.clone().unwrap_or(d.url),
+        url,
         timeout: p.duration("store.timeout", &raw.timeout, d.timeout),
         connect_timeout: p.duration(
             "store.connect_timeout",
@@ -207,6 +222,50 @@ fn resolve_store(raw: &RawStore, p: &mut Problems) -> StoreSettings {
                 d.encoding
             }
         },
+        replicas,
+        read_from,
+        replica_max_lag: p.duration(
+            "store.replica_max_lag",
+            &raw.replica_max_lag,
+            d.replica_max_lag,
+        ),
+    }
+}
+
+/// Replicas are Redis servers (`redis://` / `rediss://` with a host) of a Redis primary.
+fn resolve_replicas(url: &str, replicas: &[String], read_from: ReadFrom, p: &mut Problems) {
+    let is_redis = |u: &str| {
+        let rest = u
+            .strip_prefix("redis://")
+            .or_else(|| u.strip_prefix("rediss://"));
+        let host = rest.map(|r| r.rsplit('@').next().unwrap_or(r));
+        let host = host.and_then(|h| h.split(['/', '#']).next());
+        host.is_some_and(|h| {
+            !h.is_empty()
+                && h.rsplit_once(':')
+                    .is_none_or(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok())
+        })
+    };
+    let redis_primary = url.starts_with("redis://") || url.starts_with("rediss://");
+    if !replicas.is_empty() && !redis_primary {
+        p.add(
+            "store.replicas",
+            format!("replicas need a redis:// primary, but store.url is {url:?}"),
+        );
+    }
+    for (i, r) in replicas.iter().enumerate() {
+        if !is_redis(r.trim()) {
+            p.add(
+                format!("store.replicas[{i}]"),
+                format!("{r:?} is not a Redis URL: use redis://host:port"),
+            );
+        }
+    }
+    if read_from == ReadFrom::Replica && replicas.is_empty() {
+        p.add(
+            "store.read_from",
+            "\"replica\" needs at least one URL in store.replicas",
+        );
     }
 }
 

@@ -96,6 +96,23 @@ pub struct StoreSettings {
     pub ttl_jitter: f64,
     /// Row encoding written; readers accept every version whatever this says.
     pub encoding: RowEncoding,
+    /// Read replicas of a Redis primary (`redis://…` URLs); writes always go to the primary.
+    pub replicas: Vec<String>,
+    /// Where serving reads go.
+    pub read_from: ReadFrom,
+    /// A replica lagging more than this is not read from.
+    pub replica_max_lag: Duration,
+}
+
+/// Where serving reads go (`[store] read_from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    /// Every read goes to the primary (`store.url`).
+    #[default]
+    Primary,
+    /// Reads go to the nearest healthy replica (smallest measured round trip), else the
+    /// primary.
+    Replica,
 }
 
 /// The row encoding a deployment writes (`[store] encoding = 1 | 2`). Version 1 exists so a
@@ -126,6 +143,9 @@ impl Default for StoreSettings {
             max_in_flight: 512,
             ttl_jitter: 0.1,
             encoding: RowEncoding::default(),
+            replicas: Vec::new(),
+            read_from: ReadFrom::Primary,
+            replica_max_lag: Duration::from_secs(5),
         }
     }
 }

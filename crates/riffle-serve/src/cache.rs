@@ -22,7 +22,9 @@ pub type CacheKey = (GroupId, Arc<str>);
 /// What the cache remembers of the store's answer.
 #[derive(Debug, Clone)]
 pub enum Cached {
-    Found(Arc<GroupRow>),
+    /// The row, and the replication lag (ms) of the replica it was read from (0: the
+    /// primary), which freshness adds to its age on every serve.
+    Found(Arc<GroupRow>, u64),
     Missing,
 }
 
@@ -35,7 +37,7 @@ struct TtlPolicy {
 impl Expiry<CacheKey, Cached> for TtlPolicy {
     fn expire_after_create(&self, key: &CacheKey, value: &Cached, _: Instant) -> Option<Duration> {
         Some(match value {
-            Cached::Found(_) => self.ttl.get(key.0).copied().unwrap_or(self.negative_ttl),
+            Cached::Found(..) => self.ttl.get(key.0).copied().unwrap_or(self.negative_ttl),
             Cached::Missing => self.negative_ttl,
         })
     }
@@ -154,11 +156,14 @@ default = 0
     }
 
     fn row() -> Cached {
-        Cached::Found(Arc::new(GroupRow {
-            event_ts: Timestamp::now(),
-            computed_at: Timestamp::now(),
-            values: vec![FeatureValue::Int64(1)],
-        }))
+        Cached::Found(
+            Arc::new(GroupRow {
+                event_ts: Timestamp::now(),
+                computed_at: Timestamp::now(),
+                values: vec![FeatureValue::Int64(1)],
+            }),
+            0,
+        )
     }
 
     #[test]
@@ -168,7 +173,7 @@ default = 0
         let missing: CacheKey = (0, Arc::from("u2"));
         cache.insert(found.clone(), row());
         cache.insert(missing.clone(), Cached::Missing);
-        assert!(matches!(cache.get(&found), Some(Cached::Found(_))));
+        assert!(matches!(cache.get(&found), Some(Cached::Found(..))));
         assert!(matches!(cache.get(&missing), Some(Cached::Missing)));
         std::thread::sleep(Duration::from_millis(60));
         assert!(

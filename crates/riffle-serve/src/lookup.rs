@@ -8,7 +8,8 @@
 //!    are logged, counted and served as `unavailable`; an entity whose cluster node could
 //!    not answer is served as `unavailable` (not cached), the rest of the batch as usual;
 //! 5. **freshness** ([`crate::freshness`]) — fresh / stale / expired by the group's SLOs,
-//!    aged from the source's published watermark for stream groups ([`crate::watermarks`]);
+//!    aged from the source's published watermark for stream groups ([`crate::watermarks`]),
+//!    plus the replication lag of the replica that answered (`riffle_store::replicas`);
 //! 6. **fallback** — the training default with its status for every value not served;
 //! 7. **unsafe policy** — a group with `on_unsafe = "fail"` whose values would be
 //!    `unavailable` or `expired` fails the request (503, `critical`). A *missing* row is
@@ -24,7 +25,7 @@ use std::sync::Arc;
 
 use riffle_core::{Degradation, EntityId, FeatureValue, Timestamp, ValueStatus};
 use riffle_registry::{FeatureGroup, Registry, UnsafePolicy};
-use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreError};
+use riffle_store::{EntityRead, GroupRow, OnlineStore, ReadAnswer, ReadNode, RowRead, StoreError};
 
 use crate::breaker::{Admission, Breaker, Outcome as CallOutcome};
 use crate::cache::{CacheKey, Cached, HotCache};
@@ -214,12 +215,14 @@ impl Reader {
                 })
                 .collect();
             // On a failed call every miss stays unavailable (5. fallback).
-            if let Ok(rows) = self.call_store(&reads).await {
-                for (((e, slots), row_reads), gids) in misses.iter().zip(rows).zip(&groups) {
+            if let Ok(answer) = self.call_store(&reads).await {
+                // A replica's rows are as old as their basis plus its lag.
+                let lag_ms = answer.replica_lag_ms.unwrap_or(0);
+                for (((e, slots), row_reads), gids) in misses.iter().zip(answer.rows).zip(&groups) {
                     for ((&slot, read), &group) in slots.iter().zip(row_reads).zip(gids) {
                         let key: CacheKey = (group, keys[*e].clone());
                         let cached = match read {
-                            RowRead::Found(row) => Cached::Found(Arc::new(row)),
+                            RowRead::Found(row) => Cached::Found(Arc::new(row), lag_ms),
                             RowRead::Missing => Cached::Missing,
                             // Its node could not answer (a cluster node down): like a
                             // failed call for this entity only, never cached.
@@ -316,9 +319,14 @@ impl Reader {
     /// Freshness of one cached or stored answer.
     fn evaluate(&self, group: usize, cached: Option<Cached>, now: Timestamp) -> GroupOutcome {
         match cached {
-            Some(Cached::Found(row)) => {
+            Some(Cached::Found(row, lag_ms)) => {
                 let basis = self.watermarks.basis(group).time_for(row.event_ts);
-                let (status, age) = freshness::evaluate(&self.registry.groups[group], basis, now);
+                // Read from a replica `lag_ms` behind: the row is that much older than it
+                // looks, as if seen `lag_ms` later.
+                let seen_at = Timestamp::from_millis(now.millis().saturating_add(lag_ms as i64))
+                    .unwrap_or(now);
+                let (status, age) =
+                    freshness::evaluate(&self.registry.groups[group], basis, seen_at);
                 GroupOutcome {
                     status,
                     row: Some(row),
@@ -335,22 +343,34 @@ impl Reader {
     }
 
     /// One store round trip behind the breaker, timed and counted.
-    async fn call_store(&self, reads: &[EntityRead<'_>]) -> Result<Vec<Vec<RowRead>>, ()> {
+    async fn call_store(&self, reads: &[EntityRead<'_>]) -> Result<ReadAnswer, ()> {
         let admission = self.breaker.admit();
         if admission == Admission::Rejected {
             self.metrics.breaker_rejections.inc();
             return Err(());
         }
         let started = tokio::time::Instant::now();
-        let result = self.store.read(reads).await;
+        let result = self.store.read_routed(reads).await;
         self.metrics
             .store_duration
             .get_or_create(&crate::metrics::OpLabels { op: "read" })
             .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(rows) => {
+            Ok(answer) => {
                 self.breaker.record(admission, CallOutcome::Success);
-                Ok(rows)
+                let target = match answer.node {
+                    ReadNode::Primary => 0,
+                    ReadNode::Replica(i) => i + 1,
+                };
+                if let Some(reads) = self.metrics.store_reads.get(target) {
+                    reads.inc();
+                }
+                if let Some(i) = answer.failed_over_from {
+                    if let Some(failovers) = self.metrics.replica_failovers.get(i) {
+                        failovers.inc();
+                    }
+                }
+                Ok(answer)
             }
             Err(e) => {
                 self.note_store_error("read", &e);
@@ -368,5 +388,59 @@ impl Reader {
     fn note_store_error(&self, op: &'static str, e: &StoreError) {
         self.metrics.store_error(op, e);
         tracing::warn!(op, kind = e.kind(), error = %e, "store call failed; serving defaults");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTRY: &str = r#"
+[[entities]]
+name = "user"
+[[feature_groups]]
+name = "g"
+entity = "user"
+ttl = "1h"
+freshness_slo = "30s"
+staleness_limit = "10m"
+features = [{ name = "n", type = "int64", default = 0 }]
+"#;
+
+    #[tokio::test]
+    async fn a_replicas_lag_is_added_to_the_age_of_what_it_served() {
+        let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let limits = riffle_store::StoreLimits::from_settings(&registry.store);
+        let store = OnlineStore::open(
+            &riffle_store::StoreUrl::Embedded(dir.path().into()),
+            registry.clone(),
+            limits,
+        )
+        .await
+        .unwrap();
+        let metrics = Arc::new(Metrics::new(&registry));
+        let reader = Reader::new(registry, Arc::new(store), false, metrics);
+        let now = Timestamp::now();
+        let row = Arc::new(GroupRow {
+            event_ts: Timestamp::from_millis(now.millis() - 20_000).unwrap(),
+            computed_at: now,
+            values: vec![FeatureValue::Int64(1)],
+        });
+        // From the primary (or a replica that keeps up): 20 s old, fresh.
+        let primary = reader.evaluate(0, Some(Cached::Found(row.clone(), 0)), now);
+        assert_eq!(
+            (primary.status, primary.age_ms),
+            (ValueStatus::Fresh, Some(20_000))
+        );
+        // From a replica 15 s behind: 35 s old, past the 30 s SLO.
+        let lagging = reader.evaluate(0, Some(Cached::Found(row.clone(), 15_000)), now);
+        assert_eq!(
+            (lagging.status, lagging.age_ms),
+            (ValueStatus::Stale, Some(35_000))
+        );
+        // 10 minutes behind: past the staleness limit, the default is served.
+        let far = reader.evaluate(0, Some(Cached::Found(row, 600_000)), now);
+        assert_eq!(far.status, ValueStatus::Expired);
     }
 }

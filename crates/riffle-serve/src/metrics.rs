@@ -32,6 +32,10 @@
 //! | `riffle_feature_psi` | gauge | `group`, `feature` | population stability index against the baseline (`riffle serve --baseline`; absent without one or under 100 samples) |
 //! | `riffle_feature_psi_threshold` | gauge | `group`, `feature` | the PSI above which the feature counts as drifted (`--psi-threshold`, 0.2 by default) |
 //! | `riffle_source_watermark_age_seconds` | gauge | `source` | now − the source's published event-time watermark (MIN over live ingest workers, else the last published; sampled at scrape; absent until one is published) |
+//! | `riffle_store_reads_total` | counter | `target` | serving reads answered, by the node that answered: `primary` or a replica's URL (without password) |
+//! | `riffle_store_replica_failovers_total` | counter | `replica` | reads that failed or timed out on the replica and were retried on the primary |
+//! | `riffle_store_replica_lag_seconds` | gauge | `replica` | the replica's replication lag, by the heartbeat (sampled at scrape; absent while unknown: link down, unreachable) |
+//! | `riffle_store_replica_healthy` | gauge | `replica` | 1 when the replica may be read from (reachable, link up, lag within `store.replica_max_lag`), else 0 |
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -99,6 +103,16 @@ pub struct FeatureGauges {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplicaLabels {
+    pub replica: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     pub source: String,
 }
@@ -149,6 +163,12 @@ pub struct Metrics {
     /// One entry per registry group, by `GroupId`.
     pub groups: Vec<GroupMetrics>,
     pub source_watermark_age: Family<SourceLabels, FloatGauge>,
+    /// Reads by the node that answered: `[primary, replica 0, replica 1, …]`.
+    pub store_reads: Vec<Counter>,
+    /// Failovers to the primary, by replica index.
+    pub replica_failovers: Vec<Counter>,
+    replica_lag: Family<ReplicaLabels, FloatGauge>,
+    replica_healthy: Family<ReplicaLabels, Gauge>,
     /// `[samples, mean, p99, default_ratio, psi, psi_threshold]`.
     feature_families: [Family<FeatureLabels, FloatGauge>; 6],
 }
@@ -190,6 +210,28 @@ impl Metrics {
         let corrupt = Family::<GroupLabels, Counter>::default();
         let written = Family::<GroupLabels, Counter>::default();
         let source_watermark_age = Family::<SourceLabels, FloatGauge>::default();
+        let reads = Family::<TargetLabels, Counter>::default();
+        let failovers = Family::<ReplicaLabels, Counter>::default();
+        let replica_lag = Family::<ReplicaLabels, FloatGauge>::default();
+        let replica_healthy = Family::<ReplicaLabels, Gauge>::default();
+        let replica_names: Vec<String> = reg
+            .store
+            .replicas
+            .iter()
+            .map(|u| riffle_store::StoreUrl::Redis(u.clone()).redacted())
+            .collect();
+        let store_reads = std::iter::once("primary".to_owned())
+            .chain(replica_names.iter().cloned())
+            .map(|target| reads.get_or_create(&TargetLabels { target }).clone())
+            .collect();
+        let replica_failovers = replica_names
+            .iter()
+            .map(|r| {
+                failovers
+                    .get_or_create(&ReplicaLabels { replica: r.clone() })
+                    .clone()
+            })
+            .collect();
         let feature_families: [Family<FeatureLabels, FloatGauge>; 6] = Default::default();
         for (family, (name, help)) in feature_families.iter().zip([
             (
@@ -334,8 +376,33 @@ impl Metrics {
             source_watermark_age.clone(),
         );
 
+        registry.register(
+            "store_reads",
+            "Serving reads by the node that answered (primary or a replica)",
+            reads,
+        );
+        registry.register(
+            "store_replica_failovers",
+            "Reads that failed on a replica and were retried on the primary",
+            failovers,
+        );
+        registry.register(
+            "store_replica_lag_seconds",
+            "Replication lag of the replica, measured by the heartbeat",
+            replica_lag.clone(),
+        );
+        registry.register(
+            "store_replica_healthy",
+            "1 when the replica may be read from, else 0",
+            replica_healthy.clone(),
+        );
+
         Self {
             registry,
+            store_reads,
+            replica_failovers,
+            replica_lag,
+            replica_healthy,
             http_requests,
             http_duration,
             http_in_flight,
@@ -394,6 +461,29 @@ impl Metrics {
                 source: source.to_owned(),
             })
             .set(seconds);
+    }
+
+    /// Sets the replicas' lag and health gauges (at scrape); a lag not known now has no
+    /// series rather than a stale one.
+    pub fn replicas(&self, replicas: &[riffle_store::ReplicaStatus]) {
+        for r in replicas {
+            let labels = ReplicaLabels {
+                replica: r.url.clone(),
+            };
+            self.replica_healthy
+                .get_or_create(&labels)
+                .set(i64::from(r.healthy));
+            match r.lag_ms {
+                Some(ms) => {
+                    self.replica_lag
+                        .get_or_create(&labels)
+                        .set(ms as f64 / 1000.0);
+                }
+                None => {
+                    self.replica_lag.remove(&labels);
+                }
+            }
+        }
     }
 
     /// Counts one served value.

@@ -11,6 +11,8 @@
 //! - Backends: [`embedded`] (in-process, persisted to a local file; the default) and
 //!   [`redis`](crate::redis_backend) (standalone Redis, TLS, AUTH/ACL) and
 //!   [`redis_cluster`] (Redis Cluster: per-node pipelines, redirects, per-node breakers).
+//! - [`replicas`]: serving reads from the nearest healthy read replica of a Redis primary,
+//!   with its replication lag measured by a heartbeat and a fallback to the primary.
 //!
 //! The store knows the registry only to encode and decode rows; it never decides what to
 //! serve: freshness, fallbacks and statuses belong to `riffle-serve`.
@@ -23,11 +25,13 @@ pub mod layout;
 pub mod meta;
 pub mod redis_backend;
 pub mod redis_cluster;
+pub mod replicas;
 mod store;
 mod url;
 
 pub use codec::{DecodeError, GroupRow};
 pub use error::StoreError;
+pub use replicas::{ReadAnswer, ReadNode, ReplicaStatus};
 pub use store::{
     EntityRead, MetaChange, MetaChanges, OnlineStore, RowRead, RowWrite, StateWrite, StoreInfo,
     StoreLimits,

@@ -12,6 +12,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::error::StoreError;
 use crate::store::{KeyDelete, KeyRead, KeyWrite, StoreLimits};
 
+/// Cloning shares the connection (the replica monitor writes heartbeats on the primary's).
+#[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
 }
@@ -43,6 +45,11 @@ impl RedisStore {
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::Config(format!("cannot set up Redis connection: {e}")))?;
         Ok(Self { conn })
+    }
+
+    /// The shared connection, for commands of its own (the replica monitor's probes).
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
     /// One pipeline of `HMGET`s: one round trip for the whole batch.

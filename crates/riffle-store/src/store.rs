@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use riffle_core::{EntityId, Timestamp};
-use riffle_registry::{GroupId, Registry, StoreSettings};
+use riffle_registry::{GroupId, ReadFrom, Registry, StoreSettings};
 use tokio::sync::Semaphore;
 
 use crate::codec::{self, DecodeError, GroupRow};
@@ -17,6 +17,7 @@ use crate::layout;
 use crate::meta;
 use crate::redis_backend::RedisStore;
 use crate::redis_cluster::{NodeStatus, RedisClusterStore};
+use crate::replicas::{ReadAnswer, ReadNode, ReplicaSet, ReplicaStatus, Replicas, Route};
 use crate::url::StoreUrl;
 
 /// The limits every store call runs under.
@@ -170,6 +171,8 @@ pub struct OnlineStore {
     url: StoreUrl,
     /// Field name of each group, computed once.
     fields: Vec<String>,
+    /// Read replicas of a Redis primary and their monitor (`store.replicas`).
+    replicas: Option<Replicas>,
 }
 
 impl OnlineStore {
@@ -188,7 +191,25 @@ impl OnlineStore {
             }
         };
         let fields = registry.groups.iter().map(layout::group_field).collect();
+        let replicas = match (&backend, registry.store.replicas.is_empty()) {
+            (_, true) => None,
+            (Backend::Redis(primary), false) => Some(Replicas::start(ReplicaSet::new(
+                primary,
+                &registry.store.replicas,
+                registry.store.read_from == ReadFrom::Replica,
+                &registry.project,
+                &limits,
+                registry.store.replica_max_lag,
+            )?)),
+            _ => {
+                return Err(StoreError::Config(format!(
+                    "store.replicas need a redis:// primary, not {}",
+                    url.redacted()
+                )))
+            }
+        };
         Ok(Self {
+            replicas,
             backend,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             registry,
@@ -243,6 +264,13 @@ impl OnlineStore {
     /// Reads many entities' group rows in one round trip. The answer has one entry per
     /// `EntityRead`, holding one [`RowRead`] per requested group, in order.
     pub async fn read(&self, reads: &[EntityRead<'_>]) -> Result<Vec<Vec<RowRead>>, StoreError> {
+        self.read_routed(reads).await.map(|answer| answer.rows)
+    }
+
+    /// [`OnlineStore::read`], saying which node answered: with `store.read_from =
+    /// "replica"` the nearest healthy replica, else (or when it fails) the primary
+    /// ([`crate::replicas`]).
+    pub async fn read_routed(&self, reads: &[EntityRead<'_>]) -> Result<ReadAnswer, StoreError> {
         let keys: Vec<KeyRead> = reads
             .iter()
             .map(|r| KeyRead {
@@ -254,17 +282,22 @@ impl OnlineStore {
                 fields: r.groups.iter().map(|&g| self.fields[g].clone()).collect(),
             })
             .collect();
-        let raw = self
+        let (raw, route) = self
             .guarded(self.limits.timeout, async {
-                match &self.backend {
+                if let Some(r) = &self.replicas {
+                    let (raw, route) = r.set.read(&keys, self.limits.timeout).await?;
+                    return Ok((all_answered(raw), route));
+                }
+                let raw = match &self.backend {
                     Backend::Embedded(s) => s.read(&keys).map(all_answered),
                     Backend::Redis(s) => s.read(&keys).await.map(all_answered),
                     Backend::RedisCluster(s) => s.read(&keys, self.limits.timeout).await,
-                }
+                };
+                raw.map(|raw| (raw, Route::PRIMARY))
             })
             .await?;
         let now = Timestamp::now();
-        Ok(reads
+        let rows = reads
             .iter()
             .zip(raw)
             .map(|(r, values)| {
@@ -293,7 +326,22 @@ impl OnlineStore {
                     })
                     .collect()
             })
-            .collect())
+            .collect();
+        Ok(ReadAnswer {
+            rows,
+            node: route.node,
+            replica_lag_ms: route.replica_lag_ms,
+            failed_over_from: route.failed_over_from,
+        })
+    }
+
+    /// Where serving reads go now, and each replica as last measured (empty without
+    /// `store.replicas`).
+    pub fn replicas(&self) -> (ReadNode, Vec<ReplicaStatus>) {
+        match &self.replicas {
+            Some(r) => (r.set.target(), r.set.status()),
+            None => (ReadNode::Primary, Vec::new()),
+        }
     }
 
     /// Writes rows in one round trip. Rows of one entity share one key and one command.

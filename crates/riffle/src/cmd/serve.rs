@@ -1,7 +1,8 @@
-//! `riffle serve --config PATH [--listen ADDR] [--store URL] [--no-cache] [--baseline FILE]
-//! [--psi-threshold 0.2] [--drift-sample-every 16]`: loads the registry (and a drift baseline
-//! saved by `riffle baseline save`), opens the store, binds, prints the address and serves
-//! until Ctrl-C or SIGTERM.
+//! `riffle serve --config PATH [--listen ADDR] [--store URL] [--read-replica URL]… [--no-cache]
+//! [--baseline FILE] [--psi-threshold 0.2] [--drift-sample-every 16]`: loads the registry (and
+//! a drift baseline saved by `riffle baseline save`), opens the store, binds, prints the
+//! address and serves until Ctrl-C or SIGTERM. `--read-replica` replaces the registry's
+//! `store.replicas` and sets `store.read_from = "replica"`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,10 @@ pub struct ServeArgs {
     /// Online store URL (default: the registry's store.url).
     #[arg(long, env = "RIFFLE_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// Read from this replica of the Redis primary (repeat for several: the nearest healthy
+    /// one is read from); replaces `store.replicas` and implies `read_from = "replica"`.
+    #[arg(long = "read-replica", value_name = "URL")]
+    pub read_replica: Vec<String>,
     /// Turn the hot cache off (benchmarks, debugging).
     #[arg(long)]
     pub no_cache: bool,
@@ -40,7 +45,23 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> CmdResult {
-    let registry = config::load_registry(&args.config.config)?;
+    let mut registry = config::load_registry(&args.config.config)?;
+    if !args.read_replica.is_empty() {
+        let primary = args.store.as_deref().unwrap_or(&registry.store.url);
+        if !(primary.starts_with("redis://") || primary.starts_with("rediss://")) {
+            return Err(usage(anyhow!(
+                "--read-replica needs a redis:// primary (--store or store.url)"
+            )));
+        }
+        for url in &args.read_replica {
+            riffle_store::replicas::check_replica_url(url)
+                .map_err(|e| usage(anyhow!("--read-replica: {e}")))?;
+        }
+        let mut with_replicas = (*registry).clone();
+        with_replicas.store.replicas = args.read_replica.clone();
+        with_replicas.store.read_from = riffle_registry::ReadFrom::Replica;
+        registry = Arc::new(with_replicas);
+    }
     let baseline = match &args.baseline {
         Some(path) => {
             let text = std::fs::read_to_string(path)
