@@ -75,6 +75,8 @@ pub struct StoreHealth {
     pub reachable: bool,
     pub ping_ms: Option<f64>,
     pub error: Option<String>,
+    /// A Redis Cluster's nodes, each with its breaker state (empty for other stores).
+    pub cluster_nodes: Vec<riffle_store::redis_cluster::NodeStatus>,
     pub in_flight: usize,
     pub max_in_flight: usize,
     pub timeout_ms: u64,
@@ -174,6 +176,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
             reachable: ping.is_ok(),
             ping_ms: ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
             error: ping.err(),
+            cluster_nodes: store.cluster_nodes(),
             in_flight: store.in_flight(),
             max_in_flight: info.max_in_flight,
             timeout_ms: info.timeout_ms,

@@ -64,7 +64,7 @@ pub const MAX_REDIRECTS: usize = 3;
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// One node as the store sees it, for `/health` and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NodeStatus {
     /// `host:port`.
     pub addr: String,

@@ -138,6 +138,12 @@ fn serve_answers_through_a_master_failover_and_writes_land_on_slot_owners() {
     }
     let health: Value = serde_json::from_str(&http_get(&base, "/health").unwrap().1).unwrap();
     assert_eq!(health["store"]["kind"], "redis-cluster", "{health}");
+    let nodes = health["store"]["cluster_nodes"].as_array().unwrap();
+    assert_eq!(
+        nodes.iter().filter(|n| n["master"] == true).count(),
+        3,
+        "{health}"
+    );
 
     // Before the fault: every user's real value (a slow first call may serve a default).
     let all_real = |base: &str| (0..users).all(|i| ask(base, i) == Answer::Real);
@@ -204,6 +210,21 @@ fn serve_answers_through_a_master_failover_and_writes_land_on_slot_owners() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let recovered_after = killed_at.elapsed();
+    // /health shows the dead master's breaker open, and the promoted replica as a master.
+    let health: Value = serde_json::from_str(&http_get(&base, "/health").unwrap().1).unwrap();
+    let node = |i: usize| {
+        let addr = format!("127.0.0.1:{}", cluster.node(i).port());
+        health["store"]["cluster_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["addr"] == addr.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{addr} not in {health}"))
+    };
+    assert_ne!(node(victim)["breaker"], "closed", "{health}");
+    assert_eq!(node(victim)["master"], false, "{health}");
+    assert_eq!(node(promoted)["master"], true, "{health}");
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for client in clients {
