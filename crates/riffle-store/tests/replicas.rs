@@ -370,6 +370,10 @@ async fn a_lagging_replica_says_so_and_is_left_beyond_the_lag_bound() {
         seen_lag >= 700,
         "lag while held reached only {seen_lag} ms before the replica was left"
     );
+    eprintln!(
+        "held {:?}: largest lag served {seen_lag} ms, then left for the primary",
+        held_at.elapsed()
+    );
     let (target, status) = store.replicas();
     assert_eq!(target, ReadNode::Primary);
     assert!(status[0].reachable && status[0].link_up, "{status:?}");

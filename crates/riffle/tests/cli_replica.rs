@@ -230,8 +230,10 @@ fn survives(fail: fn(&mut RedisServer), recover: fn(&mut RedisServer)) {
     );
 
     fail(&mut replica);
-    reads.wait_more(300);
+    let failed_at = Instant::now();
     wait_target(&base, "primary");
+    let left_after = failed_at.elapsed();
+    reads.wait_more(300);
     let p1 = hmget_calls(&primary);
     assert!(
         p1 - p0 >= 100,
@@ -244,8 +246,10 @@ fn survives(fail: fn(&mut RedisServer), recover: fn(&mut RedisServer)) {
     assert!(reads_on_primary >= 100.0, "{reads_on_primary}");
 
     recover(&mut replica);
+    let recovered_at = Instant::now();
     wait_linked(&replica);
     wait_target(&base, &replica.url());
+    let back_after = recovered_at.elapsed();
     let (p2, r2) = (hmget_calls(&primary), hmget_calls(&replica));
     reads.wait_more(200);
     let total = reads.finish();
@@ -270,7 +274,10 @@ fn survives(fail: fn(&mut RedisServer), recover: fn(&mut RedisServer)) {
             replica.url()
         ),
     );
-    eprintln!("{total} requests answered with real values; {failovers} failed over");
+    eprintln!(
+        "{total} requests answered with real values; {failovers} failed over; /health said \
+         primary {left_after:?} after the fault and the replica again {back_after:?} after recovery"
+    );
 }
 
 #[test]
