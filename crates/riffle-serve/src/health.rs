@@ -2,7 +2,8 @@
 //! under the store timeout, cached for a second so a scraping load balancer cannot hammer
 //! the store), breaker state, in-flight use against its bounds, cache hit rate, and the
 //! freshness last observed per group, with what it is measured from (a stream group's
-//! source watermark, or the row's event time) and the watermark's age.
+//! source watermark, or the row's event time) and the watermark's age, and where serving
+//! reads go (the primary or a read replica) with each replica's health and lag.
 //!
 //! It answers **200 even when degraded**: Riffle keeps serving training defaults while the
 //! store is down, so taking the server out of a load balancer would turn a degraded answer
@@ -80,6 +81,10 @@ pub struct StoreHealth {
     pub in_flight: usize,
     pub max_in_flight: usize,
     pub timeout_ms: u64,
+    /// Where serving reads go now: `primary`, or the URL of the replica read from.
+    pub read_target: String,
+    /// Each read replica as last measured by the store's monitor (`store.replicas`).
+    pub replicas: Vec<riffle_store::ReplicaStatus>,
 }
 
 #[derive(Serialize)]
@@ -167,6 +172,13 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
             }
         })
         .collect();
+    let (target, replicas) = store.replicas();
+    let read_target = match target {
+        riffle_store::ReadNode::Primary => "primary".to_owned(),
+        riffle_store::ReadNode::Replica(i) => replicas
+            .get(i)
+            .map_or_else(|| format!("replica {i}"), |r| r.url.clone()),
+    };
     let healthy = ping.is_ok() && breaker == BreakerState::Closed;
     Json(Health {
         status: if healthy { "healthy" } else { "degraded" },
@@ -180,6 +192,8 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
             in_flight: store.in_flight(),
             max_in_flight: info.max_in_flight,
             timeout_ms: info.timeout_ms,
+            read_target,
+            replicas,
         },
         breaker: BreakerHealth {
             state: breaker.as_str(),
@@ -208,6 +222,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response:
     m.cache_entries.set(state.reader.cache.entries() as i64);
     m.breaker_state.set(state.reader.breaker.state().gauge());
     state.reader.drift.publish(&state.registry, m);
+    m.replicas(&state.reader.store().replicas().1);
     let now = Timestamp::now().millis();
     for (i, source) in state.registry.sources.iter().enumerate() {
         let w = state.reader.watermarks.source(i);
