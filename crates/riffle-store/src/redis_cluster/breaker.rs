@@ -38,7 +38,9 @@ struct State {
     failures: u32,
     first_failure: Option<Instant>,
     open_until: Option<Instant>,
-    trial_in_flight: bool,
+    /// When the running trial was admitted. A trial whose call was dropped (its caller
+    /// gave up) never records; after [`COOL_DOWN`] it no longer blocks the next one.
+    trial_since: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -50,11 +52,14 @@ impl NodeBreaker {
     pub(crate) fn admit(&self) -> Admission {
         let now = Instant::now();
         let mut s = self.lock();
+        let trial_running = s
+            .trial_since
+            .is_some_and(|t| now.duration_since(t) < COOL_DOWN);
         match s.open_until {
             None => Admission::Call,
-            Some(until) if now < until || s.trial_in_flight => Admission::Rejected,
+            Some(until) if now < until || trial_running => Admission::Rejected,
             Some(_) => {
-                s.trial_in_flight = true;
+                s.trial_since = Some(now);
                 Admission::Trial
             }
         }
@@ -65,7 +70,7 @@ impl NodeBreaker {
         let now = Instant::now();
         let mut s = self.lock();
         if admission == Admission::Trial {
-            s.trial_in_flight = false;
+            s.trial_since = None;
         }
         if ok {
             let was_open = s.open_until.is_some();
@@ -99,7 +104,7 @@ impl NodeBreaker {
         let s = self.lock();
         match s.open_until {
             None => "closed",
-            Some(until) if Instant::now() < until && !s.trial_in_flight => "open",
+            Some(until) if Instant::now() < until && s.trial_since.is_none() => "open",
             Some(_) => "half_open",
         }
     }
@@ -135,6 +140,22 @@ mod tests {
         assert_eq!(trial, Admission::Trial);
         assert_eq!(b.record(trial, true), Some(Transition::Closed));
         assert_eq!(b.admit(), Admission::Call);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_whose_call_was_dropped_does_not_block_the_node_forever() {
+        let b = NodeBreaker::default();
+        for _ in 0..FAILURES {
+            b.record(b.admit(), false);
+        }
+        tokio::time::advance(COOL_DOWN).await;
+        assert_eq!(b.admit(), Admission::Trial);
+        // The trial's caller gave up: nothing is recorded.
+        assert_eq!(b.admit(), Admission::Rejected);
+        tokio::time::advance(COOL_DOWN).await;
+        let trial = b.admit();
+        assert_eq!(trial, Admission::Trial);
+        assert_eq!(b.record(trial, true), Some(Transition::Closed));
     }
 
     #[tokio::test(start_paused = true)]
