@@ -54,8 +54,8 @@ config=examples/fraud/riffle.toml
 
 echo "==> loading $users users into Redis (every group of the fraud example)"
 gen() { awk -v n="$users" -v seed="$1" "BEGIN { srand(seed); $2 }" > "$3"; }
-gen 1 'print "user_id,tx_count_1h,tx_sum_1h"; for (i = 0; i < n; i++) printf "u%d,%d,%.2f\n", i, int(rand()*20), rand()*500' "$work/velocity.csv"
-gen 2 'print "user_id,last_login_ts,session_tx_count_30m"; for (i = 0; i < n; i++) printf "u%d,%d,%d\n", i, 1795700000000 + int(rand()*1000000), int(rand()*5)' "$work/session.csv"
+gen 1 'print "user_id,tx_count_1h,tx_sum_1h,tx_amount_mean_1h,tx_amount_max_1h,distinct_merchants_24h"; for (i = 0; i < n; i++) printf "u%d,%d,%.2f,%.2f,%.2f,%d\n", i, int(rand()*20), rand()*500, rand()*50, rand()*200, int(rand()*10)' "$work/velocity.csv"
+gen 2 'print "user_id,last_login_ts,session_tx_count_30m,session_amount_sum_30m,session_countries_30m,session_devices_30m"; for (i = 0; i < n; i++) printf "u%d,%d,%d,%.2f,%d,%d\n", i, 1795700000000 + int(rand()*1000000), int(rand()*5), rand()*300, 1 + int(rand()*2), 1 + int(rand()*2)' "$work/session.csv"
 gen 3 'print "user_id,tx_count_24h,tx_sum_24h,avg_tx_90d,distinct_merchants_7d"; for (i = 0; i < n; i++) printf "u%d,%d,%.2f,%.2f,%d\n", i, int(rand()*100), rand()*3000, rand()*80, int(rand()*30)' "$work/historical.csv"
 gen 4 'print "user_id,user_embedding"; for (i = 0; i < n; i++) { printf "u%d,", i; for (j = 0; j < 8; j++) printf "%s%.4f", (j ? ";" : ""), rand()*2-1; print "" }' "$work/embeddings.csv"
 gen 5 'print "user_id,account_age_days,credit_score_bucket,is_premium"; for (i = 0; i < n; i++) printf "u%d,%d,%d,%s\n", i, int(rand()*3650), int(rand()*10), (rand() < 0.2 ? "true" : "false")' "$work/profile.csv"

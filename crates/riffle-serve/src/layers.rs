@@ -1,7 +1,7 @@
 //! HTTP middleware of our own: the concurrency limit that sheds load with a 503, and the
 //! request metrics (by route template, never the raw path).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -50,14 +50,51 @@ fn status_class(code: u16) -> &'static str {
     }
 }
 
+/// Route templates seen so far, each leaked once as a `&'static str`, so the per-request
+/// metric labels need no allocation. Bounded: axum's `MatchedPath` is always one of the
+/// router's templates, never a raw path.
+static ROUTES: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
+
+fn interned_route(template: &str) -> &'static str {
+    let known = ROUTES
+        .read()
+        .ok()
+        .and_then(|routes| routes.iter().copied().find(|r| *r == template));
+    if let Some(route) = known {
+        return route;
+    }
+    let Ok(mut routes) = ROUTES.write() else {
+        return "unmatched";
+    };
+    if let Some(route) = routes.iter().copied().find(|r| *r == template) {
+        return route;
+    }
+    let route: &'static str = Box::leak(template.to_owned().into_boxed_str());
+    routes.push(route);
+    route
+}
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 /// Counts and times every request by route template, method and status class.
 pub async fn record_http(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let endpoint = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = req.method().as_str().to_owned();
+        .map_or("unmatched", |p| interned_route(p.as_str()));
+    let method = method_label(req.method());
     let started = tokio::time::Instant::now();
     let response = {
         let _in_flight = InFlight::enter(&state.metrics.http_in_flight);

@@ -49,8 +49,9 @@ use riffle_registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub endpoint: String,
-    pub method: String,
+    /// A route template, interned ([`crate::layers`]): labels cost no allocation.
+    pub endpoint: &'static str,
+    pub method: &'static str,
     pub status_class: &'static str,
 }
 

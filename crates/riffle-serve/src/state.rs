@@ -5,6 +5,7 @@ use std::sync::Arc;
 use riffle_registry::Registry;
 use tokio::sync::Semaphore;
 
+use crate::api::json::JsonNames;
 use crate::health::Probe;
 use crate::lookup::Reader;
 use crate::metrics::Metrics;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub probe: Probe,
     /// Permits for data requests in flight (`serve.max_concurrent_requests`).
     pub concurrency: Arc<Semaphore>,
+    /// The registry's names as JSON fragments, for writing responses.
+    pub json_names: JsonNames,
 }
 
 impl AppState {
@@ -35,6 +38,7 @@ impl AppState {
             deps.registry.serve.max_concurrent_requests.max(1),
         ));
         Self {
+            json_names: JsonNames::new(&deps.registry),
             registry: deps.registry,
             reader,
             metrics,

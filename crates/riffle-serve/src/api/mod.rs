@@ -3,6 +3,7 @@
 //! serialises a sequence straight from an index function (no intermediate trees).
 
 pub mod feast;
+pub mod json;
 pub mod v1;
 
 use std::sync::Arc;

@@ -12,15 +12,15 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
-use riffle_core::{EntityId, FeatureValue, ValueStatus};
+use riffle_core::EntityId;
 use riffle_registry::{FeatureRef, Registry};
-use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{ApiJson, SeqFn};
+use crate::api::json::JsonBuf;
+use crate::api::ApiJson;
 use crate::error::ApiError;
 use crate::ids;
 use crate::lookup::Lookup;
@@ -151,115 +151,74 @@ async fn respond(
     endpoint: &'static str,
 ) -> Result<Response, ApiError> {
     let lookup = state.reader.read(sel, ids, endpoint).await?;
-    let body = FeaturesResponse {
-        registry: &state.registry,
-        sel,
-        ids,
-        lookup: &lookup,
-    };
-    Ok(Json(body).into_response())
+    Ok(render(state, sel, ids, &lookup).into_response())
 }
 
-/// The response, serialised straight from the lookup:
+/// The response, written straight from the lookup ([`crate::api::json`]):
 /// `{"entity", "degradation", "results": [{"id", "degradation", "groups": [{"group",
 /// "status", "event_timestamp", "age_ms", "features": {name: {"value", "status"}}}]}]}`.
-struct FeaturesResponse<'a> {
-    registry: &'a Registry,
-    sel: &'a Selection,
-    ids: &'a [EntityId],
-    lookup: &'a Lookup,
-}
-
-impl Serialize for FeaturesResponse<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
-        map.serialize_entry("entity", &self.registry.entities[self.sel.entity].name)?;
-        map.serialize_entry("degradation", &self.lookup.level)?;
-        map.serialize_entry(
-            "results",
-            &SeqFn(self.ids.len(), |e| EntityResult { resp: self, e }),
-        )?;
-        map.end()
-    }
-}
-
-struct EntityResult<'a> {
-    resp: &'a FeaturesResponse<'a>,
-    e: usize,
-}
-
-impl Serialize for EntityResult<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.resp;
-        let mut map = s.serialize_map(Some(3))?;
-        map.serialize_entry("id", r.ids[self.e].as_str())?;
-        map.serialize_entry("degradation", &r.lookup.entity_levels[self.e])?;
-        map.serialize_entry(
-            "groups",
-            &SeqFn(r.sel.groups.len(), |slot| GroupResult {
-                resp: r,
-                e: self.e,
-                slot,
-            }),
-        )?;
-        map.end()
-    }
-}
-
-struct GroupResult<'a> {
-    resp: &'a FeaturesResponse<'a>,
-    e: usize,
-    slot: usize,
-}
-
-#[derive(Serialize)]
-struct ValueResult<'a> {
-    value: &'a FeatureValue,
-    status: ValueStatus,
-}
-
-impl Serialize for GroupResult<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.resp;
-        let group = &r.registry.groups[r.sel.groups[self.slot]];
-        let out = r.lookup.outcome(self.e, self.slot);
-        let mut map = s.serialize_map(Some(5))?;
-        map.serialize_entry("group", &group.name)?;
-        map.serialize_entry("status", &out.status)?;
-        map.serialize_entry("event_timestamp", &out.event_ts().map(|t| t.to_rfc3339()))?;
-        map.serialize_entry("age_ms", &out.age_ms)?;
-        map.serialize_entry(
-            "features",
-            &Features {
-                group,
-                out,
-                resp: r,
-                slot: self.slot,
-            },
-        )?;
-        map.end()
-    }
-}
-
-struct Features<'a> {
-    group: &'a riffle_registry::FeatureGroup,
-    out: &'a crate::lookup::GroupOutcome,
-    resp: &'a FeaturesResponse<'a>,
-    slot: usize,
-}
-
-impl Serialize for Features<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for col in self.resp.sel.columns.iter().filter(|c| c.slot == self.slot) {
-            let (value, status) = self.out.value(self.group, col.feature.feature);
-            map.serialize_entry(
-                &self.group.features[col.feature.feature].name,
-                &ValueResult { value, status },
-            )?;
+fn render(state: &AppState, sel: &Selection, ids: &[EntityId], lookup: &Lookup) -> JsonBuf {
+    let names = &state.json_names;
+    let registry = &state.registry;
+    // Sized from the selection so the buffer rarely grows: ~100 bytes per group and ~45
+    // per value.
+    let mut out = JsonBuf::with_capacity(
+        64 + ids.len() * (64 + sel.groups.len() * 112 + sel.columns.len() * 48),
+    );
+    out.raw(b"{\"entity\":")
+        .raw(&names.entities[sel.entity])
+        .raw(b",\"degradation\":")
+        .level(lookup.level)
+        .raw(b",\"results\":[");
+    for (e, id) in ids.iter().enumerate() {
+        if e > 0 {
+            out.raw(b",");
         }
-        map.end()
+        out.raw(b"{\"id\":")
+            .string(id.as_str())
+            .raw(b",\"degradation\":")
+            .level(lookup.entity_levels[e])
+            .raw(b",\"groups\":[");
+        for (slot, &gid) in sel.groups.iter().enumerate() {
+            if slot > 0 {
+                out.raw(b",");
+            }
+            let group = &registry.groups[gid];
+            let outcome = lookup.outcome(e, slot);
+            out.raw(b"{\"group\":")
+                .raw(&names.groups[gid])
+                .raw(b",\"status\":")
+                .status(outcome.status)
+                .raw(b",\"event_timestamp\":");
+            match outcome.event_ts() {
+                Some(t) => out.timestamp(t),
+                None => out.raw(b"null"),
+            };
+            out.raw(b",\"age_ms\":");
+            match outcome.age_ms {
+                Some(age) => out.u64(age),
+                None => out.raw(b"null"),
+            };
+            out.raw(b",\"features\":{");
+            let mut first = true;
+            for col in sel.columns.iter().filter(|c| c.slot == slot) {
+                if !first {
+                    out.raw(b",");
+                }
+                first = false;
+                let (value, status) = outcome.value(group, col.feature.feature);
+                out.raw(&names.feature_keys[gid][col.feature.feature])
+                    .value(value)
+                    .raw(b",\"status\":")
+                    .status(status)
+                    .raw(b"}");
+            }
+            out.raw(b"}}");
+        }
+        out.raw(b"]}");
     }
+    out.raw(b"]}");
+    out
 }
 
 /// `POST /v1/push` body.
