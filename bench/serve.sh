@@ -11,6 +11,7 @@
 #   redis     riffle serve --no-cache, single-entity lookups, every read goes to Redis
 #   cached    riffle serve with its hot cache, single-entity lookups of the warmed hot set
 #   batch100  riffle serve --no-cache, 100 entities per request (1 and 32 connections)
+#   cluster   the redis path and batch100 again on a 3-master Redis Cluster started here
 #   redis-benchmark HGETALL over the same key space (-c 50, and -P 16): the store's floor
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -144,7 +145,8 @@ row() { # label "rps p50 p99 bad" [entities-per-request]
 }
 base=$(measure "http://127.0.0.1:$minimal_port/v1/features/user/u1" "" "$conns"); base_rps=${base%% *}
 row "minimal axum handler (300 B)" "$base"
-row "riffle redis path (--no-cache)" "$(measure "http://127.0.0.1:$nocache_port" "$work/single.lua" "$conns")"
+single=$(measure "http://127.0.0.1:$nocache_port" "$work/single.lua" "$conns")
+row "riffle redis path (--no-cache)" "$single"
 wrk -t1 -c4 -d2s -s "$work/hot.lua" "http://127.0.0.1:$cached_port" > /dev/null   # warm the cache
 row "riffle hot-cache path (hot set)" "$(measure "http://127.0.0.1:$cached_port" "$work/hot.lua" "$conns")"
 hit_rate=$(curl -s "http://127.0.0.1:$cached_port/health" | grep -o '"hit_rate":[0-9.]*' | cut -d: -f2)
@@ -154,6 +156,39 @@ row "riffle batch of 100, -c$conns" "$b32"
 b1=$(measure "http://127.0.0.1:$nocache_port" "$work/batch.lua" 1)
 row "riffle batch of 100, -c1" "$b1"
 echo "    batch entities/s: -c$conns $(( ${b32%% *} * 100 )), -c1 $(( ${b1%% *} * 100 ))"
+
+echo "==> the same on a 3-master Redis Cluster (riffle serve --no-cache --store redis-cluster://…)"
+cluster_ports=()
+for _ in 1 2 3; do
+  p=$(free_port); mkdir -p "$work/c$p"
+  redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$work/c$p/nodes.conf" \
+    --cluster-node-timeout 2000 --save "" --appendonly no --dir "$work/c$p" > "$work/c$p/log" 2>&1 &
+  pids+=($!); cluster_ports+=("$p")
+done
+for p in "${cluster_ports[@]}"; do
+  for _ in $(seq 1 100); do redis-cli -p "$p" ping > /dev/null 2>&1 && break; sleep 0.05; done
+done
+redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-replicas 0 --cluster-yes > "$work/cluster-create.log" 2>&1
+for p in "${cluster_ports[@]}"; do
+  for _ in $(seq 1 200); do redis-cli -p "$p" cluster info 2> /dev/null | grep -q cluster_state:ok && break; sleep 0.05; done
+done
+cluster_store="redis-cluster://$(printf '127.0.0.1:%s,' "${cluster_ports[@]}" | sed 's/,$//')"
+for g in velocity session historical embeddings profile; do
+  "$bin" load --config "$config" --store "$cluster_store" --group "user_$g" "$work/$g.csv" > "$work/cload-$g.log" 2>&1 \
+    || { cat "$work/cload-$g.log"; exit 1; }
+done
+echo "    keys per master: $(for p in "${cluster_ports[@]}"; do printf '%s ' "$(redis-cli -p "$p" dbsize)"; done)"
+cluster_port=$(free_port)
+RUST_LOG=warn "$bin" serve --config "$config" --store "$cluster_store" --listen "127.0.0.1:$cluster_port" --no-cache \
+  > "$work/cluster.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$cluster_port/health"
+c1=$(measure "http://127.0.0.1:$cluster_port" "$work/single.lua" "$conns")
+row "cluster redis path (--no-cache)" "$c1"
+cb=$(measure "http://127.0.0.1:$cluster_port" "$work/batch.lua" "$conns")
+row "cluster batch of 100, -c$conns" "$cb"
+echo "    cluster single lookups vs standalone: $(awk -v a="${c1%% *}" -v b="${single%% *}" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')" \
+  "(target >= 0.8x); cluster batch entities/s: $(( ${cb%% *} * 100 ))"
 
 echo "==> redis-benchmark HGETALL over the same key space (the store's floor)"
 # redis-benchmark's __rand_int__ is 12 zero-padded digits: give it its own keys of that shape.
