@@ -219,15 +219,26 @@ impl ReplicaSet {
 
     /// Where a serving read goes now: the healthy replica with the smallest round trip.
     pub(crate) fn target(&self) -> ReadNode {
+        self.choose()
+            .map_or(ReadNode::Primary, |(i, _)| ReadNode::Replica(i))
+    }
+
+    /// The replica to read from and its lag, taken together: the lag reported with a read
+    /// is the one the choice was made on, so it is never above the bound.
+    fn choose(&self) -> Option<(usize, u64)> {
         if !self.route {
-            return ReadNode::Primary;
+            return None;
         }
         self.replicas
             .iter()
             .enumerate()
             .filter(|(_, r)| r.healthy.load(Ordering::Relaxed))
-            .min_by_key(|(_, r)| r.rtt_us.load(Ordering::Relaxed))
-            .map_or(ReadNode::Primary, |(i, _)| ReadNode::Replica(i))
+            .filter_map(|(i, r)| {
+                let lag = r.lag().filter(|&lag| lag <= self.max_lag_ms)?;
+                Some((i, lag, r.rtt_us.load(Ordering::Relaxed)))
+            })
+            .min_by_key(|&(_, _, rtt)| rtt)
+            .map(|(i, lag, _)| (i, lag))
     }
 
     pub(crate) fn status(&self) -> Vec<ReplicaStatus> {
@@ -255,7 +266,7 @@ impl ReplicaSet {
         keys: &[KeyRead],
         budget: Duration,
     ) -> Result<(Vec<Vec<Option<Vec<u8>>>>, Route), StoreError> {
-        let ReadNode::Replica(i) = self.target() else {
+        let Some((i, lag)) = self.choose() else {
             return Ok((self.primary.read(keys).await?, Route::PRIMARY));
         };
         let replica = &self.replicas[i];
@@ -264,7 +275,7 @@ impl ReplicaSet {
             Ok(Ok(raw)) => {
                 let route = Route {
                     node: ReadNode::Replica(i),
-                    replica_lag_ms: replica.lag(),
+                    replica_lag_ms: Some(lag),
                     failed_over_from: None,
                 };
                 return Ok((raw, route));

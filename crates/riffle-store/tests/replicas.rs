@@ -392,6 +392,88 @@ async fn a_lagging_replica_says_so_and_is_left_beyond_the_lag_bound() {
     assert!(read_user(&store, 5).await.replica_lag_ms.unwrap() < 500);
 }
 
+/// A TCP proxy that delays every chunk by `delay` each way: a farther replica.
+fn far_proxy(upstream: u16, delay: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let (down_r, up_w) = (conn.try_clone().unwrap(), up.try_clone().unwrap());
+            std::thread::spawn(move || slow_pump(down_r, up_w, delay));
+            std::thread::spawn(move || slow_pump(up, conn, delay));
+        }
+    });
+    port
+}
+
+fn slow_pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                std::thread::sleep(delay);
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_the_nearest_healthy_replica_then_the_next() {
+    let primary = RedisServer::start().unwrap();
+    let far = replica_of(primary.port());
+    let mut near = replica_of(primary.port());
+    wait_linked(&far);
+    wait_linked(&near);
+    // Listed far first: the choice is by measured round trip, not by order.
+    let far_url = format!(
+        "redis://127.0.0.1:{}",
+        far_proxy(far.port(), Duration::from_millis(5))
+    );
+    let store = open(&primary, &[far_url, near.url()], "5s").await;
+    write_users(&store, 10).await;
+    wait_target(&store, ReadNode::Replica(1), Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.replicas().1[0].healthy {
+        assert!(
+            Instant::now() < deadline,
+            "the far replica never healthy: {:?}",
+            store.replicas()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (target, status) = store.replicas();
+    assert_eq!(target, ReadNode::Replica(1), "{status:?}");
+    assert!(
+        status[0].healthy,
+        "the far replica is healthy too: {status:?}"
+    );
+    assert!(
+        status[0].rtt_ms.unwrap() > status[1].rtt_ms.unwrap(),
+        "{status:?}"
+    );
+    let far_before = calls(&far, "hmget");
+    for i in 0..10 {
+        assert_eq!(read_user(&store, i).await.node, ReadNode::Replica(1));
+    }
+    assert_eq!(calls(&far, "hmget"), far_before);
+
+    // The nearest dies: reads go to the next nearest healthy replica, not the primary.
+    near.kill();
+    read_user(&store, 1).await;
+    wait_target(&store, ReadNode::Replica(0), Duration::from_secs(10)).await;
+    for i in 0..10 {
+        assert_eq!(read_user(&store, i).await.node, ReadNode::Replica(0));
+    }
+    assert!(calls(&far, "hmget") >= far_before + 10);
+}
+
 #[test]
 fn the_registry_checks_replicas_and_read_from() {
     let problems = |store: &str| {
