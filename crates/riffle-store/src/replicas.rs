@@ -439,3 +439,24 @@ impl Drop for Replicas {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_urls_are_standalone_redis_and_errors_hide_passwords() {
+        assert_eq!(check_replica_url("redis://10.0.0.2:6379"), Ok(()));
+        assert_eq!(check_replica_url("rediss://app:pw@r1:6380/0"), Ok(()));
+        for bad in [
+            "http://r1:6379",
+            "embedded:./d",
+            "redis-cluster://a:1,b:2",
+            "r1:6379",
+        ] {
+            assert!(check_replica_url(bad).is_err(), "{bad}");
+        }
+        let err = check_replica_url("redis://app:s3cret@r1:notaport").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}

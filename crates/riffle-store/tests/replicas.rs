@@ -270,6 +270,10 @@ async fn a_stopped_replica_fails_over_within_the_call_budget() {
     let first = read_user(&store, 1).await;
     // Half the 200 ms budget on the hung replica, the rest for the primary.
     assert!(started.elapsed() < Duration::from_millis(200));
+    eprintln!(
+        "first read after SIGSTOP answered by the primary in {:?}",
+        started.elapsed()
+    );
     assert_eq!(first.node, ReadNode::Primary);
     assert!(
         first.failed_over_from == Some(0) || !store.replicas().1[0].healthy,
