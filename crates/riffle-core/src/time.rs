@@ -89,6 +89,46 @@ impl Timestamp {
         }
     }
 
+    /// Appends [`Timestamp::to_rfc3339`]'s text to `out` without allocating: the read
+    /// responses print one per group, and chrono's formatter was ~4% of a cached read.
+    /// Hand-written (days to civil date, Howard Hinnant's algorithm) because chrono has no
+    /// allocation-free RFC 3339 writer; times outside 1970–9999 take chrono's path.
+    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
+        const END_OF_9999_MS: i64 = 253_402_300_800_000;
+        if !(0..END_OF_9999_MS).contains(&self.0) {
+            out.extend_from_slice(self.to_rfc3339().as_bytes());
+            return;
+        }
+        let ms = self.0 % 1000;
+        let secs = self.0 / 1000;
+        let (days, sod) = (secs / 86_400, secs % 86_400);
+        // civil_from_days: days since 1970-01-01 to (year, month, day).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        digits_into(out, year, 4);
+        let parts = [(b'-', month, 2), (b'-', day, 2), (b'T', sod / 3600, 2)];
+        for (sep, v, w) in parts {
+            out.push(sep);
+            digits_into(out, v, w);
+        }
+        out.push(b':');
+        digits_into(out, sod / 60 % 60, 2);
+        out.push(b':');
+        digits_into(out, sod % 60, 2);
+        if ms != 0 {
+            out.push(b'.');
+            digits_into(out, ms, 3);
+        }
+        out.push(b'Z');
+    }
+
     pub fn saturating_add_millis(self, ms: u64) -> Timestamp {
         Timestamp(
             self.0
@@ -104,9 +144,40 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Appends `v` (0 ≤ v < 10^width, width ≤ 4) as `width` zero-padded decimal digits.
+fn digits_into(out: &mut Vec<u8>, mut v: i64, width: usize) {
+    let mut buf = [b'0'; 4];
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The allocation-free writer prints exactly what chrono prints.
+        #[test]
+        fn write_rfc3339_equals_chrono(ms in 0i64..=MAX_MILLIS, whole in proptest::bool::ANY) {
+            let t = Timestamp::from_millis(if whole { ms - ms % 1000 } else { ms }).unwrap();
+            let mut out = Vec::new();
+            t.write_rfc3339(&mut out);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), t.to_rfc3339());
+        }
+    }
+
+    #[test]
+    fn write_rfc3339_at_the_edges() {
+        for ms in [0, 1, 999, 951_782_400_000, 1_795_700_603_000, MAX_MILLIS] {
+            let t = Timestamp::from_millis(ms).unwrap();
+            let mut out = Vec::new();
+            t.write_rfc3339(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), t.to_rfc3339(), "{ms}");
+        }
+    }
 
     #[test]
     fn parses_the_forms_events_and_feast_use() {

@@ -118,7 +118,7 @@ impl JsonBuf {
 
     pub fn timestamp(&mut self, t: Timestamp) -> &mut Self {
         self.0.push(b'"');
-        self.0.extend_from_slice(t.to_rfc3339().as_bytes());
+        t.write_rfc3339(&mut self.0);
         self.0.push(b'"');
         self
     }
