@@ -1,6 +1,9 @@
 //! What a read asks for: one entity, the groups to fetch and the feature columns to return,
 //! resolved against the registry once, before any I/O. Shared by the `/v1` and Feast APIs.
 
+use std::sync::Arc;
+
+use quick_cache::Equivalent;
 use riffle_registry::{FeatureRef, GroupId, Registry};
 
 use crate::error::ApiError;
@@ -105,9 +108,56 @@ impl Selection {
     }
 }
 
+/// Resolved selections of `GET /v1/features/{entity}/{id}` by (entity, raw query string),
+/// so a model asking the same question on every request skips parsing the query and
+/// resolving names (together ~10% of a cached read's user time). Only successful
+/// selections are kept; bounded by entries, and each key is bounded by hyper's header limit.
+pub struct SelectionCache(quick_cache::sync::Cache<(String, String), Arc<Selection>>);
+
+/// A borrowed lookup key, hashing exactly like `(String, String)`.
+#[derive(Hash)]
+struct BorrowedKey<'a>(&'a str, &'a str);
+
+impl Equivalent<(String, String)> for BorrowedKey<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+impl SelectionCache {
+    pub fn new(entries: usize) -> Self {
+        Self(quick_cache::sync::Cache::new(entries.max(1)))
+    }
+
+    pub fn get(&self, entity: &str, query: &str) -> Option<Arc<Selection>> {
+        self.0.get(&BorrowedKey(entity, query))
+    }
+
+    pub fn insert(&self, entity: &str, query: &str, selection: Arc<Selection>) {
+        self.0
+            .insert((entity.to_owned(), query.to_owned()), selection);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selection_cache_finds_by_borrowed_key() {
+        let cache = SelectionCache::new(8);
+        let sel = Arc::new(Selection {
+            entity: 0,
+            groups: vec![1],
+            columns: Vec::new(),
+        });
+        cache.insert("user", "groups=a", sel.clone());
+        assert!(Arc::ptr_eq(&cache.get("user", "groups=a").unwrap(), &sel));
+        assert!(cache.get("user", "groups=b").is_none());
+        assert!(cache.get("users", "groups=a").is_none());
+        // The split between entity and query is part of the key.
+        assert!(cache.get("userg", "roups=a").is_none());
+    }
 
     #[test]
     fn refs_must_be_group_colon_feature() {

@@ -9,6 +9,7 @@ use crate::api::json::JsonNames;
 use crate::health::Probe;
 use crate::lookup::Reader;
 use crate::metrics::Metrics;
+use crate::selection::SelectionCache;
 
 pub struct AppState {
     pub registry: Arc<Registry>,
@@ -20,6 +21,8 @@ pub struct AppState {
     pub concurrency: Arc<Semaphore>,
     /// The registry's names as JSON fragments, for writing responses.
     pub json_names: JsonNames,
+    /// Resolved selections of `GET` reads by (entity, raw query).
+    pub selections: SelectionCache,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
         ));
         Self {
             json_names: JsonNames::new(&deps.registry),
+            selections: SelectionCache::new(1024),
             registry: deps.registry,
             reader,
             metrics,

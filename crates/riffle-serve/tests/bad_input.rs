@@ -60,6 +60,14 @@ async fn unknown_names() {
     assert_error(st, &b, 400, "bad_feature_ref", "justaname");
     let (st, b) = s.get("/v1/features/user/u1?colour=red").await;
     assert_eq!(st, 422, "{b}");
+    // Selections are remembered by raw query: a refused one is refused again, and a good
+    // one answered once answers the same for another entity kind of the same query.
+    let (st, b) = s.get("/v1/features/user/u1?colour=red").await;
+    assert_eq!(st, 422, "{b}");
+    let (st, _) = s.get("/v1/features/user/u1?groups=user_velocity").await;
+    assert_eq!(st, 200);
+    let (st, b) = s.get("/v1/features/nobody/u1?groups=user_velocity").await;
+    assert_error(st, &b, 404, "unknown_entity", "nobody");
     let (st, b) = s
         .post(
             "/get-online-features",

@@ -10,8 +10,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use axum::response::Response;
 use axum::Json;
 use riffle_core::EntityId;
@@ -103,22 +104,30 @@ fn split_list(list: &Option<String>) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-/// `GET /v1/features/{entity}/{id}`.
+/// `GET /v1/features/{entity}/{id}`. The resolved selection is remembered by (entity, raw
+/// query) ([`crate::selection::SelectionCache`]); the query is parsed only the first time.
 pub async fn get_features(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<FeaturesQuery>, QueryRejection>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
     let Path((entity, id)) = path?;
-    let Query(query) = query?;
-    let registry = &state.registry;
-    let sel = selection(
-        registry,
-        &entity,
-        split_list(&query.groups),
-        split_list(&query.features),
-    )?;
-    let id = ids::from_text(&registry.entities[sel.entity], 0, &id)?;
+    let raw_query = uri.query().unwrap_or("");
+    let sel = match state.selections.get(&entity, raw_query) {
+        Some(sel) => sel,
+        None => {
+            let Query(query) = Query::<FeaturesQuery>::try_from_uri(&uri)?;
+            let sel = Arc::new(selection(
+                &state.registry,
+                &entity,
+                split_list(&query.groups),
+                split_list(&query.features),
+            )?);
+            state.selections.insert(&entity, raw_query, sel.clone());
+            sel
+        }
+    };
+    let id = ids::from_text(&state.registry.entities[sel.entity], 0, &id)?;
     respond(
         &state,
         &sel,
