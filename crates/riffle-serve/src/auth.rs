@@ -1,14 +1,10 @@
 //! Bearer-token checks: writes need the token when one is configured; reads too when the
-//! registry sets `serve.read_requires_token`. Compared in constant time.
+//! registry sets `serve.read_requires_token`. Compared in constant time. Applied by the data
+//! routes' guard ([`crate::layers::guard_reads`], [`crate::layers::guard_writes`]).
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -27,29 +23,20 @@ fn authorized(req: &Request, token: &str) -> bool {
         .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
 }
 
-/// Middleware on write routes.
-pub async fn require_write(
-    State(state): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Whether a write may go ahead: always when no token is configured, else with the token.
+pub fn write_allowed(state: &AppState, req: &Request) -> bool {
     match &state.write_token {
-        Some(token) if !authorized(&req, token) => ApiError::Unauthorized.into_response(),
-        _ => next.run(req).await,
+        Some(token) => authorized(req, token),
+        None => true,
     }
 }
 
-/// Middleware on read routes.
-pub async fn require_read(
-    State(state): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Whether a read may go ahead: the token is asked for only when the registry sets
+/// `serve.read_requires_token`.
+pub fn read_allowed(state: &AppState, req: &Request) -> bool {
     match &state.write_token {
-        Some(token) if state.registry.serve.read_requires_token && !authorized(&req, token) => {
-            ApiError::Unauthorized.into_response()
-        }
-        _ => next.run(req).await,
+        Some(token) if state.registry.serve.read_requires_token => authorized(req, token),
+        _ => true,
     }
 }
 

@@ -63,11 +63,12 @@ pub struct ServeDeps {
 /// The whole HTTP surface. The request limits are composed here, outermost first:
 ///
 /// 1. request metrics (every route, by template);
-/// 2. concurrency limit — `serve.max_concurrent_requests`, beyond it 503 at once (data
-///    routes only: `/health` and `/metrics` must answer under overload);
+/// 2. the data routes' guard, one layer ([`layers::guard_reads`], [`layers::guard_writes`]):
+///    the concurrency limit — `serve.max_concurrent_requests`, beyond it 503 at once (data
+///    routes only: `/health` and `/metrics` must answer under overload) — then the bearer
+///    token — writes always when a token is set, reads when the registry asks;
 /// 3. body size limit — `serve.max_body_bytes`, 413 when the body is read;
-/// 4. bearer token — writes always when a token is set, reads when the registry asks;
-/// 5. batch size — `serve.max_batch`, checked by the handler as it reads the ids (400);
+/// 4. batch size — `serve.max_batch`, checked by the handler as it reads the ids (400);
 ///
 /// then the read path of [`lookup::Reader::read`].
 pub fn router(state: Arc<AppState>) -> Router {
@@ -78,7 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/get-online-features",
             post(api::feast::get_online_features),
         )
-        .route_layer(from_fn_with_state(state.clone(), auth::require_read));
+        .route_layer(from_fn_with_state(state.clone(), layers::guard_reads));
     let writes = Router::new()
         .route("/v1/push", post(api::v1::push))
         .route("/push", post(api::feast::push))
@@ -86,11 +87,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/write-to-online-store",
             post(api::feast::write_to_online_store),
         )
-        .route_layer(from_fn_with_state(state.clone(), auth::require_write));
+        .route_layer(from_fn_with_state(state.clone(), layers::guard_writes));
     let data = reads
         .merge(writes)
-        .layer(DefaultBodyLimit::max(state.max_body()))
-        .layer(from_fn_with_state(state.clone(), layers::shed_load));
+        .layer(DefaultBodyLimit::max(state.max_body()));
     Router::new()
         .merge(data)
         .route("/health", get(health::health))
