@@ -164,11 +164,11 @@ for _ in 1 2 3; do
   redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$work/c$p/nodes.conf" \
     --cluster-node-timeout 2000 --save "" --appendonly no --dir "$work/c$p" > "$work/c$p/log" 2>&1 &
   pids+=($!); cluster_ports+=("$p")
-done
-for p in "${cluster_ports[@]}"; do
+  # Up before the next port is drawn, so two nodes never draw the same free port.
   for _ in $(seq 1 100); do redis-cli -p "$p" ping > /dev/null 2>&1 && break; sleep 0.05; done
 done
-redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-replicas 0 --cluster-yes > "$work/cluster-create.log" 2>&1
+redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-replicas 0 --cluster-yes \
+  > "$work/cluster-create.log" 2>&1 || { cat "$work/cluster-create.log"; for p in "${cluster_ports[@]}"; do tail -5 "$work/c$p/log"; done; exit 1; }
 for p in "${cluster_ports[@]}"; do
   for _ in $(seq 1 200); do redis-cli -p "$p" cluster info 2> /dev/null | grep -q cluster_state:ok && break; sleep 0.05; done
 done
