@@ -21,8 +21,13 @@
 # Figures per entity key: MEMORY USAGE (SAMPLES 0: exact) averaged over every key found by
 # SCAN, row bytes (HSTRLEN, summed over the key's fields), and the growth of INFO
 # used_memory divided by the keys (adds the keyspace's dict and expires entries).
-# Feast's own layout is quoted from issue 4 (280 B) unless noted otherwise: writing it needs
-# Feast's SDK, which this script does not install.
+#   Feast 0.67      Feast's own Redis online store writes the ten features as one
+#                   FeatureView (bench/feast_memory.py: apply, then write_to_online_store),
+#                   with key_ttl_seconds = 2 days like the others. Needs Feast's SDK in the
+#                   venv scripts/test.sh installs ($RIFFLE_FEAST_VENV, default
+#                   ~/.cache/riffle/feast-0.67); without it the row quotes issue 4's 280 B.
+#                   Its keys are binary, so bench/feast_memory.py measures them the same way
+#                   in Python (redis-cli reads commands by line and a key can hold a newline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -133,4 +138,13 @@ for v in 1 2; do
   measure "riffle fraud 4 groups, v$v" 'fraud:{user:*' "$before" user_velocity@1 user_historical@1 user_profile@1 user_session@1
 done
 
-printf '%-34s %6s %7s %10s %14s %13s\n' "Feast 0.67 (issue 4's figure)" - - - 280 -
+feast_py=${RIFFLE_FEAST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/riffle/feast-0.67}/bin/python
+if "$feast_py" -c 'import feast, sys; sys.exit(feast.__version__ != "0.67.0")' 2> /dev/null; then
+  cli flushall > /dev/null; before=$(used_memory)
+  "$feast_py" bench/feast_memory.py write "$port" "$work/values" "$work/feast-repo" > "$work/feast.log" 2>&1 \
+    || { cat "$work/feast.log"; exit 1; }
+  "$feast_py" bench/feast_memory.py measure "$port" "Feast 0.67 (measured)" "$before" "$work/values"
+else
+  printf '%-34s %6s %7s %10s %14s %13s\n' "Feast 0.67 (issue 4's figure)" - - - 280 -
+  echo "    quoted, not measured: no Feast 0.67 at $feast_py (scripts/test.sh installs it)"
+fi
