@@ -115,11 +115,13 @@ def measure(port: str, label: str, before: str, values_path: str) -> None:
     ts = [f for f in h if f.startswith(b"_ts:")]
     hashed = [f for f in h if not f.startswith(b"_ts:")]
     ttl = r.ttl(sample)
+    name_sizes = "/".join(str(n) for n in sorted({len(f) for f in hashed}))
     print(
         f"    Feast's layout: {n / users:g} hash per entity, key = EntityKey proto + project "
-        f"({len(sample)} B, binary), TTL {ttl} s; {len(h)} fields per key: "
+        f"({min(map(len, keys))}-{max(map(len, keys))} B, binary), TTL {ttl} s; {len(h)} fields "
+        f"per key: "
         f"{', '.join(f.decode() for f in ts)} ({', '.join(str(len(h[f])) for f in ts)} B Timestamp "
-        f"proto) and {len(hashed)} x mmh3('{VIEW}:<feature>') ({sorted({len(f) for f in hashed})} B "
+        f"proto) and {len(hashed)} x mmh3('{VIEW}:<feature>') ({name_sizes} B "
         f"names) holding ValueProto bytes ({min(len(h[f]) for f in hashed)}-"
         f"{max(len(h[f]) for f in hashed)} B)"
     )
