@@ -477,6 +477,36 @@ fn store_rules(registry: &Registry) -> Vec<Rule> {
         ),
         scenario: Scenario::StorePartition,
     });
+    let max_lag = registry.store.replica_max_lag;
+    rules.push(Rule {
+        alert: "RiffleReadReplicaUnhealthy",
+        expr: "min by (replica) (riffle_store_replica_healthy) == 0".to_owned(),
+        hold: Duration::from_secs(120),
+        severity: Severity::Warning,
+        labels: vec![],
+        summary: "A read replica is not read from".to_owned(),
+        description: format!(
+            "riffle_store_replica_healthy is 0: the replica is down, its replication link is down, or it lags more than store.replica_max_lag ({}). Reads went to another replica or to the primary, which now carries the read load (and, in a multi-region layout, the cross-region round trip).",
+            format_duration(max_lag)
+        ),
+        scenario: Scenario::StorePartition,
+    });
+    rules.push(Rule {
+        alert: "RiffleReadReplicaLagging",
+        expr: format!(
+            "max by (replica) (riffle_store_replica_lag_seconds) > {}",
+            max_lag.as_secs_f64() / 2.0
+        ),
+        hold: Duration::from_secs(300),
+        severity: Severity::Warning,
+        labels: vec![],
+        summary: "A read replica lags its primary".to_owned(),
+        description: format!(
+            "riffle_store_replica_lag_seconds is above half of store.replica_max_lag ({}) for 5m: values read from it are that much older (the lag is added to their age, so they turn stale sooner); past the bound reads leave it.",
+            format_duration(max_lag)
+        ),
+        scenario: Scenario::StorePartition,
+    });
     rules.push(Rule {
         alert: "RiffleRedisMemoryHigh",
         expr: format!(

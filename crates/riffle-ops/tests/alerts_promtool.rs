@@ -214,7 +214,17 @@ fn series(reg: &Registry, sick: bool) -> Vec<Value> {
     let used = if sick { "900+0x120" } else { "300+0x120" };
     s.push(json!({"series": "redis_memory_used_bytes{instance=\"redis:9121\"}", "values": used}));
     s.push(json!({"series": "redis_memory_max_bytes{instance=\"redis:9121\"}", "values": "1000+0x120"}));
+    let replica_healthy = if sick { "1x60 0x60" } else { "1x120" };
+    s.push(json!({"series": "riffle_store_replica_healthy{replica=\"127.0.0.1:6380\"}", "values": replica_healthy}));
+    let replica_lag = if sick { "4+0x120" } else { "0.02+0x120" };
+    s.push(json!({"series": "riffle_store_replica_lag_seconds{replica=\"127.0.0.1:6380\"}", "values": replica_lag}));
     s
+}
+
+/// An expected alert of the synthetic replica series.
+fn with_replica(mut alert: Value) -> Value {
+    alert["exp_labels"]["replica"] = json!("127.0.0.1:6380");
+    alert
 }
 
 /// Per alert name, the alerts expected to fire.
@@ -264,6 +274,8 @@ fn promtool_fires_the_fraud_alerts_only_when_sick() {
         "RiffleCorruptRows",
         "RiffleCriticalResponses",
         "RiffleFeatureDrift",
+        "RiffleReadReplicaUnhealthy",
+        "RiffleReadReplicaLagging",
     ];
     promtool_test(&reg, &alerts, &|all| {
         let stale: Vec<Value> = reg
@@ -314,6 +326,22 @@ fn promtool_fires_the_fraud_alerts_only_when_sick() {
             ),
             ("RiffleDefaultRateSpike".into(), defaults),
             ("RiffleRedisMemoryHigh".into(), vec![redis]),
+            (
+                "RiffleReadReplicaUnhealthy".into(),
+                vec![with_replica(fired(find(
+                    all,
+                    "RiffleReadReplicaUnhealthy",
+                    None,
+                )))],
+            ),
+            (
+                "RiffleReadReplicaLagging".into(),
+                vec![with_replica(fired(find(
+                    all,
+                    "RiffleReadReplicaLagging",
+                    None,
+                )))],
+            ),
             ("RiffleFeatureDrift".into(), vec![drift]),
             ("RiffleRequestsShed".into(), vec![]),
             ("RiffleCorruptRows".into(), vec![]),
