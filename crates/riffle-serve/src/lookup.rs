@@ -283,13 +283,18 @@ impl Reader {
         let now_ms = Timestamp::now().millis();
         let sampled = self.drift.sample();
         let mut entity_levels = Vec::with_capacity(entities);
+        // Counted per request, then added once per (group, status) and the last age stored
+        // once per group: every atomic shared by the server's threads that is touched per
+        // value bounces a cache line between cores.
+        let mut served = vec![[0u64; ValueStatus::ALL.len()]; per];
+        let mut last_age: Vec<Option<u64>> = vec![None; per];
         for e in 0..entities {
             let mut level = Degradation::Healthy;
             for col in &sel.columns {
                 let out = &outcomes[e * per + col.slot];
                 let group = &self.registry.groups[col.feature.group];
                 let (value, status) = out.value(group, col.feature.feature);
-                self.metrics.served(group.id, status);
+                served[col.slot][crate::metrics::status_index(status)] += 1;
                 if sampled {
                     self.drift
                         .observe(group.id, col.feature.feature, value, status);
@@ -299,12 +304,22 @@ impl Reader {
             for (slot, &group) in sel.groups.iter().enumerate() {
                 if let Some(age) = outcomes[e * per + slot].age_ms {
                     self.metrics.groups[group].age.observe(age as f64 / 1000.0);
-                    let obs = &self.observed[group];
-                    obs.last_age_ms.store(age, Ordering::Relaxed);
-                    obs.last_served_at_ms.store(now_ms, Ordering::Relaxed);
+                    last_age[slot] = Some(age);
                 }
             }
             entity_levels.push(level);
+        }
+        for (slot, &group) in sel.groups.iter().enumerate() {
+            for (status, &n) in ValueStatus::ALL.iter().zip(&served[slot]) {
+                if n > 0 {
+                    self.metrics.served_n(group, *status, n);
+                }
+            }
+            if let Some(age) = last_age[slot] {
+                let obs = &self.observed[group];
+                obs.last_age_ms.store(age, Ordering::Relaxed);
+                obs.last_served_at_ms.store(now_ms, Ordering::Relaxed);
+            }
         }
         let level = entity_levels.iter().copied().max().unwrap_or_default();
         self.metrics.response(endpoint, level);

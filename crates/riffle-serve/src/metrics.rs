@@ -174,7 +174,7 @@ pub struct Metrics {
     feature_families: [Family<FeatureLabels, FloatGauge>; 6],
 }
 
-fn status_index(status: ValueStatus) -> usize {
+pub(crate) fn status_index(status: ValueStatus) -> usize {
     match status {
         ValueStatus::Fresh => 0,
         ValueStatus::Stale => 1,
@@ -494,6 +494,13 @@ impl Metrics {
         }
     }
 
+    /// Counts `n` values of `group` served with `status`.
+    pub fn served_n(&self, group: usize, status: ValueStatus, n: u64) {
+        if let Some(g) = self.groups.get(group) {
+            g.served[status_index(status)].inc_by(n);
+        }
+    }
+
     /// Counts one read response's degradation level.
     pub fn response(&self, endpoint: &'static str, level: Degradation) {
         self.responses
@@ -548,9 +555,15 @@ default = 0
         .unwrap();
         let m = Metrics::new(&reg);
         m.served(0, ValueStatus::Fresh);
+        m.served_n(0, ValueStatus::Null, 3);
         m.response("/v1/features", Degradation::Healthy);
         let text = m.encode();
         assert!(text.contains("riffle_values_served_total{group=\"g\",status=\"fresh\"} 1"));
+        assert!(text.contains("riffle_values_served_total{group=\"g\",status=\"null\"} 3"));
+        // The read path counts by `ValueStatus::ALL`'s position.
+        for (i, status) in ValueStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status_index(status), i);
+        }
         assert!(text.contains("riffle_breaker_state"));
         for line in text
             .lines()
