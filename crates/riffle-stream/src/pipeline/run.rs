@@ -134,6 +134,9 @@ struct Pipeline {
     /// Per Kafka partition, the highest offset handled since the last flush.
     unflushed: BTreeMap<i32, u64>,
     summary: IngestSummary,
+    /// The snapshot of the entity being written, reused across entities and flushes so it
+    /// is not grown from empty for every entity (hot entities' snapshots are large).
+    snapshot_buf: Vec<u8>,
 }
 
 /// Runs the pipeline until `feed` ends (or `control.stop` completes) and everything is
@@ -453,6 +456,7 @@ impl Pipeline {
             caught_up: false,
             unflushed: BTreeMap::new(),
             summary,
+            snapshot_buf: Vec::new(),
         })
     }
 
@@ -814,12 +818,13 @@ impl Pipeline {
                 }
                 // Every entity in the engine came through `load`, so its positions are known.
                 if let Some(positions) = self.known.get(id) {
-                    let snapshot = self.engine.snapshot_entity(id).unwrap_or_default();
+                    self.snapshot_buf.clear();
+                    self.engine.snapshot_entity_into(id, &mut self.snapshot_buf);
                     states.push(StateWrite {
                         id: id.clone(),
                         entity,
                         field: self.field.clone(),
-                        bytes: state::encode(written_at, positions, &snapshot),
+                        bytes: state::encode(written_at, positions, &self.snapshot_buf),
                     });
                 }
             }

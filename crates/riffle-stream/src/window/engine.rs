@@ -274,6 +274,18 @@ impl WindowEngine {
             .map(|state| snapshot::encode(state, &self.specs))
     }
 
+    /// [`WindowEngine::snapshot_entity`] appended to `out` (a buffer the caller reuses);
+    /// `false`, appending nothing, if the entity has no state.
+    pub fn snapshot_entity_into(&self, entity: &EntityId, out: &mut Vec<u8>) -> bool {
+        match self.state(entity).filter(|state| !state.is_empty()) {
+            Some(state) => {
+                snapshot::encode_into(state, &self.specs, out);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Replaces the entity's state with a decoded snapshot (tiles no window reaches at the
     /// clock are dropped; state of specs no longer configured is ignored).
     pub fn restore_entity(&mut self, entity: EntityId, bytes: &[u8]) -> Result<(), SnapshotError> {

@@ -91,24 +91,43 @@ impl Watermarks {
 
 /// Encodes one entity's state.
 pub(crate) fn encode(state: &EntityState, specs: &[ResolvedSpec]) -> Vec<u8> {
-    let mut out = vec![SNAPSHOT_VERSION];
-    put_varint(&mut out, state.seq);
-    put_varint(&mut out, specs.len() as u64);
-    let mut payload = Vec::new();
+    let mut out = Vec::new();
+    encode_into(state, specs, &mut out);
+    out
+}
+
+/// [`encode`] appending to `out`. Every flush encodes every written entity, and a hot
+/// entity's snapshot runs to tens of KiB (sketched tiles): the caller reuses one buffer and
+/// each section is built in a buffer kept per thread, so neither grows from empty per call.
+pub(crate) fn encode_into(state: &EntityState, specs: &[ResolvedSpec], out: &mut Vec<u8>) {
+    thread_local! {
+        static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PAYLOAD.with_borrow_mut(|payload| encode_sections(state, specs, out, payload));
+}
+
+fn encode_sections(
+    state: &EntityState,
+    specs: &[ResolvedSpec],
+    out: &mut Vec<u8>,
+    payload: &mut Vec<u8>,
+) {
+    out.push(SNAPSHOT_VERSION);
+    put_varint(out, state.seq);
+    put_varint(out, specs.len() as u64);
     for (spec, tiles) in specs.iter().zip(state.specs.iter()) {
         payload.clear();
-        put_varint(&mut payload, tiles.len() as u64);
+        put_varint(payload, tiles.len() as u64);
         let mut prev: Option<i64> = None;
         for (index, agg) in tiles.iter() {
-            put_varint(&mut payload, (index - prev.unwrap_or(0)) as u64);
+            put_varint(payload, (index - prev.unwrap_or(0)) as u64);
             prev = Some(*index);
-            put_agg(&mut payload, agg);
+            put_agg(payload, agg);
         }
         out.extend_from_slice(&spec.fingerprint.to_le_bytes());
-        put_varint(&mut out, payload.len() as u64);
-        out.extend_from_slice(&payload);
+        put_varint(out, payload.len() as u64);
+        out.extend_from_slice(payload);
     }
-    out
 }
 
 /// Decodes one entity's state for the engine's `specs`.

@@ -190,6 +190,35 @@ fn restore_keeps_the_state_of_specs_still_configured() {
     assert_eq!(changed.next_expiry(), Some(ts(T + HOUR)));
 }
 
+/// The pipeline encodes every written entity's snapshot into one reused buffer: appending
+/// must give exactly the entity's own snapshot after whatever the buffer held, and an entity
+/// without state must append nothing (so a cleared buffer never carries another's bytes).
+#[test]
+fn snapshot_into_a_reused_buffer_appends_only_the_entitys_own() {
+    let mut engine = WindowEngine::new(one_hour(&[
+        ("s", K::Sum, Some("amount")),
+        ("d", K::DistinctCount, Some("amount")),
+    ]))
+    .unwrap();
+    engine.advance(ts(T));
+    for i in 0..100 {
+        engine
+            .ingest(
+                &ev(T).with("amount", FeatureValue::Float64(f64::from(i))),
+                ts(T),
+            )
+            .unwrap();
+    }
+    let own = engine.snapshot_entity(&entity(1)).unwrap();
+    let mut buf = vec![7u8; 5];
+    assert!(engine.snapshot_entity_into(&entity(1), &mut buf));
+    assert_eq!(&buf[..5], &[7u8; 5]);
+    assert_eq!(&buf[5..], &own[..]);
+    buf.clear();
+    assert!(!engine.snapshot_entity_into(&entity(2), &mut buf));
+    assert!(buf.is_empty());
+}
+
 /// Drives an engine like the pipeline does: a largest event time per input stream.
 struct Streams {
     engine: WindowEngine,
