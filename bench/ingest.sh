@@ -4,6 +4,7 @@
 # from an event produced to its effect served. Not a test: it asserts nothing, it reports.
 #
 #   bench/ingest.sh [--events N] [--users N] [--rate EV_PER_S] [--seconds S] [--partitions P]
+#   RIFFLE_BIN=path/to/riffle bench/ingest.sh ...   (measure another build of riffle)
 #
 # Needs: redis-server, redis-cli, curl, tansu (scripts/test.sh installs it).
 # Scenarios (one ingest process each, release build, loopback):
@@ -41,7 +42,9 @@ done
 echo "==> building release binaries"
 cargo build -q --release -p riffle
 cargo build -q --release -p riffle --example ingest_bench
-bin=target/release/riffle
+# RIFFLE_BIN: another riffle binary to measure (e.g. an older build, to compare builds in
+# alternating runs); the default is the one just built.
+bin=${RIFFLE_BIN:-target/release/riffle}
 tool=target/release/examples/ingest_bench
 
 work=$(mktemp -d)
