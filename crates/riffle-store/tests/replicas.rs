@@ -57,23 +57,6 @@ async fn open(primary: &RedisServer, replicas: &[String], max_lag: &str) -> Onli
         .unwrap()
 }
 
-fn replica_of(port: u16) -> RedisServer {
-    RedisServer::start_with(&["--replicaof", "127.0.0.1", &port.to_string()]).unwrap()
-}
-
-/// Waits until `replica` says its link to the primary is up.
-fn wait_linked(replica: &RedisServer) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !replica
-        .cli(&["INFO", "replication"])
-        .unwrap()
-        .contains("master_link_status:up")
-    {
-        assert!(Instant::now() < deadline, "the replica never linked");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits until the store's read target is `want`.
 async fn wait_target(store: &OnlineStore, want: ReadNode, within: Duration) {
     let deadline = Instant::now() + within;
@@ -140,8 +123,8 @@ async fn read_user(store: &OnlineStore, i: i64) -> ReadAnswer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serving_reads_go_to_the_replica_and_everything_else_to_the_primary() {
     let primary = RedisServer::start().unwrap();
-    let replica = replica_of(primary.port());
-    wait_linked(&replica);
+    let replica = RedisServer::start_replica_of(primary.port()).unwrap();
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     let store = open(&primary, &[replica.url()], "5s").await;
     write_users(&store, 10).await;
     wait_target(&store, ReadNode::Replica(0), Duration::from_secs(10)).await;
@@ -194,8 +177,8 @@ async fn serving_reads_go_to_the_replica_and_everything_else_to_the_primary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_only_reads_watch_the_replicas_but_never_read_them() {
     let primary = RedisServer::start().unwrap();
-    let replica = replica_of(primary.port());
-    wait_linked(&replica);
+    let replica = RedisServer::start_replica_of(primary.port()).unwrap();
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     let mut registry = (*registry(&primary.url(), &[replica.url()], "5s")).clone();
     registry.store.read_from = riffle_registry::ReadFrom::Primary;
     let limits = StoreLimits::from_settings(&registry.store);
@@ -222,8 +205,8 @@ async fn primary_only_reads_watch_the_replicas_but_never_read_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_fails_over_to_the_primary_and_is_read_again_once_back() {
     let primary = RedisServer::start().unwrap();
-    let mut replica = replica_of(primary.port());
-    wait_linked(&replica);
+    let mut replica = RedisServer::start_replica_of(primary.port()).unwrap();
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     let store = open(&primary, &[replica.url()], "5s").await;
     write_users(&store, 10).await;
     wait_target(&store, ReadNode::Replica(0), Duration::from_secs(10)).await;
@@ -251,7 +234,7 @@ async fn a_killed_replica_fails_over_to_the_primary_and_is_read_again_once_back(
     assert!(!store.replicas().1[0].healthy);
 
     replica.restart().unwrap();
-    wait_linked(&replica);
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     wait_target(&store, ReadNode::Replica(0), Duration::from_secs(10)).await;
     assert_eq!(read_user(&store, 3).await.node, ReadNode::Replica(0));
 }
@@ -259,8 +242,8 @@ async fn a_killed_replica_fails_over_to_the_primary_and_is_read_again_once_back(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replica_fails_over_within_the_call_budget() {
     let primary = RedisServer::start().unwrap();
-    let mut replica = replica_of(primary.port());
-    wait_linked(&replica);
+    let mut replica = RedisServer::start_replica_of(primary.port()).unwrap();
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     let store = open(&primary, &[replica.url()], "5s").await;
     write_users(&store, 10).await;
     wait_target(&store, ReadNode::Replica(0), Duration::from_secs(10)).await;
@@ -343,8 +326,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, hold: Option<Arc<AtomicBool>>) {
 async fn a_lagging_replica_says_so_and_is_left_beyond_the_lag_bound() {
     let primary = RedisServer::start().unwrap();
     let proxy = LinkProxy::start(primary.port());
-    let replica = replica_of(proxy.port);
-    wait_linked(&replica);
+    let replica = RedisServer::start_replica_of(proxy.port).unwrap();
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     let store = open(&primary, &[replica.url()], "1500ms").await;
     write_users(&store, 10).await;
     wait_target(&store, ReadNode::Replica(0), Duration::from_secs(10)).await;
@@ -431,10 +414,10 @@ fn slow_pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_go_to_the_nearest_healthy_replica_then_the_next() {
     let primary = RedisServer::start().unwrap();
-    let far = replica_of(primary.port());
-    let mut near = replica_of(primary.port());
-    wait_linked(&far);
-    wait_linked(&near);
+    let far = RedisServer::start_replica_of(primary.port()).unwrap();
+    let mut near = RedisServer::start_replica_of(primary.port()).unwrap();
+    far.wait_linked(Duration::from_secs(20)).unwrap();
+    near.wait_linked(Duration::from_secs(20)).unwrap();
     // Listed far first: the choice is by measured round trip, not by order.
     let far_url = format!(
         "redis://127.0.0.1:{}",

@@ -44,6 +44,32 @@ impl RedisServer {
         Err(last_err.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
     }
 
+    /// Starts a replica of the server on `primary_port` (`--replicaof`); wait for its link
+    /// with [`wait_linked`](Self::wait_linked).
+    pub fn start_replica_of(primary_port: u16) -> std::io::Result<Self> {
+        Self::start_with(&["--replicaof", "127.0.0.1", &primary_port.to_string()])
+    }
+
+    /// Waits until this replica says its link to the primary is up (`master_link_status:up`).
+    pub fn wait_linked(&self, within: Duration) -> std::io::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if self
+                .cli(&["INFO", "replication"])?
+                .contains("master_link_status:up")
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("replica on port {} never linked", self.port),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts a TLS-only server (self-signed certificate made with `openssl`); reach it with
     /// [`tls_url`](Self::tls_url).
     pub fn start_tls() -> std::io::Result<Self> {

@@ -6,31 +6,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{fraud_config, TestCommand};
+use common::{fraud_config, http_get_status, TestCommand};
 use riffle_store::layout::entity_key;
 use riffle_store::redis_cluster::slot_of;
 use riffle_testkit::RedisCluster;
 use serde_json::Value;
-
-/// `GET` over a fresh connection: (HTTP status, body), or `None` when nothing answered.
-fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let (head, body) = buf.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_owned()))
-}
 
 /// The real `account_age_days` of user `i` (the default is 0).
 fn age(i: usize) -> i64 {
@@ -66,7 +52,7 @@ enum Answer {
 fn ask(base: &str, i: usize) -> Answer {
     let path = format!("/v1/features/user/u{i}?groups=user_profile");
     let (code, body) =
-        http_get(base, &path).unwrap_or_else(|| panic!("no answer for u{i}: serve is down"));
+        http_get_status(base, &path).unwrap_or_else(|| panic!("no answer for u{i}: serve is down"));
     assert_eq!(code, 200, "u{i}: {body}");
     let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     let group = &json["results"][0]["groups"][0];
@@ -132,11 +118,12 @@ fn serve_answers_through_a_master_failover_and_writes_land_on_slot_owners() {
         .spawn();
     let _serve = Serve(serve);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(&base, "/health").is_none() {
+    while http_get_status(&base, "/health").is_none() {
         assert!(Instant::now() < deadline, "riffle serve did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let health: Value = serde_json::from_str(&http_get(&base, "/health").unwrap().1).unwrap();
+    let health: Value =
+        serde_json::from_str(&http_get_status(&base, "/health").unwrap().1).unwrap();
     assert_eq!(health["store"]["kind"], "redis-cluster", "{health}");
     let nodes = health["store"]["cluster_nodes"].as_array().unwrap();
     assert_eq!(
@@ -218,7 +205,8 @@ fn serve_answers_through_a_master_failover_and_writes_land_on_slot_owners() {
     }
     let recovered_after = killed_at.elapsed();
     // /health shows the dead master's breaker open, and the promoted replica as a master.
-    let health: Value = serde_json::from_str(&http_get(&base, "/health").unwrap().1).unwrap();
+    let health: Value =
+        serde_json::from_str(&http_get_status(&base, "/health").unwrap().1).unwrap();
     let node = |i: usize| {
         let addr = format!("127.0.0.1:{}", cluster.node(i).port());
         health["store"]["cluster_nodes"]

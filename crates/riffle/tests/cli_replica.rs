@@ -12,23 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{fraud_config, TestCommand};
+use common::{fraud_config, http_get_status, TestCommand};
 use riffle_testkit::RedisServer;
 use serde_json::Value;
-
-/// `GET` over a fresh connection: (HTTP status, body), or `None` when nothing answered.
-fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let (head, body) = buf.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_owned()))
-}
 
 const USERS: usize = 200;
 
@@ -55,7 +41,7 @@ fn load_profiles(store: &str) {
 fn ask(base: &str, i: usize) {
     let path = format!("/v1/features/user/u{i}?groups=user_profile");
     let (code, body) =
-        http_get(base, &path).unwrap_or_else(|| panic!("no answer for u{i}: serve is down"));
+        http_get_status(base, &path).unwrap_or_else(|| panic!("no answer for u{i}: serve is down"));
     assert_eq!(code, 200, "u{i}: {body}");
     let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     let group = &json["results"][0]["groups"][0];
@@ -64,22 +50,6 @@ fn ask(base: &str, i: usize) {
         group["status"] == "fresh" && feature["value"].as_i64() == Some(age(i)),
         "u{i}: not its real value: {body}"
     );
-}
-
-fn replica_of(primary: &RedisServer) -> RedisServer {
-    RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port().to_string()]).unwrap()
-}
-
-fn wait_linked(replica: &RedisServer) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !replica
-        .cli(&["INFO", "replication"])
-        .unwrap()
-        .contains("master_link_status:up")
-    {
-        assert!(Instant::now() < deadline, "the replica never linked");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `calls=` of `cmdstat_hmget` (the serving read) in `INFO commandstats`.
@@ -93,7 +63,7 @@ fn hmget_calls(redis: &RedisServer) -> u64 {
 }
 
 fn health(base: &str) -> Value {
-    let (_, body) = http_get(base, "/health").expect("serve answers /health");
+    let (_, body) = http_get_status(base, "/health").expect("serve answers /health");
     serde_json::from_str(&body).unwrap()
 }
 
@@ -145,7 +115,7 @@ fn serve(dir: &mut TestCommand, primary: &RedisServer, replica: &RedisServer) ->
         .spawn();
     let serve = Serve(child);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(&base, "/health").is_none() {
+    while http_get_status(&base, "/health").is_none() {
         assert!(Instant::now() < deadline, "riffle serve did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -208,7 +178,7 @@ impl Reads {
 }
 
 fn metric(base: &str, line_prefix: &str) -> f64 {
-    let (_, text) = http_get(base, "/metrics").unwrap();
+    let (_, text) = http_get_status(base, "/metrics").unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(line_prefix))
         .and_then(|v| v.trim().parse().ok())
@@ -233,8 +203,8 @@ fn served_by_replica((primary, replica): (u64, u64), failovers: f64) {
 /// The replica fails (`fail`) and is brought back (`recover`) under steady reads.
 fn survives(fail: fn(&mut RedisServer), recover: fn(&mut RedisServer)) {
     let primary = RedisServer::start().unwrap();
-    let mut replica = replica_of(&primary);
-    wait_linked(&replica);
+    let mut replica = RedisServer::start_replica_of(primary.port()).unwrap();
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     load_profiles(&primary.url());
     let mut dir = TestCommand::new();
     let (base, _serve) = serve(&mut dir, &primary, &replica);
@@ -276,7 +246,7 @@ fn survives(fail: fn(&mut RedisServer), recover: fn(&mut RedisServer)) {
 
     recover(&mut replica);
     let recovered_at = Instant::now();
-    wait_linked(&replica);
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     wait_target(&base, &replica.url());
     let back_after = recovered_at.elapsed();
     let (p2, r2, f2) = (
@@ -429,7 +399,7 @@ window = "1h"
 
 /// (status, age_ms, value) of user u1's velocity.
 fn velocity(base: &str) -> (String, u64, i64) {
-    let (code, body) = http_get(base, "/v1/features/user/u1?groups=velocity").unwrap();
+    let (code, body) = http_get_status(base, "/v1/features/user/u1?groups=velocity").unwrap();
     assert_eq!(code, 200, "{body}");
     let json: Value = serde_json::from_str(&body).unwrap();
     let group = &json["results"][0]["groups"][0];
@@ -446,7 +416,7 @@ fn a_lagging_replicas_values_turn_stale_by_its_lag() {
     let proxy = LinkProxy::start(primary.port());
     let replica =
         RedisServer::start_with(&["--replicaof", "127.0.0.1", &proxy.port.to_string()]).unwrap();
-    wait_linked(&replica);
+    replica.wait_linked(Duration::from_secs(20)).unwrap();
     let mut dir = TestCommand::new();
     let config = dir.write("riffle.toml", LAG_REGISTRY);
     let rows = dir.write("velocity.csv", "user_id,n\nu1,42\n");
@@ -495,7 +465,7 @@ fn a_lagging_replicas_values_turn_stale_by_its_lag() {
             .spawn(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(&base, "/health").is_none() {
+    while http_get_status(&base, "/health").is_none() {
         assert!(Instant::now() < deadline, "riffle serve did not start");
         std::thread::sleep(Duration::from_millis(100));
     }

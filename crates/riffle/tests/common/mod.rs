@@ -111,3 +111,19 @@ fn wait_with_deadline(child: Child, limit: Duration) -> Output {
         }
     }
 }
+
+/// `GET base + path` over a fresh plain connection: (HTTP status, body), or `None` when
+/// nothing answered (a server down or hung past 5 s).
+pub fn http_get_status(base: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
