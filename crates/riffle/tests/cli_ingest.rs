@@ -179,6 +179,41 @@ fn ingest_into_redis_matches_the_oracle() {
     );
 }
 
+/// Group commit: while a flush's write is in flight the next events are received, and are
+/// written by the next flush together. A backfill into Redis with `flush_max_events = 100`
+/// therefore takes far fewer flushes than events / 100 (a flush that waited for each write
+/// before reading on would take exactly that many), writes each busy user fewer times, and
+/// every value still equals the oracle's.
+#[test]
+fn a_backfill_coalesces_flushes_while_writes_are_in_flight() {
+    let redis = RedisServer::start().unwrap();
+    let now = Timestamp::now().millis();
+    let g = generate(5, now, 400, 20_000, 10 * MINUTE, false);
+    let mut cmd = TestCommand::new();
+    let file = cmd.write("events.ndjson", &g.text);
+    let config = cmd.write(
+        "riffle.toml",
+        &format!("{REGISTRY}\n[ingest]\nflush_max_events = 100\n"),
+    );
+    cmd.arg("ingest")
+        .arg("--config")
+        .arg(config)
+        .args(["--store", &redis.url(), "--json", "--from"])
+        .arg(&file);
+    let (stdout, _) = cmd.expect_code(0);
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(count(&summary, "applied"), g.accepted.len() as u64);
+    let one_per_100 = g.accepted.len() as u64 / 100;
+    assert!(
+        count(&summary, "flushes") < one_per_100 / 2,
+        "no coalescing: {} flushes for {} events: {summary}",
+        count(&summary, "flushes"),
+        g.accepted.len()
+    );
+    assert!(count(&summary, "entities_written") < one_per_100 * 100 / 2);
+    check_against_oracle(&StoreUrl::parse(&redis.url()).unwrap(), &g.accepted);
+}
+
 /// Events of the last 10 minutes only: every window value stays the same for the whole
 /// test, so runs at different times must agree exactly.
 const CRASH_EVENTS: usize = 60_000;

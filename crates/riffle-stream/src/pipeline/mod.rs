@@ -8,7 +8,9 @@
 //! ([`specs`]). For each batch of events, the stored state of entities not seen yet this run
 //! is read in one batched call and restored into the [`WindowEngine`](crate::window::WindowEngine);
 //! then each event is applied unless its entity already holds its position. Every
-//! `ingest.flush_interval` or `ingest.flush_max_events` events (and at the end) the engine
+//! `ingest.flush_interval` or `ingest.flush_max_events` events (and at the end; while the
+//! previous flush's write is in flight, as soon as it lands, with everything received
+//! meanwhile: group commit, see [`run`]) the engine
 //! clock moves to the wall clock, and every entity with new events or moved windows gets
 //! one row per group (its values read *now*; a `Null` aggregate as the feature's training
 //! default; `event_ts` = the largest event time applied, capped at now; `computed_at` =

@@ -169,6 +169,7 @@ pub async fn run(
     // only once its write completed.
     let mut inflight: Option<InFlight> = None;
     let mut pending = 0usize;
+    let backlog = p.options.flush_max_events.saturating_mul(BACKLOG_FLUSHES);
     let mut last_flush = Instant::now();
     let mut open = true;
     while open {
@@ -177,18 +178,28 @@ pub async fn run(
         let mut revoked = false;
         let mut assigned = None;
         let mut acked = None;
-        while open
-            && !revoked
-            && assigned.is_none()
-            && acked.is_none()
-            && pending + batch.len() < p.options.flush_max_events
-        {
+        while open && !revoked && assigned.is_none() && acked.is_none() {
+            // A flush is due at `flush_max_events` events or at the deadline. While the
+            // previous write is in flight the due flush cannot start, so records keep being
+            // received (group commit) and are applied once it completed: under load flushes
+            // grow and coalesce repeated writes of busy entities, up to `backlog` events,
+            // where the loop stops reading and applies (the feed fills and the input
+            // pauses). Applying in slices while the write is in flight was measured slower
+            // (0.6-0.9x the events/s): more, smaller flushes rewrite busy entities more often.
+            let count = pending + batch.len();
+            let due =
+                count >= p.options.flush_max_events || tokio::time::Instant::now() >= deadline;
+            if (due && inflight.is_none()) || count >= backlog {
+                break;
+            }
+            // Once due, only the write completing (or the input) can end the wait.
+            let wait_until = if due { far_future() } else { deadline };
             let mut written = None;
             tokio::select! {
                 biased;
                 () = &mut stop => open = false,
                 result = wait_written(&mut inflight) => written = Some(result),
-                next = tokio::time::timeout_at(deadline, feed.recv()) => match next {
+                next = tokio::time::timeout_at(wait_until, feed.recv()) => match next {
                     Ok(Some(Ok(Feed::Records(chunk)))) => {
                         p.caught_up &= chunk.is_empty();
                         batch.extend(chunk);
@@ -199,7 +210,7 @@ pub async fn run(
                     Ok(Some(Ok(Feed::Acked(chunk, ack)))) => acked = Some((chunk, ack)),
                     Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
                     Ok(None) => open = false,
-                    Err(_) => break,
+                    Err(_) => {} // the deadline passed: the flush is due
                 },
             }
             if let Some(result) = written {
@@ -256,6 +267,15 @@ pub async fn run(
     p.summary.complete = true;
     p.summary.elapsed = started.elapsed();
     Ok(p.summary)
+}
+
+/// How many times `flush_max_events` the loop receives while a flush's write is in flight
+/// before it stops reading and applies them (then waits for the write).
+const BACKLOG_FLUSHES: usize = 50;
+
+/// A deadline that never comes (an hour is beyond any flush interval in use).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(3600)
 }
 
 /// A flush's write in flight, and what to do once it is durable.
