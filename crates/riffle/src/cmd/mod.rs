@@ -65,9 +65,15 @@ pub async fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Load(args) => load::run(args).await,
-        Command::Ingest(args) => ingest::run(args).await,
+        Command::Ingest(args) => {
+            crate::allocator::retain_freed_memory();
+            ingest::run(args).await
+        }
         Command::Lag(args) => lag::run(args).await,
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => {
+            crate::allocator::retain_freed_memory();
+            demo::run(args).await
+        }
         Command::Loadtest(args) => loadtest::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Drill(args) => drill::run(args).await,
