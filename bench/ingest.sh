@@ -15,7 +15,7 @@
 #                    first and last offset commit (commits follow durable flushes)
 #   event→served     events produced at --rate into Kafka while riffle ingest and riffle
 #                    serve (--no-cache) run on one Redis; probe events for new users are
-#                    timed from the producer's acknowledgement to their row being served
+#                    timed from being handed to the producer to their row being served
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
