@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use riffle_core::{EntityId, Timestamp};
 use riffle_registry::Registry;
 use riffle_store::layout::state_field;
@@ -102,7 +103,7 @@ struct Pipeline {
     map: SpecMap,
     engine: WindowEngine,
     /// Positions of every entity seen this run (loaded from the store on first sight).
-    known: HashMap<EntityId, Positions>,
+    known: FastMap<EntityId, Positions>,
     field: String,
     /// The source's field names, shared by every event's engine form.
     field_names: Vec<Arc<str>>,
@@ -120,7 +121,7 @@ struct Pipeline {
     streams_changed: BTreeSet<u64>,
     /// Per entity, its entry in the pending-expiry index as far as this run knows:
     /// `(stream, due ms)`, the due time unknown for entities loaded from the store.
-    indexed: HashMap<EntityId, (u64, Option<i64>)>,
+    indexed: FastMap<EntityId, (u64, Option<i64>)>,
     /// Entities restored whose stored rows no longer show their windows (a window moved
     /// while no process held them): rewritten by the next flush.
     stale_rows: Vec<EntityId>,
@@ -463,13 +464,13 @@ impl Pipeline {
             options,
             map,
             engine,
-            known: HashMap::new(),
+            known: FastMap::default(),
             sink,
             watermark: None,
             stream_latest: HashMap::new(),
             streams_read: HashSet::new(),
             streams_changed: BTreeSet::new(),
-            indexed: HashMap::new(),
+            indexed: FastMap::default(),
             stale_rows: Vec::new(),
             unindex: Vec::new(),
             meta_ttl,
@@ -671,7 +672,7 @@ impl Pipeline {
             }
         }
         let mut unseen: Vec<EntityId> = Vec::new();
-        let mut seen_now = HashSet::new();
+        let mut seen_now = FastSet::default();
         let mut streams = Vec::new();
         for (r, e) in &events {
             if !self.known.contains_key(&e.entity) && seen_now.insert(e.entity.clone()) {
@@ -788,7 +789,7 @@ impl Pipeline {
         let mut ids = self.engine.advance(now);
         ids.extend(self.engine.take_dirty());
         ids.append(&mut self.stale_rows);
-        let mut unique = HashSet::with_capacity(ids.len());
+        let mut unique = FastSet::with_capacity_and_hasher(ids.len(), Default::default());
         ids.retain(|id| unique.insert(id.clone()));
         // Entities with nothing pending any more and no row to rewrite leave the index.
         for id in self.engine.take_emptied() {
