@@ -5,7 +5,8 @@
 //!   ten minutes, each up to a minute out of order (within the allowed lateness).
 //! - `produce`: a file of such events into a Kafka topic, keyed by entity id (batched).
 //! - `drain`: a bare `rdkafka` consumer in a fresh group reading the topic from the start,
-//!   doing nothing with the messages: the rate the broker can feed one process.
+//!   doing nothing with the messages: the rate the broker can feed one process (with
+//!   `riffle ingest`'s fetch wait, or `--fetch-wait-ms`).
 //! - `wait-group`: waits until a consumer group's committed offsets cover the topic, and
 //!   prints the rate between its first and last commit (what `riffle ingest` sustained).
 //! - `latency`: produces events at a fixed rate with probe events for new entities mixed
@@ -220,19 +221,19 @@ fn topic_end(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<(Vec<i32>, 
 fn drain(flags: &Flags) -> anyhow::Result<()> {
     let topic = flags.get("topic")?;
     let expect: u64 = flags.num("expect", 0)?;
+    // By default as `riffle ingest`'s consumer sets it, so both read the broker alike;
+    // `--fetch-wait-ms 500` is librdkafka's default.
+    let fetch_wait: u64 = flags.num(
+        "fetch-wait-ms",
+        riffle_stream::source::kafka::FETCH_WAIT.as_millis() as u64,
+    )?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", flags.get("brokers")?)
         .set("group.id", format!("bare-{}", std::process::id()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("partition.assignment.strategy", "range")
-        // As `riffle ingest`'s consumer sets it, so both read the broker alike.
-        .set(
-            "fetch.wait.max.ms",
-            riffle_stream::source::kafka::FETCH_WAIT
-                .as_millis()
-                .to_string(),
-        )
+        .set("fetch.wait.max.ms", fetch_wait.to_string())
         .create()?;
     consumer.subscribe(&[topic])?;
     let mut first = None;
