@@ -66,12 +66,12 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Serve(args) => serve::run(args).await,
         Command::Load(args) => load::run(args).await,
         Command::Ingest(args) => {
-            crate::allocator::retain_freed_memory();
+            crate::allocator::tune_for_ingest();
             ingest::run(args).await
         }
         Command::Lag(args) => lag::run(args).await,
         Command::Demo(args) => {
-            crate::allocator::retain_freed_memory();
+            crate::allocator::tune_for_ingest();
             demo::run(args).await
         }
         Command::Loadtest(args) => loadtest::run(args).await,
