@@ -271,8 +271,11 @@ pub async fn run(
 }
 
 /// How many times `flush_max_events` the loop receives while a flush's write is in flight
-/// before it stops reading and applies them (then waits for the write).
-const BACKLOG_FLUSHES: usize = 50;
+/// before it stops reading and applies them (then waits for the write). With the default
+/// 1,000: at most 100k records held (~20 MB of NDJSON). Measured on a 1M-event replay into
+/// Redis: 50 -> 233k events/s (303k entity writes), 100 -> 264k (250k), 200 -> 282k (198k):
+/// each doubling writes busy entities less often, and holds twice the records.
+const BACKLOG_FLUSHES: usize = 100;
 
 /// A deadline that never comes (an hour is beyond any flush interval in use).
 fn far_future() -> tokio::time::Instant {
