@@ -42,8 +42,8 @@ mod tests {
 
     #[test]
     fn the_purge_delay_option_is_the_one_whose_default_is_1000_ms() {
-        // Neighbouring options default to 1 (14, deprecated eager-commit delay) and 0 (16,
-        // NUMA nodes), and no other option defaults to 1000 ms.
+        // Its neighbours default to 1 (14, deprecated eager-commit delay) and 0 (16, NUMA
+        // nodes): an enum shifted by one either way would not read 1000.
         // SAFETY: reads an integer from mimalloc's option table.
         let value = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         assert_eq!(
