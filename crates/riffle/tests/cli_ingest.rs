@@ -20,7 +20,12 @@ use riffle_testkit::RedisServer;
 use serde_json::Value;
 
 fn ingest(cmd: &mut TestCommand, store: &str, file: &Path) -> Value {
-    let config = cmd.write("riffle.toml", REGISTRY);
+    ingest_with(cmd, REGISTRY, store, file)
+}
+
+/// [`ingest`] with another registry.
+fn ingest_with(cmd: &mut TestCommand, registry: &str, store: &str, file: &Path) -> Value {
+    let config = cmd.write("riffle.toml", registry);
     cmd.arg("ingest")
         .arg("--config")
         .arg(config)
@@ -191,17 +196,8 @@ fn a_backfill_coalesces_flushes_while_writes_are_in_flight() {
     let g = generate(5, now, 400, 20_000, 10 * MINUTE, false);
     let mut cmd = TestCommand::new();
     let file = cmd.write("events.ndjson", &g.text);
-    let config = cmd.write(
-        "riffle.toml",
-        &format!("{REGISTRY}\n[ingest]\nflush_max_events = 100\n"),
-    );
-    cmd.arg("ingest")
-        .arg("--config")
-        .arg(config)
-        .args(["--store", &redis.url(), "--json", "--from"])
-        .arg(&file);
-    let (stdout, _) = cmd.expect_code(0);
-    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let registry = format!("{REGISTRY}\n[ingest]\nflush_max_events = 100\n");
+    let summary = ingest_with(&mut cmd, &registry, &redis.url(), &file);
     assert_eq!(count(&summary, "applied"), g.accepted.len() as u64);
     let one_per_100 = g.accepted.len() as u64 / 100;
     assert!(
