@@ -22,7 +22,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// mimalloc as the global allocator: allocation was about a third of ingest's CPU profile
 /// (per-event values, per-flush rows and snapshots) and shows on the serve path too.
-pub type Allocator = mimalloc::MiMalloc;
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Never return freed memory to the OS, and no transparent huge pages for this process (see
 /// the module docs); call once, early.

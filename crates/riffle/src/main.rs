@@ -13,9 +13,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[global_allocator]
-static GLOBAL: allocator::Allocator = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // Clap prints usage errors itself and exits with 2, as §6 asks.
     let cli = cmd::Cli::parse();
