@@ -10,7 +10,7 @@ use riffle_core::{EntityId, FeatureValue, Timestamp};
 use super::aggregate::input;
 use super::event::{Event, LateCause, Rejected};
 use super::snapshot::{self, SnapshotError, Watermarks};
-use super::spec::{resolve, AggregationSpec, ConfigError, EngineConfig, ResolvedSpec};
+use super::spec::{resolve, AggregationSpec, ConfigError, EngineConfig, Layout};
 use super::state::EntityState;
 
 /// One entity's slot.
@@ -29,13 +29,13 @@ struct Slot {
 /// Measured (release, a 2-core machine shared with other builds, load ~3; six specs: 1 h
 /// count/sum/max/last, 24 h mean, 7 d distinct_count; events up to 1 min out of order):
 /// ingest ~1.25 M events/s with 1,000 hot entities, ~0.3 M events/s with 100,000 entities
-/// hit at random, where cache misses on per-spec tile runs dominate. Next step if that
-/// matters: one tile run per tile size shared by its specs. Entities are found through
+/// hit at random, where cache misses on tiles dominate: specs on one grid therefore share
+/// a run of tiles (see [`TileRun`](super::tile::TileRun)). Entities are found through
 /// foldhash (SipHash and its key compares were ~6% of a backfill's main thread).
 #[derive(Debug)]
 pub struct WindowEngine {
     config: EngineConfig,
-    specs: Vec<ResolvedSpec>,
+    layout: Layout,
     index: HashMap<EntityId, u32>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
@@ -55,10 +55,10 @@ impl WindowEngine {
     /// An empty engine with its clock at the epoch; call [`WindowEngine::advance`] with the
     /// current time before ingesting.
     pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
-        let specs = resolve(&config.specs)?;
+        let layout = resolve(&config.specs)?;
         let mut engine = Self {
             config,
-            specs,
+            layout,
             index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -153,7 +153,7 @@ impl WindowEngine {
             });
         }
         let mut touches = false;
-        for spec in &self.specs {
+        for spec in &self.layout.specs {
             let contributes = input(spec, event)?.is_some();
             touches |= contributes && spec.grid.tile_of(time) >= spec.grid.window(self.clock).0;
         }
@@ -163,7 +163,7 @@ impl WindowEngine {
         }
         let slot_id = match self.index.get(&event.entity) {
             Some(&id) => id,
-            None => self.insert_slot(event.entity.clone(), EntityState::new(self.specs.len())),
+            None => self.insert_slot(event.entity.clone(), EntityState::new(&self.layout)),
         };
         let Some(slot) = self
             .slots
@@ -172,7 +172,7 @@ impl WindowEngine {
         else {
             return Ok(()); // unreachable: the index only names live slots
         };
-        let change = slot.state.apply(&self.specs, event, self.clock);
+        let change = slot.state.apply(&self.layout, event, self.clock);
         if !slot.dirty {
             slot.dirty = true;
             self.dirty.push(slot_id);
@@ -212,11 +212,11 @@ impl WindowEngine {
                 if slot.scheduled != Some(due) {
                     continue; // stale entry
                 }
-                if slot.state.differs(&self.specs, prev, now) {
+                if slot.state.differs(&self.layout, prev, now) {
                     changed.push(slot.id.clone());
                 }
-                slot.state.prune(&self.specs, now);
-                slot.scheduled = slot.state.next_change(&self.specs, now);
+                slot.state.prune(&self.layout, now);
+                slot.scheduled = slot.state.next_change(&self.layout, now);
                 if let Some(next) = slot.scheduled {
                     self.timers.entry(next).or_default().push(slot_id);
                 } else if slot.state.is_empty() && !slot.dirty {
@@ -264,8 +264,8 @@ impl WindowEngine {
     /// after the engine clock; earlier reads may miss tiles already pruned.
     pub fn values(&self, entity: &EntityId, at: Timestamp) -> Vec<FeatureValue> {
         match self.state(entity) {
-            Some(state) => state.values_at(&self.specs, at.millis()),
-            None => EntityState::new(self.specs.len()).values_at(&self.specs, at.millis()),
+            Some(state) => state.values_at(&self.layout, at.millis()),
+            None => EntityState::new(&self.layout).values_at(&self.layout, at.millis()),
         }
     }
 
@@ -274,7 +274,7 @@ impl WindowEngine {
     pub fn snapshot_entity(&self, entity: &EntityId) -> Option<Vec<u8>> {
         self.state(entity)
             .filter(|state| !state.is_empty())
-            .map(|state| snapshot::encode(state, &self.specs))
+            .map(|state| snapshot::encode(state, &self.layout))
     }
 
     /// [`WindowEngine::snapshot_entity`] appended to `out` (a buffer the caller reuses);
@@ -282,7 +282,7 @@ impl WindowEngine {
     pub fn snapshot_entity_into(&self, entity: &EntityId, out: &mut Vec<u8>) -> bool {
         match self.state(entity).filter(|state| !state.is_empty()) {
             Some(state) => {
-                snapshot::encode_into(state, &self.specs, out);
+                snapshot::encode_into(state, &self.layout, out);
                 true
             }
             None => false,
@@ -305,21 +305,21 @@ impl WindowEngine {
         bytes: &[u8],
         written_at: Option<Timestamp>,
     ) -> Result<bool, SnapshotError> {
-        let mut state = snapshot::decode(bytes, &self.specs)?;
+        let mut state = snapshot::decode(bytes, &self.layout)?;
         let moved = match written_at {
             Some(at) => {
-                at.millis() < self.clock && state.differs(&self.specs, at.millis(), self.clock)
+                at.millis() < self.clock && state.differs(&self.layout, at.millis(), self.clock)
             }
             None => !state.is_empty(),
         };
-        state.prune(&self.specs, self.clock);
+        state.prune(&self.layout, self.clock);
         if let Some(slot_id) = self.index.get(&entity).copied() {
             self.remove_slot(slot_id);
         }
         if state.is_empty() {
             return Ok(moved);
         }
-        let next = state.next_change(&self.specs, self.clock);
+        let next = state.next_change(&self.layout, self.clock);
         let slot_id = self.insert_slot(entity, state);
         if let (Some(next), Some(slot)) = (next, self.slots[slot_id as usize].as_mut()) {
             slot.scheduled = Some(next);
@@ -377,9 +377,10 @@ impl WindowEngine {
     }
 
     fn compute_reach(&self) -> i64 {
-        self.specs
+        self.layout
+            .runs
             .iter()
-            .map(|s| s.grid.window_start_ms(self.clock))
+            .map(|r| r.grid.window_start_ms(self.clock))
             .min()
             .unwrap_or(i64::MIN)
     }

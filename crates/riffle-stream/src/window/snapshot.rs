@@ -22,7 +22,7 @@ use riffle_core::{FeatureValue, Timestamp};
 use super::aggregate::TileAgg;
 use super::distinct::{DistinctSet, EXACT_DISTINCT_LIMIT};
 use super::hll::Hll;
-use super::spec::{AggregationKind, ResolvedSpec};
+use super::spec::{AggregationKind, Layout};
 use super::state::EntityState;
 
 /// The entity snapshot version this build writes and reads.
@@ -90,38 +90,35 @@ impl Watermarks {
 }
 
 /// Encodes one entity's state.
-pub(crate) fn encode(state: &EntityState, specs: &[ResolvedSpec]) -> Vec<u8> {
+pub(crate) fn encode(state: &EntityState, layout: &Layout) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(state, specs, &mut out);
+    encode_into(state, layout, &mut out);
     out
 }
 
 /// [`encode`] appending to `out`. Every flush encodes every written entity, and a hot
 /// entity's snapshot runs to tens of KiB (sketched tiles): the caller reuses one buffer and
 /// each section is built in a buffer kept per thread, so neither grows from empty per call.
-pub(crate) fn encode_into(state: &EntityState, specs: &[ResolvedSpec], out: &mut Vec<u8>) {
+pub(crate) fn encode_into(state: &EntityState, layout: &Layout, out: &mut Vec<u8>) {
     thread_local! {
         static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    PAYLOAD.with_borrow_mut(|payload| encode_sections(state, specs, out, payload));
+    PAYLOAD.with_borrow_mut(|payload| encode_sections(state, layout, out, payload));
 }
 
-fn encode_sections(
-    state: &EntityState,
-    specs: &[ResolvedSpec],
-    out: &mut Vec<u8>,
-    payload: &mut Vec<u8>,
-) {
+/// One section per spec, holding the spec's own tiles: runs are an in-memory layout, so
+/// the bytes do not change when specs are regrouped.
+fn encode_sections(state: &EntityState, layout: &Layout, out: &mut Vec<u8>, payload: &mut Vec<u8>) {
     out.push(SNAPSHOT_VERSION);
     put_varint(out, state.seq);
-    put_varint(out, specs.len() as u64);
-    for (spec, tiles) in specs.iter().zip(state.specs.iter()) {
+    put_varint(out, layout.specs.len() as u64);
+    for (i, spec) in layout.specs.iter().enumerate() {
         payload.clear();
-        put_varint(payload, tiles.len() as u64);
+        put_varint(payload, state.spec_tiles(layout, i).count() as u64);
         let mut prev: Option<i64> = None;
-        for (index, agg) in tiles.iter() {
+        for (index, agg) in state.spec_tiles(layout, i) {
             put_varint(payload, (index - prev.unwrap_or(0)) as u64);
-            prev = Some(*index);
+            prev = Some(index);
             put_agg(payload, agg);
         }
         out.extend_from_slice(&spec.fingerprint.to_le_bytes());
@@ -131,13 +128,14 @@ fn encode_sections(
 }
 
 /// Decodes one entity's state for the engine's `specs`.
-pub(crate) fn decode(bytes: &[u8], specs: &[ResolvedSpec]) -> Result<EntityState> {
+pub(crate) fn decode(bytes: &[u8], layout: &Layout) -> Result<EntityState> {
+    let specs = &layout.specs;
     let mut r = Reader::new(bytes);
     let version = r.version()?;
     if version != SNAPSHOT_VERSION {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
-    let mut state = EntityState::new(specs.len());
+    let mut state = EntityState::new(layout);
     state.seq = r.varint()?;
     let sections = r.varint()?;
     let mut seen = vec![false; specs.len()];
@@ -165,7 +163,7 @@ pub(crate) fn decode(bytes: &[u8], specs: &[ResolvedSpec]) -> Result<EntityState
             }
             let agg = get_agg(&mut p, specs[i].kind, state.seq)?;
             // index <= MAX_TILE < i64::MAX; strictly increasing by the gap check.
-            state.specs[i].push_newest(index as i64, agg);
+            state.insert_tile(layout, i, index as i64, agg);
         }
         p.finish()?;
     }
@@ -175,6 +173,8 @@ pub(crate) fn decode(bytes: &[u8], specs: &[ResolvedSpec]) -> Result<EntityState
 
 fn put_agg(out: &mut Vec<u8>, agg: &TileAgg) {
     match agg {
+        // Left out of the spec's tiles by `spec_tiles`.
+        TileAgg::Empty => {}
         TileAgg::Count(n) => put_varint(out, *n),
         TileAgg::Sum(x) | TileAgg::Min(x) | TileAgg::Max(x) => put_f64(out, *x),
         TileAgg::Mean { sum, count } => {
@@ -237,7 +237,7 @@ fn get_agg(r: &mut Reader<'_>, kind: AggregationKind, entity_seq: u64) -> Result
                 if n == 0 || n > EXACT_DISTINCT_LIMIT as u64 {
                     return Err(SnapshotError::Corrupt("exact distinct set size"));
                 }
-                let mut hashes = Vec::with_capacity(n as usize);
+                let mut hashes = smallvec::SmallVec::with_capacity(n as usize);
                 for _ in 0..n {
                     let h = r.u64()?;
                     if hashes.last().is_some_and(|&last| last >= h) {

@@ -145,10 +145,63 @@ pub(crate) struct ResolvedSpec {
     pub grid: TileGrid,
     /// Identifies the spec's state in snapshots: a hash of name, kind, field, window, tile.
     pub fingerprint: u64,
+    /// The run holding the spec's tiles ([`Layout::runs`]) and its place in each tile.
+    pub run: usize,
+    pub slot: usize,
+}
+
+/// Specs sharing one grid: their tiles are kept together (see [`TileRun`]).
+///
+/// [`TileRun`]: super::tile::TileRun
+#[derive(Debug, Clone)]
+pub(crate) struct RunShape {
+    pub grid: TileGrid,
+    /// The run's specs (indexes into [`Layout::specs`]), in slot order.
+    pub specs: Vec<usize>,
+    pub kinds: Vec<AggregationKind>,
+}
+
+impl RunShape {
+    /// Aggregates per tile.
+    pub fn width(&self) -> usize {
+        self.specs.len()
+    }
+}
+
+/// The validated specs, in declaration order, and the runs they are grouped into (in order
+/// of each run's first spec).
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub specs: Vec<ResolvedSpec>,
+    pub runs: Vec<RunShape>,
+}
+
+impl Layout {
+    fn new(mut specs: Vec<ResolvedSpec>) -> Self {
+        let mut runs: Vec<RunShape> = Vec::new();
+        for (index, spec) in specs.iter_mut().enumerate() {
+            let run = match runs.iter().position(|r| r.grid == spec.grid) {
+                Some(run) => run,
+                None => {
+                    runs.push(RunShape {
+                        grid: spec.grid,
+                        specs: Vec::new(),
+                        kinds: Vec::new(),
+                    });
+                    runs.len() - 1
+                }
+            };
+            spec.run = run;
+            spec.slot = runs[run].specs.len();
+            runs[run].specs.push(index);
+            runs[run].kinds.push(spec.kind);
+        }
+        Self { specs, runs }
+    }
 }
 
 /// Validates every spec, returning all problems at once.
-pub(crate) fn resolve(specs: &[AggregationSpec]) -> Result<Vec<ResolvedSpec>, ConfigError> {
+pub(crate) fn resolve(specs: &[AggregationSpec]) -> Result<Layout, ConfigError> {
     let mut errors = Vec::new();
     if specs.is_empty() {
         errors.push(SpecError::NoSpecs);
@@ -201,10 +254,12 @@ pub(crate) fn resolve(specs: &[AggregationSpec]) -> Result<Vec<ResolvedSpec>, Co
             field: spec.field.clone(),
             grid: TileGrid { tile_ms, tiles },
             fingerprint: fingerprint(spec, tile_ms, tiles),
+            run: 0,
+            slot: 0,
         });
     }
     if errors.is_empty() {
-        Ok(resolved)
+        Ok(Layout::new(resolved))
     } else {
         Err(ConfigError(errors))
     }
@@ -284,9 +339,38 @@ mod tests {
         let a = AggregationSpec::new("a", AggregationKind::Sum, Some("x"), w);
         let b = AggregationSpec::new("b", AggregationKind::Sum, Some("x"), w);
         let c = a.clone().with_tile(Duration::from_secs(2));
-        let r = resolve(&[a.clone(), b]).unwrap();
+        let r = resolve(&[a.clone(), b]).unwrap().specs;
         assert_ne!(r[0].fingerprint, r[1].fingerprint);
-        assert_ne!(r[0].fingerprint, resolve(&[c]).unwrap()[0].fingerprint);
-        assert_eq!(r[0].fingerprint, resolve(&[a]).unwrap()[0].fingerprint);
+        assert_ne!(
+            r[0].fingerprint,
+            resolve(&[c]).unwrap().specs[0].fingerprint
+        );
+        assert_eq!(
+            r[0].fingerprint,
+            resolve(&[a]).unwrap().specs[0].fingerprint
+        );
+    }
+
+    #[test]
+    fn specs_on_one_grid_share_a_run() {
+        let spec = |name: &str, window: u64| {
+            AggregationSpec::new(
+                name,
+                AggregationKind::Count,
+                None,
+                Duration::from_secs(window),
+            )
+        };
+        let layout = resolve(&[
+            spec("a_1h", 3_600),
+            spec("b_30m", 1_800),
+            spec("c_1h", 3_600),
+            spec("d_1h_coarse", 3_600).with_tile(Duration::from_secs(600)),
+        ])
+        .unwrap();
+        let runs: Vec<Vec<usize>> = layout.runs.iter().map(|r| r.specs.clone()).collect();
+        assert_eq!(runs, vec![vec![0, 2], vec![1], vec![3]]);
+        let places: Vec<(usize, usize)> = layout.specs.iter().map(|s| (s.run, s.slot)).collect();
+        assert_eq!(places, vec![(0, 0), (1, 0), (0, 1), (2, 0)]);
     }
 }

@@ -33,6 +33,16 @@ pub(crate) fn config() -> EngineConfig {
             spec("last_amount_45s", K::Last, Some("amount"), s(45)).with_tile(s(15)),
             spec("distinct_1m", K::DistinctCount, Some("merchant"), s(60)).with_tile(s(10)),
             spec("distinct_5m", K::DistinctCount, Some("merchant"), s(300)),
+            // On the grids of count_10s and of count_amount_1m / last_merchant_1m: tiles
+            // shared by specs of which only some took an event.
+            spec("sum_10s", K::Sum, Some("amount"), s(10)),
+            spec("max_1m", K::Max, Some("amount"), s(60)),
+            spec(
+                "distinct_amount_1m",
+                K::DistinctCount,
+                Some("amount"),
+                s(60),
+            ),
         ],
         allowed_lateness: Some(s(150)),
         max_future: s(30),

@@ -40,10 +40,10 @@ proptest! {
         engine.advance(ts(T0));
         let end = run(&mut engine, T0, &steps, &mut Vec::new());
         let (wm, snaps) = checkpoint(&engine);
-        let specs = resolve(&config().specs).unwrap();
+        let layout = resolve(&config().specs).unwrap();
         for (_, bytes) in &snaps {
-            let state = decode(bytes, &specs).unwrap();
-            prop_assert_eq!(&super::snapshot::encode(&state, &specs), bytes);
+            let state = decode(bytes, &layout).unwrap();
+            prop_assert_eq!(&super::snapshot::encode(&state, &layout), bytes);
         }
         let restored = restore(wm, &snaps);
         prop_assert_eq!(checkpoint(&restored), (wm, snaps));
@@ -84,8 +84,8 @@ proptest! {
 
     #[test]
     fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        let specs = resolve(&config().specs).unwrap();
-        let _ = decode(&bytes, &specs);
+        let layout = resolve(&config().specs).unwrap();
+        let _ = decode(&bytes, &layout);
         let _ = Watermarks::from_bytes(&bytes);
     }
 
@@ -94,29 +94,29 @@ proptest! {
         let mut engine = WindowEngine::new(config()).unwrap();
         engine.advance(ts(T0));
         run(&mut engine, T0, &steps, &mut Vec::new());
-        let specs = resolve(&config().specs).unwrap();
+        let layout = resolve(&config().specs).unwrap();
         for (_, bytes) in checkpoint(&engine).1 {
             let mut damaged = bytes.clone();
             for (pos, xor) in &flips {
                 let i = pos % damaged.len();
                 damaged[i] ^= xor;
             }
-            let _ = decode(&damaged, &specs);
+            let _ = decode(&damaged, &layout);
             let truncated = &bytes[..cut % bytes.len()];
-            prop_assert!(decode(truncated, &specs).is_err());
+            prop_assert!(decode(truncated, &layout).is_err());
         }
     }
 }
 
 #[test]
 fn version_and_emptiness_are_checked() {
-    let specs = resolve(&config().specs).unwrap();
-    assert_eq!(decode(&[], &specs), Err(SnapshotError::Empty));
+    let layout = resolve(&config().specs).unwrap();
+    assert_eq!(decode(&[], &layout), Err(SnapshotError::Empty));
     assert_eq!(
-        decode(&[9], &specs),
+        decode(&[9], &layout),
         Err(SnapshotError::UnsupportedVersion(9))
     );
-    assert_eq!(decode(&[1, 0], &specs), Err(SnapshotError::Truncated));
-    assert!(decode(&[1, 0, 0], &specs).is_ok());
-    assert!(decode(&[1, 0, 0, 7], &specs).is_err());
+    assert_eq!(decode(&[1, 0], &layout), Err(SnapshotError::Truncated));
+    assert!(decode(&[1, 0, 0], &layout).is_ok());
+    assert!(decode(&[1, 0, 0, 7], &layout).is_err());
 }
