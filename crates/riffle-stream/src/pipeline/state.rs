@@ -8,6 +8,8 @@
 //! written in the same command, so a reader knows whether the rows still show the windows
 //! the snapshot implies now, or a window moved since (then the rows need rewriting).
 
+use smallvec::SmallVec;
+
 /// Encoding version of the state field.
 pub const STATE_VERSION: u8 = 2;
 /// Streams remembered per entity; the least recently used is dropped past it.
@@ -26,9 +28,11 @@ pub enum StateError {
     TooManyPositions(u64),
 }
 
-/// The last applied offset per stream for one entity, most recently used first.
+/// The last applied offset per stream for one entity, most recently used first. One
+/// position sits in place (an entity's events come from one stream: a Kafka partition by
+/// key, or one file): checking it per event reaches no second allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Positions(Vec<(u64, u64)>);
+pub struct Positions(SmallVec<[(u64, u64); 1]>);
 
 impl Positions {
     /// Whether the event at `(stream, offset)` was applied already.
@@ -88,7 +92,7 @@ pub fn decode(bytes: &[u8]) -> Result<Stored<'_>, StateError> {
     if count > MAX_STREAMS as u64 {
         return Err(StateError::TooManyPositions(count));
     }
-    let mut positions = Vec::with_capacity(count as usize);
+    let mut positions = SmallVec::with_capacity(count as usize);
     for _ in 0..count {
         let (id, after) = rest.split_at_checked(8).ok_or(StateError::Truncated)?;
         let mut le = [0u8; 8];
