@@ -65,6 +65,9 @@ summary_rate() {
 import json, sys
 s = json.load(sys.stdin)
 print("    dead-lettered %d, entities written %d in %d flushes" % (s["dead_lettered_total"], s["entities_written"], s["flushes"]), file=sys.stderr)
+loop = sorted(s["loop_ms"].items(), key=lambda kv: -kv[1])
+total = max(sum(v for _, v in loop), 1)
+print("    loop time: " + ", ".join("%s %.0f%%" % (k.replace("_", " "), 100 * v / total) for k, v in loop if v), file=sys.stderr)
 print("%.0f" % (s["events_read"] / max(s["elapsed_ms"] / 1000, 1e-9)))'
 }
 
@@ -136,7 +139,10 @@ ingest_pid=$!
 pids+=($ingest_pid)
 kafka_redis=$("$tool" wait-group --brokers "$brokers" --topic bench --group riffle-bench)
 kill -TERM "$ingest_pid" 2> /dev/null || true
+wait "$ingest_pid" 2> /dev/null || true
 echo "    $kafka_redis"
+# The run's own account (printed when it stops): what limited it.
+sed -n 's/^  loop time  */    loop time: /p' "$work/ingest-kafka.log"
 
 echo "==> event → served at $rate events/s for ${seconds}s"
 redis_port3=$(start_redis)

@@ -210,6 +210,42 @@ fn a_backfill_coalesces_flushes_while_writes_are_in_flight() {
     check_against_oracle(&StoreUrl::parse(&redis.url()).unwrap(), &g.accepted);
 }
 
+#[test]
+fn the_summary_says_where_the_loop_time_went() {
+    let redis = RedisServer::start().unwrap();
+    let now = Timestamp::now().millis();
+    let g = generate(8, now, 300, 5_000, 10 * MINUTE, false);
+    let mut cmd = TestCommand::new();
+    let file = cmd.write("events.ndjson", &g.text);
+    let summary = ingest_with(&mut cmd, REGISTRY, &redis.url(), &file);
+    let phases = &summary["loop_ms"];
+    let ms = |phase: &str| {
+        phases[phase]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no loop_ms.{phase} in {summary}"))
+    };
+    let names = [
+        "waiting_for_input",
+        "applying",
+        "loading_state",
+        "preparing_flushes",
+        "waiting_for_store",
+    ];
+    let total: u64 = names.iter().map(|p| ms(p)).sum();
+    let elapsed = count(&summary, "elapsed_ms");
+    assert!(ms("applying") > 0, "{summary}");
+    // The phases never overlap (each is rounded down to a millisecond), and they cover
+    // the run but for setting up.
+    assert!(
+        total <= elapsed,
+        "{total} ms of phases in {elapsed} ms: {summary}"
+    );
+    assert!(
+        total * 2 >= elapsed,
+        "{total} ms of phases in {elapsed} ms: {summary}"
+    );
+}
+
 /// Events of the last 10 minutes only: every window value stays the same for the whole
 /// test, so runs at different times must agree exactly.
 const CRASH_EVENTS: usize = 60_000;

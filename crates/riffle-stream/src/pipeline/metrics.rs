@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry as PromRegistry;
 
-use super::summary::IngestSummary;
+use super::summary::{IngestSummary, LoopTime};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
@@ -34,6 +34,12 @@ pub struct ReasonLabels {
 pub struct PartitionLabels {
     pub source: String,
     pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub source: String,
+    pub phase: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +90,7 @@ pub struct IngestMetrics {
     partition_lag_messages: Family<PartitionLabels, Gauge>,
     partition_lag_seconds: Family<PartitionLabels, FloatGauge>,
     http_requests: Family<CodeLabels, Counter>,
+    loop_seconds: Family<PhaseLabels, Counter<f64, AtomicU64>>,
     /// The totals last observed, to turn the summary's running totals into increments.
     last: Mutex<Totals>,
 }
@@ -96,6 +103,7 @@ struct Totals {
     flushes: u64,
     rows_written: u64,
     dead_lettered: BTreeMap<&'static str, u64>,
+    loop_time: LoopTime,
 }
 
 impl IngestMetrics {
@@ -173,6 +181,12 @@ impl IngestMetrics {
             "POST /v1/events requests answered, by status code",
             http_requests.clone(),
         );
+        let loop_seconds = Family::<PhaseLabels, Counter<f64, AtomicU64>>::default();
+        r.register(
+            "loop_seconds",
+            "Time of the pipeline loop by phase (waiting_for_input, applying, loading_state, preparing_flushes, waiting_for_store): the largest names what limits ingest",
+            loop_seconds.clone(),
+        );
         Self {
             registry: r,
             source: source.to_owned(),
@@ -191,6 +205,7 @@ impl IngestMetrics {
             partition_lag_messages,
             partition_lag_seconds,
             http_requests,
+            loop_seconds,
             last: Mutex::new(Totals::default()),
         }
     }
@@ -224,6 +239,19 @@ impl IngestMetrics {
         if let Some(w) = s.watermark_ms {
             self.watermark.set(w as f64 / 1000.0);
         }
+        for ((phase, now), (_, before)) in s
+            .loop_time
+            .phases()
+            .into_iter()
+            .zip(last.loop_time.phases())
+        {
+            self.loop_seconds
+                .get_or_create(&PhaseLabels {
+                    source: self.source.clone(),
+                    phase: phase.to_owned(),
+                })
+                .inc_by(now.saturating_sub(before).as_secs_f64());
+        }
         *last = Totals {
             events_read: s.events_read,
             applied: s.applied,
@@ -231,6 +259,7 @@ impl IngestMetrics {
             flushes: s.flushes,
             rows_written: s.rows_written,
             dead_lettered: s.dead_lettered.clone(),
+            loop_time: s.loop_time,
         };
     }
 
@@ -309,7 +338,9 @@ mod tests {
             ..IngestSummary::default()
         };
         s.dead_lettered.insert("undecodable", 3);
+        s.loop_time.applying = std::time::Duration::from_millis(1_500);
         m.observe(&s);
+        s.loop_time.applying = std::time::Duration::from_millis(2_250);
         s.events_read = 15;
         s.applied = 12;
         s.flushes = 2;
@@ -336,6 +367,8 @@ mod tests {
             "riffle_ingest_partition_lag_messages{source=\"transactions\",partition=\"3\"} 42",
             "riffle_ingest_http_requests_total{code=\"200\"} 1",
             "riffle_ingest_healthy{source=\"transactions\"} 1",
+            "riffle_ingest_loop_seconds_total{source=\"transactions\",phase=\"applying\"} 2.25",
+            "riffle_ingest_loop_seconds_total{source=\"transactions\",phase=\"waiting_for_store\"} 0.0",
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }

@@ -113,4 +113,4 @@ pub use input::{file_stream_id, kafka_stream_id, spawn_reader, stdin_stream_id, 
 pub use kafka_feed::KafkaFeed;
 pub use run::{run, Control, PipelineError, PipelineOptions};
 pub use specs::SpecMap;
-pub use summary::IngestSummary;
+pub use summary::{IngestSummary, LoopTime};

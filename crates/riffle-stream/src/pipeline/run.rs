@@ -196,6 +196,7 @@ pub async fn run(
             // Once due, only the write completing (or the input) can end the wait.
             let wait_until = if due { far_future() } else { deadline };
             let mut written = None;
+            let waiting = Instant::now();
             tokio::select! {
                 biased;
                 () = &mut stop => open = false,
@@ -213,6 +214,13 @@ pub async fn run(
                     Ok(None) => open = false,
                     Err(_) => {} // the deadline passed: the flush is due
                 },
+            }
+            let waited = waiting.elapsed();
+            let time = &mut p.summary.loop_time;
+            if due {
+                time.waiting_for_store += waited;
+            } else {
+                time.waiting_for_input += waited;
             }
             if let Some(result) = written {
                 let done = inflight.take().map(|f| f.done);
@@ -239,7 +247,9 @@ pub async fn run(
             || pending >= p.options.flush_max_events
             || Instant::now() >= deadline.into_std()
         {
+            let preparing = Instant::now();
             let job = p.prepare_flush()?;
+            p.summary.loop_time.preparing_flushes += preparing.elapsed();
             p.settle(&mut inflight, &mut on_durable, &feed, started, progress)
                 .await?;
             let done = Done {
@@ -386,7 +396,9 @@ impl Pipeline {
         let Some(f) = inflight.take() else {
             return Ok(());
         };
+        let waiting = Instant::now();
         let result = joined(f.task.await);
+        self.summary.loop_time.waiting_for_store += waiting.elapsed();
         self.durable(result, Some(f.done), on_durable, feed, started, progress)
     }
 
@@ -660,6 +672,8 @@ impl Pipeline {
 
     /// Decodes and applies a batch of records (not yet durable: see [`Pipeline::flush`]).
     async fn apply(&mut self, batch: Vec<Record>) -> Result<(), PipelineError> {
+        let applying = Instant::now();
+        let loading_before = self.summary.loop_time.loading_state;
         self.summary.events_read += batch.len() as u64;
         let mut events = Vec::with_capacity(batch.len());
         for record in batch {
@@ -718,6 +732,9 @@ impl Pipeline {
                 }
             }
         }
+        let time = &mut self.summary.loop_time;
+        let loading = time.loading_state.saturating_sub(loading_before);
+        time.applying += applying.elapsed().saturating_sub(loading);
         Ok(())
     }
 
@@ -728,6 +745,10 @@ impl Pipeline {
     /// position is not in that stream, or that has no state, is not loaded: its index entry
     /// there is removed.
     async fn load(&mut self, ids: &[EntityId], owner: Option<u64>) -> Result<(), PipelineError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let loading = Instant::now();
         let entity = self.registry.sources[self.options.source].entity;
         for chunk in ids.chunks(STORE_CHUNK) {
             let names: Vec<&str> = chunk.iter().map(EntityId::as_str).collect();
@@ -781,6 +802,7 @@ impl Pipeline {
                 self.known.insert(id.clone(), stored.positions);
             }
         }
+        self.summary.loop_time.loading_state += loading.elapsed();
         Ok(())
     }
 

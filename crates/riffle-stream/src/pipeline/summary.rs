@@ -46,6 +46,48 @@ pub struct IngestSummary {
     /// after the last flush.
     #[serde(skip)]
     pub queued: usize,
+    /// Where the pipeline loop's time went: what limits the run.
+    #[serde(rename = "loop_ms")]
+    pub loop_time: LoopTime,
+}
+
+/// Where the time of the pipeline loop (one task, on one thread) went. Its phases do not
+/// overlap, so their sum is about the run's elapsed time, and the largest names the limit:
+/// the input, the pipeline's own CPU, or the store. (Measured this way, a Kafka run that
+/// waited for input a third of its time showed librdkafka's fetch back-off; see
+/// `source/kafka.rs`.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LoopTime {
+    /// Waiting for records with nothing to do: the input (file, broker, generator's pace,
+    /// HTTP clients) is the limit.
+    #[serde(serialize_with = "millis")]
+    pub waiting_for_input: Duration,
+    /// Decoding events and applying them to the windows: the pipeline's own CPU.
+    #[serde(serialize_with = "millis")]
+    pub applying: Duration,
+    /// Reading the stored state of entities first seen (one batched read per 1,000).
+    #[serde(serialize_with = "millis")]
+    pub loading_state: Duration,
+    /// Building flushes: every written entity's windows read, rows and state encoded.
+    #[serde(serialize_with = "millis")]
+    pub preparing_flushes: Duration,
+    /// Waiting for the previous flush's write to land before the next can start: the store
+    /// is the limit.
+    #[serde(serialize_with = "millis")]
+    pub waiting_for_store: Duration,
+}
+
+impl LoopTime {
+    /// Each phase with its name (the `phase` label of `riffle_ingest_loop_seconds_total`).
+    pub fn phases(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("waiting_for_input", self.waiting_for_input),
+            ("applying", self.applying),
+            ("loading_state", self.loading_state),
+            ("preparing_flushes", self.preparing_flushes),
+            ("waiting_for_store", self.waiting_for_store),
+        ]
+    }
 }
 
 impl IngestSummary {

@@ -449,6 +449,26 @@ fn print_table(from: &str, s: &IngestSummary) {
     for (name, value) in rows {
         println!("  {name:<28}{value:>12}");
     }
+    // What limited the run: the phases of the pipeline loop, largest first.
+    let total: f64 = s
+        .loop_time
+        .phases()
+        .iter()
+        .map(|(_, d)| d.as_secs_f64())
+        .sum();
+    if total > 0.0 {
+        let mut phases = s.loop_time.phases();
+        phases.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+        let split: Vec<String> = phases
+            .iter()
+            .filter(|(_, d)| !d.is_zero())
+            .map(|(name, d)| {
+                let share = 100.0 * d.as_secs_f64() / total;
+                format!("{} {share:.0}%", name.replace('_', " "))
+            })
+            .collect();
+        println!("  {:<28}{}", "loop time", split.join(", "));
+    }
     if s.dead_lettered_total() > 0 {
         println!("dead letters: {}", s.dead_letter_path);
     }
