@@ -210,6 +210,33 @@ fn a_backfill_coalesces_flushes_while_writes_are_in_flight() {
     check_against_oracle(&StoreUrl::parse(&redis.url()).unwrap(), &g.accepted);
 }
 
+/// One flush of 6,000 entities: its writes are built on several threads (from 4,000), and
+/// every row and every entity's state (positions, so a rerun applies nothing) comes out as
+/// a one-thread build would write it.
+#[test]
+fn a_flush_built_on_several_threads_writes_every_entity_right() {
+    let redis = RedisServer::start().unwrap();
+    let now = Timestamp::now().millis();
+    let g = generate(11, now, 6_000, 12_000, 10 * MINUTE, false);
+    let mut cmd = TestCommand::new();
+    let file = cmd.write("events.ndjson", &g.text);
+    let registry =
+        format!("{REGISTRY}\n[ingest]\nflush_max_events = 100000\nflush_interval = \"1h\"\n");
+    let summary = ingest_with(&mut cmd, &registry, &redis.url(), &file);
+    assert_eq!(count(&summary, "applied"), g.accepted.len() as u64);
+    assert_eq!(count(&summary, "flushes"), 1, "{summary}");
+    assert!(count(&summary, "entities_written") > 4_000, "{summary}");
+    let mut again = TestCommand::new();
+    let rerun = ingest_with(&mut again, &registry, &redis.url(), &file);
+    assert_eq!(count(&rerun, "applied"), 0, "{rerun}");
+    assert_eq!(
+        count(&rerun, "already_applied"),
+        g.accepted.len() as u64,
+        "{rerun}"
+    );
+    check_against_oracle(&StoreUrl::parse(&redis.url()).unwrap(), &g.accepted);
+}
+
 #[test]
 fn the_summary_says_where_the_loop_time_went() {
     let redis = RedisServer::start().unwrap();

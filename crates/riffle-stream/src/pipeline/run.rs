@@ -35,6 +35,19 @@ const INDEX_SLACK: Duration = Duration::from_secs(24 * 3600);
 /// Entities per store call (state reads and row+state writes).
 const STORE_CHUNK: usize = 1000;
 
+/// Entities from which a flush's writes are built on several threads (below it, starting
+/// them costs more than it saves), and at most how many threads.
+const PARALLEL_FLUSH_MIN: usize = 4 * STORE_CHUNK;
+const MAX_FLUSH_WORKERS: usize = 4;
+
+/// What every write of one flush is stamped with.
+struct Stamp {
+    now: Timestamp,
+    event_ts: Timestamp,
+    written_at: u64,
+    entity: usize,
+}
+
 /// Why a run stopped. Bad events never stop it: they are dead-lettered.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -135,9 +148,6 @@ struct Pipeline {
     /// Per Kafka partition, the highest offset handled since the last flush.
     unflushed: BTreeMap<i32, u64>,
     summary: IngestSummary,
-    /// The snapshot of the entity being written, reused across entities and flushes so it
-    /// is not grown from empty for every entity (hot entities' snapshots are large).
-    snapshot_buf: Vec<u8>,
 }
 
 /// Runs the pipeline until `feed` ends (or `control.stop` completes) and everything is
@@ -492,7 +502,6 @@ impl Pipeline {
             caught_up: false,
             unflushed: BTreeMap::new(),
             summary,
-            snapshot_buf: Vec::new(),
         })
     }
 
@@ -843,37 +852,18 @@ impl Pipeline {
             rows: 0,
             entities: 0,
         };
+        let stamp = Stamp {
+            now,
+            event_ts,
+            written_at,
+            entity,
+        };
+        let mut built = self.build_writes(&ids, &stamp).into_iter();
         for call in 0..calls {
             let chunk = ids
                 .get(call * STORE_CHUNK..ids.len().min((call + 1) * STORE_CHUNK))
                 .unwrap_or_default();
-            let mut rows = Vec::with_capacity(chunk.len() * self.map.groups.len());
-            let mut states = Vec::with_capacity(chunk.len());
-            for id in chunk {
-                let values = self.engine.values(id, now);
-                for (g, (gid, _)) in self.map.groups.iter().enumerate() {
-                    rows.push(RowWrite {
-                        id: id.clone(),
-                        group: *gid,
-                        row: GroupRow {
-                            event_ts,
-                            computed_at: now,
-                            values: self.map.row_values(&self.registry, g, &values),
-                        },
-                    });
-                }
-                // Every entity in the engine came through `load`, so its positions are known.
-                if let Some(positions) = self.known.get(id) {
-                    self.snapshot_buf.clear();
-                    self.engine.snapshot_entity_into(id, &mut self.snapshot_buf);
-                    states.push(StateWrite {
-                        id: id.clone(),
-                        entity,
-                        field: self.field.clone(),
-                        bytes: state::encode(written_at, positions, &self.snapshot_buf),
-                    });
-                }
-            }
+            let (rows, states) = built.next().unwrap_or_default();
             let mut meta = MetaChanges {
                 ttl: self.meta_ttl,
                 ..MetaChanges::default()
@@ -898,6 +888,86 @@ impl Pipeline {
                 error,
             })?;
         Ok(job)
+    }
+
+    /// The rows and state of `ids`, one `(rows, states)` per [`STORE_CHUNK`] of them. Only
+    /// reads the engine, so a large flush (a backfill's, after group commit) is built on
+    /// every core: it was a fifth of a 1M-event replay's loop, on one core while the other
+    /// waited for Redis.
+    fn build_writes(
+        &self,
+        ids: &[EntityId],
+        stamp: &Stamp,
+    ) -> Vec<(Vec<RowWrite>, Vec<StateWrite>)> {
+        let chunks: Vec<&[EntityId]> = ids.chunks(STORE_CHUNK).collect();
+        let workers = if ids.len() >= PARALLEL_FLUSH_MIN {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_FLUSH_WORKERS))
+        } else {
+            1
+        };
+        if workers <= 1 || chunks.len() < 2 {
+            return chunks.iter().map(|c| self.build_chunk(c, stamp)).collect();
+        }
+        let per_worker = chunks.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let mut parts = chunks.chunks(per_worker);
+            let own = parts.next().unwrap_or_default();
+            let others: Vec<_> = parts
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|c| self.build_chunk(c, stamp))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut built: Vec<_> = own.iter().map(|c| self.build_chunk(c, stamp)).collect();
+            for worker in others {
+                // A worker only reads and allocates; should it panic anyway, the panic
+                // goes on here, as it would have on this thread.
+                built.extend(
+                    worker
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                );
+            }
+            built
+        })
+    }
+
+    /// [`Pipeline::build_writes`] of one chunk.
+    fn build_chunk(&self, chunk: &[EntityId], stamp: &Stamp) -> (Vec<RowWrite>, Vec<StateWrite>) {
+        let mut rows = Vec::with_capacity(chunk.len() * self.map.groups.len());
+        let mut states = Vec::with_capacity(chunk.len());
+        // One snapshot buffer per chunk, reused across its entities (hot entities'
+        // snapshots run to tens of KiB).
+        let mut snapshot = Vec::new();
+        for id in chunk {
+            let values = self.engine.values(id, stamp.now);
+            for (g, (gid, _)) in self.map.groups.iter().enumerate() {
+                rows.push(RowWrite {
+                    id: id.clone(),
+                    group: *gid,
+                    row: GroupRow {
+                        event_ts: stamp.event_ts,
+                        computed_at: stamp.now,
+                        values: self.map.row_values(&self.registry, g, &values),
+                    },
+                });
+            }
+            // Every entity in the engine came through `load`, so its positions are known.
+            if let Some(positions) = self.known.get(id) {
+                snapshot.clear();
+                self.engine.snapshot_entity_into(id, &mut snapshot);
+                states.push(StateWrite {
+                    id: id.clone(),
+                    entity: stamp.entity,
+                    field: self.field.clone(),
+                    bytes: state::encode(stamp.written_at, positions, &snapshot),
+                });
+            }
+        }
+        (rows, states)
     }
 }
 
