@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestCommand;
-use ingest_support::{generate, oracle, Ev, Rng, HOUR, MINUTE, REGISTRY};
+use ingest_support::{generate, oracle, Ev, Generated, Rng, HOUR, MINUTE, REGISTRY};
 use riffle_core::{FeatureValue, Timestamp};
 use riffle_registry::Registry;
 use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
@@ -89,6 +89,39 @@ fn count(summary: &Value, field: &str) -> u64 {
     summary[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} in {summary}"))
+}
+
+/// A backfill into a fresh Redis: `events` events of the last 10 minutes (none late)
+/// over `users` users, replayed once with `registry`.
+struct Backfill {
+    redis: RedisServer,
+    g: Generated,
+    /// The events file, in `dir`'s directory (kept while the backfill lives).
+    file: std::path::PathBuf,
+    summary: Value,
+    dir: TestCommand,
+}
+
+fn backfill(seed: u64, users: u64, events: usize, registry: &str) -> Backfill {
+    let redis = RedisServer::start().unwrap();
+    let g = generate(
+        seed,
+        Timestamp::now().millis(),
+        users,
+        events,
+        10 * MINUTE,
+        false,
+    );
+    let mut cmd = TestCommand::new();
+    let file = cmd.write("events.ndjson", &g.text);
+    let summary = ingest_with(&mut cmd, registry, &redis.url(), &file);
+    Backfill {
+        redis,
+        g,
+        file,
+        summary,
+        dir: cmd,
+    }
 }
 
 #[test]
@@ -191,13 +224,10 @@ fn ingest_into_redis_matches_the_oracle() {
 /// every value still equals the oracle's.
 #[test]
 fn a_backfill_coalesces_flushes_while_writes_are_in_flight() {
-    let redis = RedisServer::start().unwrap();
-    let now = Timestamp::now().millis();
-    let g = generate(5, now, 400, 20_000, 10 * MINUTE, false);
-    let mut cmd = TestCommand::new();
-    let file = cmd.write("events.ndjson", &g.text);
     let registry = format!("{REGISTRY}\n[ingest]\nflush_max_events = 100\n");
-    let summary = ingest_with(&mut cmd, &registry, &redis.url(), &file);
+    let Backfill {
+        redis, g, summary, ..
+    } = backfill(5, 400, 20_000, &registry);
     assert_eq!(count(&summary, "applied"), g.accepted.len() as u64);
     let one_per_100 = g.accepted.len() as u64 / 100;
     assert!(
@@ -215,14 +245,15 @@ fn a_backfill_coalesces_flushes_while_writes_are_in_flight() {
 /// a one-thread build would write it.
 #[test]
 fn a_flush_built_on_several_threads_writes_every_entity_right() {
-    let redis = RedisServer::start().unwrap();
-    let now = Timestamp::now().millis();
-    let g = generate(11, now, 6_000, 12_000, 10 * MINUTE, false);
-    let mut cmd = TestCommand::new();
-    let file = cmd.write("events.ndjson", &g.text);
     let registry =
         format!("{REGISTRY}\n[ingest]\nflush_max_events = 100000\nflush_interval = \"1h\"\n");
-    let summary = ingest_with(&mut cmd, &registry, &redis.url(), &file);
+    let Backfill {
+        redis,
+        g,
+        file,
+        summary,
+        dir: _dir,
+    } = backfill(11, 6_000, 12_000, &registry);
     assert_eq!(count(&summary, "applied"), g.accepted.len() as u64);
     assert_eq!(count(&summary, "flushes"), 1, "{summary}");
     assert!(count(&summary, "entities_written") > 4_000, "{summary}");
@@ -239,12 +270,7 @@ fn a_flush_built_on_several_threads_writes_every_entity_right() {
 
 #[test]
 fn the_summary_says_where_the_loop_time_went() {
-    let redis = RedisServer::start().unwrap();
-    let now = Timestamp::now().millis();
-    let g = generate(8, now, 300, 5_000, 10 * MINUTE, false);
-    let mut cmd = TestCommand::new();
-    let file = cmd.write("events.ndjson", &g.text);
-    let summary = ingest_with(&mut cmd, REGISTRY, &redis.url(), &file);
+    let Backfill { summary, .. } = backfill(8, 300, 5_000, REGISTRY);
     let phases = &summary["loop_ms"];
     let ms = |phase: &str| {
         phases[phase]
