@@ -8,10 +8,11 @@ use super::event::{Event, Rejected};
 use super::spec::{AggregationKind, ResolvedSpec};
 
 /// What one tile of one spec keeps. Every variant but `Empty` holds at least one value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) enum TileAgg {
     /// No event of this spec in the tile (another spec of its run had one): folds to
     /// nothing and is left out of snapshots.
+    #[default]
     Empty,
     Count(u64),
     /// Sum of the tile's values, added in arrival order starting from 0.0.

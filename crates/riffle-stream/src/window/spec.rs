@@ -158,7 +158,6 @@ pub(crate) struct RunShape {
     pub grid: TileGrid,
     /// The run's specs (indexes into [`Layout::specs`]), in slot order.
     pub specs: Vec<usize>,
-    pub kinds: Vec<AggregationKind>,
 }
 
 impl RunShape {
@@ -186,7 +185,6 @@ impl Layout {
                     runs.push(RunShape {
                         grid: spec.grid,
                         specs: Vec::new(),
-                        kinds: Vec::new(),
                     });
                     runs.len() - 1
                 }
@@ -194,7 +192,6 @@ impl Layout {
             spec.run = run;
             spec.slot = runs[run].specs.len();
             runs[run].specs.push(index);
-            runs[run].kinds.push(spec.kind);
         }
         Self { specs, runs }
     }

@@ -55,8 +55,7 @@ impl EntityState {
                 let Ok(Some(value)) = input(spec, event) else {
                     continue;
                 };
-                let p = *pos
-                    .get_or_insert_with(|| run.position_or_insert(tile, width, |_| TileAgg::Empty));
+                let p = *pos.get_or_insert_with(|| run.position_or_insert(tile, width));
                 if let Some(agg) = run.agg_mut(p, width, slot) {
                     agg.update(spec.kind, value, time, seq);
                 }
@@ -79,12 +78,12 @@ impl EntityState {
             let (lo, hi) = shape.grid.window(at_ms);
             let positions = run.positions(lo, hi);
             let width = shape.width();
-            for ((slot, &i), &kind) in shape.specs.iter().enumerate().zip(&shape.kinds) {
-                if let Some(value) = values.get_mut(i) {
+            for (slot, &i) in shape.specs.iter().enumerate() {
+                if let (Some(spec), Some(value)) = (layout.specs.get(i), values.get_mut(i)) {
                     let tiles = positions
                         .clone()
                         .filter_map(|pos| run.agg(pos, width, slot));
-                    *value = fold(kind, tiles);
+                    *value = fold(spec.kind, tiles);
                 }
             }
         }
@@ -136,7 +135,7 @@ impl EntityState {
             return;
         };
         let width = shape.width();
-        let pos = run.position_or_insert(tile, width, |_| TileAgg::Empty);
+        let pos = run.position_or_insert(tile, width);
         if let Some(slot) = run.agg_mut(pos, width, spec.slot) {
             *slot = agg;
         }

@@ -72,15 +72,10 @@ impl<A> Default for TileRun<A> {
     }
 }
 
-impl<A> TileRun<A> {
-    /// The position of `tile`, inserted with `make(slot)` for each slot if new. O(1) for the
-    /// newest tile (in-order events), O(log n + n·width) for a new tile in the middle.
-    pub fn position_or_insert(
-        &mut self,
-        tile: i64,
-        width: usize,
-        mut make: impl FnMut(usize) -> A,
-    ) -> usize {
+impl<A: Default> TileRun<A> {
+    /// The position of `tile`, inserted with `width` default (empty) aggregates if new. O(1)
+    /// for the newest tile (in-order events), O(log n + n·width) for a new tile in the middle.
+    pub fn position_or_insert(&mut self, tile: i64, width: usize) -> usize {
         let pos = match self.tiles.back() {
             Some(last) if *last < tile => self.tiles.len(),
             None => 0,
@@ -88,16 +83,18 @@ impl<A> TileRun<A> {
         };
         if pos == self.tiles.len() {
             self.tiles.push_back(tile);
-            self.aggs.extend((0..width).map(make));
+            self.aggs.extend((0..width).map(|_| A::default()));
         } else if self.tiles.get(pos) != Some(&tile) {
             self.tiles.insert(pos, tile);
             for slot in 0..width {
-                self.aggs.insert(pos * width + slot, make(slot));
+                self.aggs.insert(pos * width + slot, A::default());
             }
         }
         pos
     }
+}
 
+impl<A> TileRun<A> {
     /// The aggregate of spec `slot` in the tile at `pos`.
     pub fn agg(&self, pos: usize, width: usize, slot: usize) -> Option<&A> {
         self.aggs.get(pos * width + slot)
@@ -169,7 +166,7 @@ mod tests {
     fn runs_stay_sorted_whatever_the_arrival_order() {
         let mut run: TileRun<u32> = TileRun::default();
         for (i, slot) in [(5, 0), (3, 1), (9, 0), (3, 0), (7, 1), (1, 0), (9, 1)] {
-            let pos = run.position_or_insert(i, 2, |_| 0);
+            let pos = run.position_or_insert(i, 2);
             *run.agg_mut(pos, 2, slot).unwrap() += 1;
         }
         let tiles: Vec<i64> = (0..run.len()).filter_map(|p| run.tile(p)).collect();
