@@ -148,6 +148,9 @@ struct Pipeline {
     /// Per Kafka partition, the highest offset handled since the last flush.
     unflushed: BTreeMap<i32, u64>,
     summary: IngestSummary,
+    /// Threads a large flush's writes are built on: the cores available, at most
+    /// [`MAX_FLUSH_WORKERS`] (asked once: the answer reads cgroup files).
+    flush_workers: usize,
 }
 
 /// Runs the pipeline until `feed` ends (or `control.stop` completes) and everything is
@@ -502,6 +505,8 @@ impl Pipeline {
             caught_up: false,
             unflushed: BTreeMap::new(),
             summary,
+            flush_workers: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().min(MAX_FLUSH_WORKERS)),
         })
     }
 
@@ -901,7 +906,7 @@ impl Pipeline {
     ) -> Vec<(Vec<RowWrite>, Vec<StateWrite>)> {
         let chunks: Vec<&[EntityId]> = ids.chunks(STORE_CHUNK).collect();
         let workers = if ids.len() >= PARALLEL_FLUSH_MIN {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_FLUSH_WORKERS))
+            self.flush_workers
         } else {
             1
         };

@@ -450,14 +450,9 @@ fn print_table(from: &str, s: &IngestSummary) {
         println!("  {name:<28}{value:>12}");
     }
     // What limited the run: the phases of the pipeline loop, largest first.
-    let total: f64 = s
-        .loop_time
-        .phases()
-        .iter()
-        .map(|(_, d)| d.as_secs_f64())
-        .sum();
+    let mut phases = s.loop_time.phases();
+    let total: f64 = phases.iter().map(|(_, d)| d.as_secs_f64()).sum();
     if total > 0.0 {
-        let mut phases = s.loop_time.phases();
         phases.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
         let split: Vec<String> = phases
             .iter()
