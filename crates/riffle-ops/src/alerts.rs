@@ -237,7 +237,7 @@ fn lag_rule(registry: &Registry, source: &str, groups: &[&str]) -> Rule {
     Rule {
         alert: "RiffleIngestLag",
         expr: format!(
-            "max(riffle_source_watermark_age_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_lag_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_partition_lag_seconds{{source={s}}}) > {t}",
+            "max(riffle_source_watermark_age_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_lag_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_partition_lag_seconds{{source={s}}}) > {t}\nor\nmax(riffle_ingest_group_lag_seconds{{source={s}}}) > {t}",
             s = q(source),
             t = secs(threshold)
         ),
@@ -249,7 +249,7 @@ fn lag_rule(registry: &Registry, source: &str, groups: &[&str]) -> Rule {
             format_duration(threshold)
         ),
         description: format!(
-            "The event-time watermark of source {source} (riffle_source_watermark_age_seconds on serve: MIN over live ingest workers, else the last published; riffle_ingest_lag_seconds on an ingest worker, riffle_ingest_partition_lag_seconds for one Kafka partition) is more than {} (ingest.lag_threshold) behind now. Groups fed by it: {}. Their values age with the watermark.",
+            "The event-time watermark of source {source} (riffle_source_watermark_age_seconds on serve: for Kafka its slowest partition, otherwise the MIN over live ingest workers, else the last published; riffle_ingest_lag_seconds on an ingest worker, riffle_ingest_partition_lag_seconds for one Kafka partition it holds), or the oldest message its consumer group has not committed on some partition, whoever holds it (riffle_ingest_group_lag_seconds, from the broker), is more than {} (ingest.lag_threshold) behind now. Groups fed by it: {}. Their values age with the watermark; `riffle lag` names the partitions and who holds them.",
             format_duration(threshold),
             groups.join(", ")
         ),
@@ -290,6 +290,18 @@ fn ingest_rules(registry: &Registry, source: &str) -> Vec<Rule> {
                 "An ingest worker of source {source} reports unhealthy (riffle_ingest_healthy) or has not completed a durable flush for {} ({STALLED_FLUSHES}x ingest.flush_interval, at least {}; riffle_ingest_seconds_since_flush).",
                 format_duration(stalled),
                 format_duration(STALLED_FLOOR)
+            ),
+            scenario: Scenario::IngestState,
+        },
+        Rule {
+            alert: "RiffleIngestPartitionsUnowned",
+            expr: format!("min(riffle_ingest_group_partition_owned{{source={s}}}) == 0"),
+            hold: Duration::from_secs(60),
+            severity: Severity::Critical,
+            labels: vec![("source", source.to_owned())],
+            summary: format!("Partitions of source {source}'s topic are processed by nobody"),
+            description: format!(
+                "A live ingest worker of source {source} sees a partition of its topic owned by no member of the consumer group (riffle_ingest_group_partition_owned, from the broker's assignments or, where the broker does not report them, from the partition watermarks the workers renew). Its events are not processed and its entities turn stale. The workers rejoin the group when this lasts, to make the coordinator reassign it; if it does not pass, `riffle lag` names the partition and the members."
             ),
             scenario: Scenario::IngestState,
         },

@@ -7,6 +7,8 @@
 //! - [`alerts`]: Prometheus alerting rules from the registry; [`dashboard`]: Grafana JSON.
 //! - [`runbook`]: the ten scenarios written for this deployment (Markdown).
 //! - [`check`]: the 20-item readiness checklist, from files and the live deployment.
+//! - [`lag`]: `riffle lag`'s report: published watermarks and the consumer group, per
+//!   partition, judged against the lag threshold.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
@@ -15,6 +17,7 @@ pub mod cost;
 pub mod dashboard;
 pub mod drift;
 pub mod drill;
+pub mod lag;
 pub mod loadtest;
 pub mod runbook;
 pub mod scenario;

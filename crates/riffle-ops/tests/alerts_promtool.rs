@@ -193,6 +193,13 @@ fn series(reg: &Registry, sick: bool) -> Vec<Value> {
         let healthy = if sick { "1x60 0x60" } else { "1x120" };
         s.push(json!({"series": format!("riffle_ingest_healthy{{source=\"{}\"}}", source.name), "values": healthy}));
         s.push(json!({"series": format!("riffle_ingest_seconds_since_flush{{source=\"{}\"}}", source.name), "values": "0.1+0x120"}));
+        // Partition 1 is taken by nobody half-way through when sick.
+        let owned = if sick { "1x60 0x60" } else { "1x120" };
+        for p in 0..2 {
+            let values = if p == 1 { owned } else { "1x120" };
+            s.push(json!({"series": format!("riffle_ingest_group_partition_owned{{source=\"{}\",partition=\"{p}\"}}", source.name), "values": values}));
+            s.push(json!({"series": format!("riffle_ingest_group_lag_seconds{{source=\"{}\",partition=\"{p}\"}}", source.name), "values": "0+0x120"}));
+        }
     }
     let breaker = if sick { "0x60 2x60" } else { "0x120" };
     s.push(json!({"series": "riffle_breaker_state", "values": breaker}));
@@ -357,6 +364,7 @@ fn promtool_fires_lag_and_dead_letter_alerts_of_a_stream_source() {
         "RiffleIngestLag",
         "RiffleIngestDeadLetters",
         "RiffleIngestStalled",
+        "RiffleIngestPartitionsUnowned",
     ];
     promtool_test(&reg, &alerts, &|all| {
         vec![
@@ -392,6 +400,48 @@ fn promtool_fires_lag_and_dead_letter_alerts_of_a_stream_source() {
                     Some(("source", "transactions")),
                 ))],
             ),
+            (
+                "RiffleIngestPartitionsUnowned".into(),
+                vec![fired(find(
+                    all,
+                    "RiffleIngestPartitionsUnowned",
+                    Some(("source", "transactions")),
+                ))],
+            ),
         ]
     });
+}
+
+/// The lag alert fires on the broker's view alone: a partition whose oldest uncommitted
+/// message ages (a member holds it without committing) while every watermark looks fine.
+#[test]
+fn promtool_fires_the_lag_alert_on_the_consumer_groups_lag_alone() {
+    let Some(tool) = promtool() else { return };
+    let reg = Registry::from_toml(STREAM).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let all = write_rules(&reg, dir.path());
+    let lag = find(&all, "RiffleIngestLag", Some(("source", "transactions")));
+    let quiet = |name: &str| json!({"series": format!("{name}{{source=\"transactions\"}}"), "values": "1+0x30"});
+    let tests = json!({
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                quiet("riffle_source_watermark_age_seconds"),
+                quiet("riffle_ingest_lag_seconds"),
+                {"series": "riffle_ingest_group_lag_seconds{source=\"transactions\",partition=\"2\"}", "values": "0+60x30"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "3m", "alertname": "RiffleIngestLag", "exp_alerts": []},
+                {"eval_time": "25m", "alertname": "RiffleIngestLag", "exp_alerts": [fired(lag)]},
+            ],
+        }],
+    });
+    std::fs::write(
+        dir.path().join("tests.yml"),
+        serde_json::to_string(&tests).unwrap(),
+    )
+    .unwrap();
+    run(&tool, &["test", "rules", "tests.yml"], dir.path());
 }

@@ -42,6 +42,7 @@ pub struct RawIngest {
     pub queue_capacity: Option<usize>,
     pub listen: Option<String>,
     pub lag_threshold: Option<String>,
+    pub max_stall: Option<String>,
 }
 
 /// An event source. Kind-specific keys sit beside the common ones and are checked against

@@ -214,10 +214,11 @@ fn resolve_store(raw: &RawStore, p: &mut Problems) -> StoreSettings {
             None => d.encoding,
             Some(1) => RowEncoding::V1,
             Some(2) => RowEncoding::V2,
+            Some(3) => RowEncoding::V3,
             Some(_) => {
                 p.add(
                     "store.encoding",
-                    "must be 1 or 2 (the row encoding written)",
+                    "must be 1, 2 or 3 (the row encoding written)",
                 );
                 d.encoding
             }

@@ -115,21 +115,27 @@ pub enum ReadFrom {
     Replica,
 }
 
-/// The row encoding a deployment writes (`[store] encoding = 1 | 2`). Version 1 exists so a
-/// rolling upgrade can keep writing rows the not-yet-upgraded readers understand.
+/// The row encoding a deployment writes (`[store] encoding = 1 | 2 | 3`). The older ones
+/// exist so a rolling upgrade can keep writing rows the not-yet-upgraded readers
+/// understand: version 1 for readers older than version 2, version 2 for readers that do
+/// not know version 3 (which is version 2 plus the Kafka partition a stream row's events
+/// arrive on; a row without a partition is written as version 2 either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RowEncoding {
     V1,
-    #[default]
     V2,
+    #[default]
+    V3,
 }
 
 impl RowEncoding {
-    /// The version byte that leads every row of this encoding.
+    /// The version byte that leads every row of this encoding that carries a partition
+    /// (without one, [`RowEncoding::V3`] writes version 2).
     pub fn version(self) -> u8 {
         match self {
             RowEncoding::V1 => 1,
             RowEncoding::V2 => 2,
+            RowEncoding::V3 => 3,
         }
     }
 }

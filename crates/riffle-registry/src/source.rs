@@ -144,6 +144,10 @@ pub struct IngestSettings {
     pub listen: String,
     /// Lag above which `riffle lag` fails (the lesson's 5 minutes).
     pub lag_threshold: Duration,
+    /// How long a Kafka worker's pipeline may take nothing from its consumer before the
+    /// worker leaves the consumer group (so others process its partitions); it rejoins once
+    /// the pipeline takes records again.
+    pub max_stall: Duration,
 }
 
 impl Default for IngestSettings {
@@ -154,6 +158,7 @@ impl Default for IngestSettings {
             queue_capacity: 10_000,
             listen: "127.0.0.1:6567".into(),
             lag_threshold: Duration::from_secs(300),
+            max_stall: Duration::from_secs(60),
         }
     }
 }

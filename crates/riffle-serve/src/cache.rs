@@ -164,6 +164,7 @@ default = 0
                 event_ts: Timestamp::now(),
                 computed_at: Timestamp::now(),
                 values: vec![FeatureValue::Int64(1)],
+                partition: None,
             }),
             0,
         )

@@ -5,10 +5,16 @@
 //! source watermark, or the row's event time) and the watermark's age, and where serving
 //! reads go (the primary or a read replica) with each replica's health and lag.
 //!
+//! Per source, `sources` shows the watermark and, for a Kafka source, every partition's
+//! mark with its age and who published it last, so a partition nobody processes is seen
+//! even while live workers keep publishing.
+//!
 //! It answers **200 even when degraded**: Riffle keeps serving training defaults while the
 //! store is down, so taking the server out of a load balancer would turn a degraded answer
-//! into no answer. The `status` field (`healthy` / `degraded`) says how things are; alert on
-//! it or on the metrics. Feast's `/health` answers an empty 200; a Feast client only looks
+//! into no answer. The `status` field says how things are (`healthy`; `stale` when a
+//! stream group's source watermark, or one of its partitions, is older than the group's
+//! freshness SLO or a partition was never published; `degraded` when the store cannot be
+//! reached or the breaker is not closed); alert on it or on the metrics. Feast's `/health` answers an empty 200; a Feast client only looks
 //! at the status code, so the JSON body does not disturb it.
 
 use std::sync::atomic::Ordering;
@@ -60,13 +66,42 @@ impl Probe {
 
 #[derive(Serialize)]
 pub struct Health {
-    /// `healthy`: store reachable and breaker closed; `degraded` otherwise.
+    /// `degraded`: the store cannot be reached or the breaker is not closed; else `stale`:
+    /// a stream group's values are older than its freshness SLO by its source's watermark
+    /// (a partition stalled, or ingest behind or stopped); else `healthy`.
     pub status: &'static str,
     pub store: StoreHealth,
     pub breaker: BreakerHealth,
     pub requests: RequestHealth,
     pub cache: CacheHealth,
     pub groups: Vec<GroupHealth>,
+    pub sources: Vec<SourceHealth>,
+}
+
+/// One source's watermark as serve last read it.
+#[derive(Serialize)]
+pub struct SourceHealth {
+    pub source: String,
+    /// now − the source's watermark (its slowest partition for Kafka; null: none published).
+    pub watermark_age_ms: Option<u64>,
+    /// Ingest workers that published in the last 30 s.
+    pub publishers_alive: usize,
+    /// The Kafka topic its partition marks are of (null for other inputs).
+    pub topic: Option<String>,
+    /// Every partition of that topic, in order.
+    pub partitions: Vec<PartitionHealth>,
+}
+
+/// One Kafka partition's mark.
+#[derive(Serialize)]
+pub struct PartitionHealth {
+    pub partition: u32,
+    /// now − its watermark (null: never published: no worker ever processed it).
+    pub watermark_age_ms: Option<u64>,
+    /// The worker that published it last.
+    pub publisher: Option<String>,
+    /// How long ago that was.
+    pub published_ms_ago: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -121,8 +156,10 @@ pub struct GroupHealth {
     pub last_served_ms_ago: Option<u64>,
     /// `fresh` / `stale` / `expired` for that last age, or `unknown`.
     pub freshness: &'static str,
-    /// What ages are measured from: `watermark` (the source's live watermark),
-    /// `last_watermark` (ingest stopped: its last one) or `event_ts` (the row's own).
+    /// What the group's ages are measured from as a whole: `watermark` (the source's: its
+    /// slowest Kafka partition, or its live workers'), `last_watermark` (ingest stopped: its
+    /// last one) or `event_ts` (the row's own). A row written from Kafka is aged by its own
+    /// partition's watermark (`sources[].partitions`).
     pub freshness_basis: &'static str,
     /// The group's source, if it has one.
     pub source: Option<String>,
@@ -144,7 +181,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         .iter()
         .map(|g| {
             let obs = &state.reader.observed[g.id];
-            let basis = state.reader.watermarks.basis(g.id);
+            let basis = state.reader.watermarks.basis(g.id, None);
             let age = obs.last_age_ms.load(Ordering::Relaxed);
             let at = obs.last_served_at_ms.load(Ordering::Relaxed);
             let last_age_ms = (age != u64::MAX).then_some(age);
@@ -164,7 +201,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
                 freshness_basis: basis.as_str(),
                 source: g.source.map(|s| state.registry.sources[s].name.clone()),
                 watermark_age_ms: match basis {
-                    Basis::Watermark(t) | Basis::LastWatermark(t) => {
+                    Basis::Partition(t) | Basis::Watermark(t) | Basis::LastWatermark(t) => {
                         Some(now.saturating_sub(t.millis()).max(0) as u64)
                     }
                     Basis::EventTime => None,
@@ -179,9 +216,15 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
             .get(i)
             .map_or_else(|| format!("replica {i}"), |r| r.url.clone()),
     };
-    let healthy = ping.is_ok() && breaker == BreakerState::Closed;
+    let sources = source_health(&state, now);
+    let reachable = ping.is_ok() && breaker == BreakerState::Closed;
+    let stale = behind_slo(&state, &sources);
     Json(Health {
-        status: if healthy { "healthy" } else { "degraded" },
+        status: match (reachable, stale) {
+            (false, _) => "degraded",
+            (true, true) => "stale",
+            (true, false) => "healthy",
+        },
         store: StoreHealth {
             kind: info.kind,
             url: info.url,
@@ -211,6 +254,57 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
             hit_rate: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
         },
         groups,
+        sources,
+    })
+}
+
+/// Every source's watermark and partition marks, as last read.
+fn source_health(state: &AppState, now: i64) -> Vec<SourceHealth> {
+    let age = |ms: i64| now.saturating_sub(ms).max(0) as u64;
+    state
+        .registry
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let w = state.reader.watermarks.source(i);
+            let marks = w.as_ref().and_then(|w| w.partitions.as_ref());
+            SourceHealth {
+                source: source.name.clone(),
+                watermark_age_ms: w.as_ref().and_then(|w| w.basis_ms()).map(age),
+                publishers_alive: w.as_ref().map_or(0, |w| w.alive),
+                topic: marks.map(|m| m.topic.clone()),
+                partitions: marks
+                    .map(|m| {
+                        (0u32..)
+                            .zip(&m.marks)
+                            .map(|(partition, mark)| PartitionHealth {
+                                partition,
+                                watermark_age_ms: mark.as_ref().map(|m| age(m.watermark_ms)),
+                                publisher: mark.as_ref().map(|m| m.publisher.clone()),
+                                published_ms_ago: mark.as_ref().map(|m| age(m.published_at_ms)),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Whether some stream group's values are older than its freshness SLO by its source's
+/// watermark, or its source has a partition no worker ever published.
+fn behind_slo(state: &AppState, sources: &[SourceHealth]) -> bool {
+    state.registry.groups.iter().any(|g| {
+        let Some(source) = g.source.and_then(|s| sources.get(s)) else {
+            return false;
+        };
+        let slo = g.freshness_slo.as_millis() as u64;
+        source.watermark_age_ms.is_some_and(|a| a > slo)
+            || source
+                .partitions
+                .iter()
+                .any(|p| p.watermark_age_ms.is_none())
     })
 }
 
@@ -226,8 +320,15 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response:
     let now = Timestamp::now().millis();
     for (i, source) in state.registry.sources.iter().enumerate() {
         let w = state.reader.watermarks.source(i);
+        let age = |ms: i64| (now - ms).max(0) as f64 / 1000.0;
         if let Some(ms) = w.as_ref().and_then(|w| w.basis_ms()) {
-            m.source_watermark_age(&source.name, (now - ms).max(0) as f64 / 1000.0);
+            m.source_watermark_age(&source.name, age(ms));
+        }
+        let marks = w.as_ref().and_then(|w| w.partitions.as_ref());
+        for (partition, mark) in marks.into_iter().flat_map(|m| (0u32..).zip(&m.marks)) {
+            if let Some(mark) = mark {
+                m.partition_watermark_age(&source.name, partition, age(mark.watermark_ms));
+            }
         }
     }
     (

@@ -335,7 +335,10 @@ impl Reader {
     fn evaluate(&self, group: usize, cached: Option<Cached>, now: Timestamp) -> GroupOutcome {
         match cached {
             Some(Cached::Found(row, lag_ms)) => {
-                let basis = self.watermarks.basis(group).time_for(row.event_ts);
+                let basis = self
+                    .watermarks
+                    .basis(group, row.partition)
+                    .time_for(row.event_ts);
                 // Read from a replica `lag_ms` behind: the row is that much older than it
                 // looks, as if seen `lag_ms` later.
                 let seen_at = Timestamp::from_millis(now.millis().saturating_add(lag_ms as i64))
@@ -441,6 +444,7 @@ features = [{ name = "n", type = "int64", default = 0 }]
             event_ts: Timestamp::from_millis(now.millis() - 20_000).unwrap(),
             computed_at: now,
             values: vec![FeatureValue::Int64(1)],
+            partition: None,
         });
         // From the primary (or a replica that keeps up): 20 s old, fresh.
         let primary = reader.evaluate(0, Some(Cached::Found(row.clone(), 0)), now);

@@ -31,7 +31,8 @@
 //! | `riffle_feature_default_ratio` | gauge | `group`, `feature` | share of sampled values served as the training default (`missing`, `null`, `expired`, `unavailable`) |
 //! | `riffle_feature_psi` | gauge | `group`, `feature` | population stability index against the baseline (`riffle serve --baseline`; absent without one or under 100 samples) |
 //! | `riffle_feature_psi_threshold` | gauge | `group`, `feature` | the PSI above which the feature counts as drifted (`--psi-threshold`, 0.2 by default) |
-//! | `riffle_source_watermark_age_seconds` | gauge | `source` | now − the source's published event-time watermark (MIN over live ingest workers, else the last published; sampled at scrape; absent until one is published) |
+//! | `riffle_source_watermark_age_seconds` | gauge | `source` | now − the source's published event-time watermark (for Kafka the MIN over every partition of its topic; otherwise over live ingest workers, else the last published; sampled at scrape; absent until one is published) |
+//! | `riffle_partition_watermark_age_seconds` | gauge | `source`, `partition` | now − one Kafka partition's watermark, as its owner last published it (a partition nobody processes keeps ageing; sampled at scrape) |
 //! | `riffle_store_reads_total` | counter | `target` | serving reads answered, by the node that answered: `primary` or a replica's URL (without password) |
 //! | `riffle_store_replica_failovers_total` | counter | `replica` | reads that failed or timed out on the replica and were retried on the primary |
 //! | `riffle_store_replica_lag_seconds` | gauge | `replica` | the replica's replication lag, by the heartbeat (sampled at scrape; absent while unknown: link down, unreachable) |
@@ -53,6 +54,12 @@ pub struct HttpLabels {
     pub endpoint: &'static str,
     pub method: &'static str,
     pub status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub source: String,
+    pub partition: u32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,6 +171,7 @@ pub struct Metrics {
     /// One entry per registry group, by `GroupId`.
     pub groups: Vec<GroupMetrics>,
     pub source_watermark_age: Family<SourceLabels, FloatGauge>,
+    partition_watermark_age: Family<PartitionLabels, FloatGauge>,
     /// Reads by the node that answered: `[primary, replica 0, replica 1, …]`.
     pub store_reads: Vec<Counter>,
     /// Failovers to the primary, by replica index.
@@ -211,6 +219,7 @@ impl Metrics {
         let corrupt = Family::<GroupLabels, Counter>::default();
         let written = Family::<GroupLabels, Counter>::default();
         let source_watermark_age = Family::<SourceLabels, FloatGauge>::default();
+        let partition_watermark_age = Family::<PartitionLabels, FloatGauge>::default();
         let reads = Family::<TargetLabels, Counter>::default();
         let failovers = Family::<ReplicaLabels, Counter>::default();
         let replica_lag = Family::<ReplicaLabels, FloatGauge>::default();
@@ -376,6 +385,11 @@ impl Metrics {
             "Now minus the source's published event-time watermark",
             source_watermark_age.clone(),
         );
+        registry.register(
+            "partition_watermark_age_seconds",
+            "Now minus one Kafka partition's published event-time watermark",
+            partition_watermark_age.clone(),
+        );
 
         registry.register(
             "store_reads",
@@ -422,6 +436,7 @@ impl Metrics {
             breaker_rejections,
             groups,
             source_watermark_age,
+            partition_watermark_age,
             feature_families,
         }
     }
@@ -460,6 +475,16 @@ impl Metrics {
         self.source_watermark_age
             .get_or_create(&SourceLabels {
                 source: source.to_owned(),
+            })
+            .set(seconds);
+    }
+
+    /// Sets the watermark age of one Kafka partition of a source.
+    pub fn partition_watermark_age(&self, source: &str, partition: u32, seconds: f64) {
+        self.partition_watermark_age
+            .get_or_create(&PartitionLabels {
+                source: source.to_owned(),
+                partition,
             })
             .set(seconds);
     }

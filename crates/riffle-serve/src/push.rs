@@ -178,6 +178,7 @@ fn stamped_row(
             event_ts,
             computed_at: now,
             values,
+            partition: None,
         },
     })
 }

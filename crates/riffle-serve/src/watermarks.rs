@@ -1,20 +1,23 @@
-//! The sources' event-time watermarks, as published by `riffle ingest` (see
-//! `riffle_store::meta`), held in memory for the read path and refreshed in the background
-//! every [`REFRESH_EVERY`] — never read from the store on a request.
+//! The sources' event-time watermarks, as published by `riffle ingest` and combined by
+//! `riffle_store::watermark`, held in memory for the read path and refreshed in the
+//! background every [`REFRESH_EVERY`] — never read from the store on a request.
 //!
 //! A group fed by a source is exact as of how far its pipeline has processed, whatever the
 //! entity's own last event: an idle entity's old row is still right, a busy entity's row is
 //! wrong when the pipeline is behind. So [`WatermarkBoard::basis`] ages every row of such a
-//! group from the source's watermark: the MIN over live publishers; with no live publisher
-//! (ingest stopped), the last published one; with none ever published, the row's own
-//! event time. Groups without a source always use the row's event time.
+//! group from a watermark: a row written from Kafka by the mark of the partition its
+//! entity's events arrive on (the row names it), so a stalled partition makes exactly its
+//! entities stale; any other row by the source's watermark (the slowest partition of its
+//! topic; for other inputs the MIN over live publishers, or with none live the last
+//! published one); with none ever published, the row's own event time. Groups without a
+//! source always use the row's event time.
 
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use riffle_core::Timestamp;
 use riffle_registry::Registry;
-use riffle_store::meta::{watermark_name, SourceWatermark, WatermarkRecord};
+use riffle_store::watermark::{self, SourceWatermark};
 use riffle_store::OnlineStore;
 
 /// How often the watermarks are read from the store.
@@ -23,7 +26,9 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// What a group's freshness is measured from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Basis {
-    /// The source's live watermark (ingest running).
+    /// The watermark of the Kafka partition the row's events arrive on.
+    Partition(Timestamp),
+    /// The source's watermark: its slowest partition, or its live workers' (ingest running).
     Watermark(Timestamp),
     /// The last watermark published before ingest stopped.
     LastWatermark(Timestamp),
@@ -34,6 +39,7 @@ pub enum Basis {
 impl Basis {
     pub fn as_str(self) -> &'static str {
         match self {
+            Basis::Partition(_) => "partition_watermark",
             Basis::Watermark(_) => "watermark",
             Basis::LastWatermark(_) => "last_watermark",
             Basis::EventTime => "event_ts",
@@ -43,7 +49,7 @@ impl Basis {
     /// The time a row with event time `event_ts` is aged from.
     pub fn time_for(self, event_ts: Timestamp) -> Timestamp {
         match self {
-            Basis::Watermark(t) | Basis::LastWatermark(t) => t,
+            Basis::Partition(t) | Basis::Watermark(t) | Basis::LastWatermark(t) => t,
             Basis::EventTime => event_ts,
         }
     }
@@ -71,13 +77,8 @@ impl WatermarkBoard {
     pub async fn refresh(&self) {
         let now = Timestamp::now();
         for (i, source) in self.registry.sources.iter().enumerate() {
-            match self.store.get_meta(&watermark_name(&source.name)).await {
-                Ok(raw) => {
-                    let records = raw
-                        .iter()
-                        .filter_map(|(_, bytes)| WatermarkRecord::decode(bytes))
-                        .collect();
-                    let w = SourceWatermark::from_records(records, now);
+            match watermark::read_source(&self.store, &source.name, now).await {
+                Ok(w) => {
                     let mut all = self.sources.write().unwrap_or_else(|p| p.into_inner());
                     if let Some(slot) = all.get_mut(i) {
                         *slot = Some(w);
@@ -113,8 +114,10 @@ impl WatermarkBoard {
         all.get(source).cloned().flatten()
     }
 
-    /// What rows of group `group` are aged from now (see the module docs).
-    pub fn basis(&self, group: usize) -> Basis {
+    /// What rows of group `group` whose events arrive on `partition` (a row written from
+    /// Kafka names it; `None` for the group as a whole) are aged from now (see the module
+    /// docs).
+    pub fn basis(&self, group: usize, partition: Option<u32>) -> Basis {
         let Some(source) = self.registry.groups.get(group).and_then(|g| g.source) else {
             return Basis::EventTime;
         };
@@ -123,6 +126,14 @@ impl WatermarkBoard {
             return Basis::EventTime;
         };
         let at = |ms: i64| Timestamp::from_millis(ms).ok();
+        if let Some(marks) = &w.partitions {
+            let own = partition.and_then(|p| marks.of(p)).and_then(at);
+            return match (own, marks.min_ms().and_then(at)) {
+                (Some(t), _) => Basis::Partition(t),
+                (None, Some(t)) => Basis::Watermark(t),
+                (None, None) => Basis::EventTime,
+            };
+        }
         match (w.live_ms.and_then(at), w.last_ms.and_then(at)) {
             (Some(t), _) => Basis::Watermark(t),
             (None, Some(t)) => Basis::LastWatermark(t),

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use riffle_core::{FeatureValue, Timestamp};
 use riffle_registry::Registry;
-use riffle_store::meta::{watermark_name, WatermarkRecord, META_TTL};
+use riffle_store::meta::{watermark_name, META_TTL};
+use riffle_store::watermark::WatermarkRecord;
 use riffle_store::{GroupRow, OnlineStore, RowWrite, StoreLimits, StoreUrl};
 
 const REGISTRY: &str = r#"
@@ -69,6 +70,7 @@ async fn prepare(
         event_ts: ago(row_age),
         computed_at: Timestamp::now(),
         values: vec![FeatureValue::Int64(v)],
+        partition: None,
     };
     let id = riffle_core::EntityId::new("u1").unwrap();
     store

@@ -169,6 +169,7 @@ fn main() {
         event_ts: event,
         computed_at: event,
         values: values(),
+        partition: None,
     };
     let (Ok(v1), Ok(v2)) = (
         codec::encode_as(RowEncoding::V1, group, &row),

@@ -11,8 +11,12 @@
 //!   value is null, and a float64 is stored as a short decimal (zigzag mantissa and a
 //!   power-of-ten exponent, decoded with one exact division) whenever that gives back the
 //!   very same bits, else as its 8 raw bytes.
+//! - [`v3`] (written by default for a row that carries a partition): version 2 after the
+//!   Kafka partition the row's events arrive on, so a reader ages the row by that
+//!   partition's watermark. A row without one is written as version 2.
 //! - [`v1`]: the first encoding. Read forever; written while `[store] encoding = 1`, so a
-//!   rolling upgrade can keep writing rows that readers not yet upgraded understand.
+//!   rolling upgrade can keep writing rows that readers not yet upgraded understand
+//!   (`encoding = 2` likewise keeps partitions out for readers that know only version 2).
 
 use riffle_core::{FeatureType, FeatureValue, Timestamp};
 use riffle_registry::FeatureGroup;
@@ -20,6 +24,7 @@ pub use riffle_registry::RowEncoding;
 
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +38,10 @@ pub struct GroupRow {
     pub computed_at: Timestamp,
     /// One value per declared feature, in declared order.
     pub values: Vec<FeatureValue>,
+    /// The partition of the source's Kafka topic the entity's events arrive on (that of the
+    /// latest event applied), for a row computed by `riffle ingest` from Kafka: the row is
+    /// as fresh as that partition's watermark. `None` for every other row.
+    pub partition: Option<u32>,
 }
 
 /// Why stored bytes are not a row of the group.
@@ -60,6 +69,8 @@ pub enum DecodeError {
     BadFloatTags,
     #[error("timestamp out of range")]
     BadTimestamp,
+    #[error("partition beyond 2^32")]
+    BadPartition,
 }
 
 /// Why a row cannot be encoded for a group.
@@ -102,9 +113,10 @@ pub fn encode_as(
         });
     }
     let mut out = Vec::with_capacity(16 + n * 9);
-    match encoding {
-        RowEncoding::V1 => v1::encode(row, &mut out),
-        RowEncoding::V2 => v2::encode(row, &mut out),
+    match (encoding, row.partition) {
+        (RowEncoding::V1, _) => v1::encode(row, &mut out),
+        (RowEncoding::V2, _) | (RowEncoding::V3, None) => v2::encode(row, &mut out),
+        (RowEncoding::V3, Some(partition)) => v3::encode(row, partition, &mut out),
     }
     Ok(out)
 }
@@ -116,6 +128,7 @@ pub fn decode(group: &FeatureGroup, bytes: &[u8]) -> Result<GroupRow, DecodeErro
         None => Err(DecodeError::Empty),
         Some(&v1::VERSION) => v1::decode(group, bytes),
         Some(&v2::VERSION) => v2::decode(group, bytes),
+        Some(&v3::VERSION) => v3::decode(group, bytes),
         Some(&other) => Err(DecodeError::UnknownVersion(other)),
     }
 }

@@ -6,8 +6,10 @@
 //! - [`codec`]: the binary encoding of one group's row (typed values, event time, computed-at).
 //! - [`OnlineStore`]: batched multi-entity reads and writes, one round trip per batch, behind
 //!   a per-call timeout and a bound on calls in flight that fails fast instead of queueing.
-//! - [`meta`]: pipeline metadata beside the rows (reserved keys `<project>:~meta:<name>`),
-//!   e.g. each ingest worker's event-time watermark, read by `riffle serve` and `riffle lag`.
+//! - [`meta`]: pipeline metadata beside the rows (reserved keys `<project>:~meta:<name>`).
+//! - [`watermark`]: the event-time watermarks ingest publishes there (per worker and per
+//!   Kafka partition), and the one reader that turns them into a source's watermark for
+//!   `riffle serve`, `riffle lag` and `riffle check`.
 //! - Backends: [`embedded`] (in-process, persisted to a local file; the default) and
 //!   [`redis`](crate::redis_backend) (standalone Redis, TLS, AUTH/ACL) and
 //!   [`redis_cluster`] (Redis Cluster: per-node pipelines, redirects, per-node breakers).
@@ -28,6 +30,7 @@ pub mod redis_cluster;
 pub mod replicas;
 mod store;
 mod url;
+pub mod watermark;
 
 pub use codec::{DecodeError, GroupRow};
 pub use error::StoreError;

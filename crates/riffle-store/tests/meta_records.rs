@@ -102,6 +102,7 @@ async fn meta_rides_with_rows(store: &OnlineStore) {
             event_ts: now,
             computed_at: now,
             values: vec![FeatureValue::Int64(7)],
+            partition: None,
         },
     }];
     let meta = MetaChanges {

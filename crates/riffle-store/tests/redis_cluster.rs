@@ -57,6 +57,7 @@ fn write(id: &str, n: i64) -> RowWrite {
             event_ts: now,
             computed_at: now,
             values: vec![FeatureValue::Int64(n)],
+            partition: None,
         },
     }
 }

@@ -60,6 +60,7 @@ fn row(n: i64) -> riffle_store::GroupRow {
             FeatureValue::Int64(n),
             FeatureValue::String(format!("v{n}")),
         ],
+        partition: None,
     }
 }
 

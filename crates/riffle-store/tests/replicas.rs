@@ -93,6 +93,7 @@ async fn write_users(store: &OnlineStore, n: i64) {
                 event_ts: now,
                 computed_at: now,
                 values: vec![FeatureValue::Int64(i)],
+                partition: None,
             },
         })
         .collect();

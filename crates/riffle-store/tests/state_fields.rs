@@ -54,6 +54,7 @@ fn row(id_: &str, n: i64) -> RowWrite {
             event_ts: now,
             computed_at: now,
             values: vec![FeatureValue::Int64(n)],
+            partition: None,
         },
     }
 }

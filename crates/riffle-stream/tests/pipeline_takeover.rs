@@ -2,7 +2,8 @@
 //! store and a feed that stays open: window expiries of entities nobody touches again fire
 //! after a restart (the pending-expiry index), only for the streams this process owns;
 //! lateness is judged per stream and as a clean run judged it; a caught-up input publishes a
-//! watermark of now.
+//! watermark of now; from Kafka, each owned partition gets its own mark and rows name their
+//! partition.
 //!
 //! Windows are seconds long so decay is observed quickly. No timing asserts: every wait is a
 //! poll with a generous deadline, and every stored value is compared with an oracle read at
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use riffle_core::{FeatureValue, Timestamp};
 use riffle_registry::Registry;
-use riffle_store::meta::{watermark_name, WatermarkRecord};
+use riffle_store::meta::watermark_name;
+use riffle_store::watermark::{PartitionMark, PartitionWatermarks, WatermarkRecord};
 use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
 use riffle_stream::dead_letter::DeadLetterTarget;
 use riffle_stream::pipeline::{
@@ -328,7 +330,11 @@ async fn an_assignment_takes_over_only_the_owned_partitions() {
     let mine = recent_events("a");
     let theirs = recent_events("b");
     let run = start(&s, 0, Some("t"));
-    run.send(Feed::Assigned(vec![0, 1])).await;
+    run.send(Feed::Assigned {
+        partitions: vec![0, 1],
+        partition_count: Some(2),
+    })
+    .await;
     let mut records = Vec::new();
     for (o, (a, b)) in (0..).zip(mine.iter().zip(&theirs)) {
         records.push(record(p0, o, Some(0), a));
@@ -347,7 +353,11 @@ async fn an_assignment_takes_over_only_the_owned_partitions() {
 
     // Another worker (not running here) owns partition 1 now; this one gets partition 0.
     let run = start(&s, 0, Some("t"));
-    run.send(Feed::Assigned(vec![0])).await;
+    run.send(Feed::Assigned {
+        partitions: vec![0],
+        partition_count: Some(2),
+    })
+    .await;
     let last = mine.iter().map(|e| e.1).max().unwrap();
     wait_settled(
         &s.store,
@@ -429,11 +439,109 @@ async fn a_caught_up_input_publishes_a_watermark_of_now() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let marked = now_ms();
-    run.send(Feed::CaughtUp).await;
+    run.send(Feed::CaughtUp(vec![stream])).await;
     while watermark().await.is_none_or(|w| w < marked) {
         assert!(
             started.elapsed() < DEADLINE,
             "the watermark stays at the old event"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    run.finish().await;
+}
+
+/// From Kafka, every flush publishes the mark of each owned partition by its own progress
+/// (a drained one at now, the others at their largest event time), and every row names the
+/// partition its entity's events arrive on; a revoked partition is no longer marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_partition_is_marked_by_its_own_progress_and_rows_name_theirs() {
+    let s = setup("1h").await;
+    let (p0, p1) = (kafka_stream_id("t", 0), kafka_stream_id("t", 1));
+    let now = now_ms();
+    // Both within the 8 s window (older events would be outside every window).
+    let (slow, fast) = (now - 6_000, now - 1_000);
+    let run = start(&s, 0, Some("t"));
+    run.send(Feed::Assigned {
+        partitions: vec![0, 1],
+        partition_count: Some(3),
+    })
+    .await;
+    run.send(Feed::Records(vec![
+        record(p0, 5, Some(0), &("a".into(), slow, 1.0)),
+        record(p1, 9, Some(1), &("b".into(), fast, 1.0)),
+    ]))
+    .await;
+    let marks = || async {
+        let name = riffle_store::meta::partitions_name("tx");
+        let stored = s.store.get_meta(&name).await.unwrap();
+        let marks: Vec<PartitionMark> = stored
+            .iter()
+            .filter_map(|(_, b)| PartitionMark::decode(b))
+            .collect();
+        PartitionWatermarks::from_marks(marks)
+    };
+    let started = Instant::now();
+    let first = loop {
+        if let Some(m) = marks()
+            .await
+            .filter(|m| m.of(0).is_some() && m.of(1).is_some())
+        {
+            break m;
+        }
+        assert!(started.elapsed() < DEADLINE, "no partition marks published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((first.topic.as_str(), first.marks.len()), ("t", 3));
+    assert_eq!((first.of(0), first.of(1)), (Some(slow), Some(fast)));
+    assert_eq!(first.missing(), vec![2], "nobody owns partition 2");
+    let offsets: Vec<Option<i64>> = first.marks[..2]
+        .iter()
+        .map(|m| m.as_ref().and_then(|m| m.next_offset))
+        .collect();
+    assert_eq!(
+        offsets,
+        [Some(6), Some(10)],
+        "one past the last offset durable"
+    );
+    assert_eq!(read_row(&s.store, "a").await.unwrap().partition, Some(0));
+    assert_eq!(read_row(&s.store, "b").await.unwrap().partition, Some(1));
+
+    // Partition 1 is drained: its mark moves to now; partition 0's stays at its event.
+    let marked = now_ms();
+    run.send(Feed::CaughtUp(vec![p1])).await;
+    loop {
+        let m = marks().await.unwrap();
+        if m.of(1).is_some_and(|w| w >= marked) {
+            assert_eq!(m.of(0), Some(slow));
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "partition 1's mark stays");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Partition 0 is revoked, 1 kept: only 1's mark moves on.
+    run.send(Feed::Revoked).await;
+    run.send(Feed::Assigned {
+        partitions: vec![1],
+        partition_count: Some(3),
+    })
+    .await;
+    run.send(Feed::CaughtUp(vec![p1])).await;
+    let revoked_at = now_ms();
+    loop {
+        let m = marks().await.unwrap();
+        let p0_at = m.marks[0].as_ref().unwrap().published_at_ms;
+        if m.marks[1].as_ref().unwrap().published_at_ms > revoked_at + 300 {
+            assert!(
+                p0_at <= revoked_at + 300,
+                "a revoked partition is still marked"
+            );
+            assert_eq!(m.of(0), Some(slow));
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "partition 1 is not marked any more"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -5,6 +5,7 @@ mod allocator;
 mod cmd;
 mod config;
 mod exit;
+mod kafka;
 mod progress;
 mod shutdown;
 

@@ -394,7 +394,8 @@ features = [{ name = "n_1h", type = "int64", default = 0, aggregation = "count",
 
 /// Publishes a watermark record of source `transactions` into the Redis at `url`.
 fn publish(url: &str, watermark_ms: i64, published_at_ms: i64) {
-    use riffle_store::meta::{watermark_name, WatermarkRecord, META_TTL};
+    use riffle_store::meta::{watermark_name, META_TTL};
+    use riffle_store::watermark::WatermarkRecord;
     use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let registry = std::sync::Arc::new(riffle_registry::Registry::from_toml(STREAM).unwrap());

@@ -47,8 +47,8 @@ fn kafka_ingest_matches_the_oracle() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("riffle.toml");
     let registry = kafka::registry().replace(
-        "allowed_lateness = \"2h\"",
-        &format!("allowed_lateness = \"2h\"\ndead_letter = \"kafka:{DEAD_LETTERS}\""),
+        "time_field = \"event_time\"",
+        &format!("time_field = \"event_time\"\ndead_letter = \"kafka:{DEAD_LETTERS}\""),
     );
     assert!(
         registry.contains("dead_letter"),

@@ -13,7 +13,8 @@ use common::TestCommand;
 use ingest_support::REGISTRY;
 use riffle_core::Timestamp;
 use riffle_registry::Registry;
-use riffle_store::meta::{watermark_name, WatermarkRecord, META_TTL};
+use riffle_store::meta::{watermark_name, META_TTL};
+use riffle_store::watermark::WatermarkRecord;
 use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
 use serde_json::Value;
 

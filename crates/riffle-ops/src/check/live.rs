@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use riffle_core::Timestamp;
 use riffle_registry::Registry;
-use riffle_store::meta::{watermark_name, SourceWatermark, WatermarkRecord};
+use riffle_store::watermark;
+
+use crate::lag::{BrokerView, LagReport, SourceInput};
 use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
 use serde_json::Value;
 
@@ -30,6 +32,9 @@ pub struct ProbeTargets {
     pub connect: String,
     /// The store URL (`--store`, else the registry's `store.url`).
     pub store: String,
+    /// The consumer group of each Kafka source (by source index) as the broker sees it,
+    /// sampled by the caller (the operator toolkit does not talk to Kafka).
+    pub brokers: Vec<(usize, Result<BrokerView, String>)>,
 }
 
 /// The TTLs of sampled live keys.
@@ -55,9 +60,16 @@ pub enum Keys {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceLive {
     pub source: String,
-    /// now − the live watermark (MIN over live publishers); `None`: nobody publishing.
+    /// now − the source's current watermark (its slowest Kafka partition, else the MIN over
+    /// live publishers); `None`: nobody publishing.
     pub lag: Option<Duration>,
     pub publishers_alive: usize,
+    /// What `riffle lag` finds wrong with the source (`riffle_ops::lag`): partitions behind
+    /// or owned by nobody, by the store's marks and the broker's view. Empty when fine, or
+    /// when only serve's metrics could be read.
+    pub problems: Vec<String>,
+    /// Why the source's consumer group could not be read from the broker, if it could not.
+    pub unverified: Option<String>,
     /// `store` or `serve /metrics`.
     pub via: &'static str,
 }
@@ -253,7 +265,7 @@ pub async fn probe(registry: Arc<Registry>, targets: &ProbeTargets) -> LiveFacts
                         .into(),
                 ),
             };
-            let wm = read_watermarks(&registry, &url).await;
+            let wm = read_watermarks(&registry, &url, &targets.brokers).await;
             (url.redacted(), keys, wm)
         }
     };
@@ -357,9 +369,12 @@ fn stream_sources(registry: &Registry) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Every stream source's lag as `riffle lag` judges it, from the store's watermarks and the
+/// brokers' views given.
 async fn read_watermarks(
     registry: &Arc<Registry>,
     url: &StoreUrl,
+    brokers: &[(usize, Result<BrokerView, String>)],
 ) -> Result<Vec<SourceLive>, String> {
     let sources = stream_sources(registry);
     if sources.is_empty() {
@@ -371,28 +386,41 @@ async fn read_watermarks(
         .await
         .map_err(|_| "the store did not open in time".to_owned())?
         .map_err(|e| format!("cannot open store {}: {e}", url.redacted()))?;
-    let mut out = Vec::new();
-    for (_, name) in sources {
-        let raw = store
-            .get_meta(&watermark_name(&name))
+    let mut inputs = Vec::new();
+    for (i, name) in sources {
+        let watermark = watermark::read_source(&store, &name, Timestamp::now())
             .await
             .map_err(|e| format!("reading the watermark of {name}: {e}"))?;
-        let now = Timestamp::now();
-        let records = raw
-            .iter()
-            .filter_map(|(_, bytes)| WatermarkRecord::decode(bytes))
-            .collect();
-        let w = SourceWatermark::from_records(records, now);
-        out.push(SourceLive {
-            source: name,
-            lag: w
-                .live_ms
-                .map(|ms| Duration::from_millis((now.millis() - ms).max(0) as u64)),
-            publishers_alive: w.alive,
-            via: "store",
+        inputs.push(SourceInput {
+            source: i,
+            watermark,
+            broker: brokers
+                .iter()
+                .find(|(s, _)| *s == i)
+                .map(|(_, b)| b.clone()),
         });
     }
-    Ok(out)
+    let report = LagReport::build(
+        registry,
+        inputs,
+        registry.ingest.lag_threshold,
+        Timestamp::now(),
+    );
+    Ok(report
+        .sources
+        .into_iter()
+        .map(|s| SourceLive {
+            source: s.source,
+            lag: s.lag_ms.map(Duration::from_millis),
+            publishers_alive: s.publishers_alive,
+            problems: s.problems,
+            unverified: match s.broker {
+                Some(Err(e)) => Some(e),
+                _ => None,
+            },
+            via: "store",
+        })
+        .collect())
 }
 
 fn watermarks_from_metrics(registry: &Registry, metrics: &MetricsText) -> Vec<SourceLive> {
@@ -407,6 +435,8 @@ fn watermarks_from_metrics(registry: &Registry, metrics: &MetricsText) -> Vec<So
                 source: name,
                 lag: age,
                 publishers_alive: 0,
+                problems: Vec::new(),
+                unverified: None,
                 via: "serve /metrics",
             }
         })

@@ -232,7 +232,7 @@ pub(super) fn consumer_lag(input: &CheckInput<'_>) -> Item {
             OBSERVABILITY,
             TITLE,
             if ok { Outcome::Pass } else { Outcome::Fail },
-            format!("RiffleIngestLag per source ({}) at ingest.lag_threshold = {}{}; `{}` reads the watermarks.", fed.join(", "), d(threshold), if ok { "" } else { ", above the lesson's 5 min" }, cmd(input, "lag")),
+            format!("RiffleIngestLag per source ({}) at ingest.lag_threshold = {}{}; `{}` reads the watermarks and, for Kafka, the consumer group's lag per partition from the broker.", fed.join(", "), d(threshold), if ok { "" } else { ", above the lesson's 5 min" }, cmd(input, "lag")),
         )
     };
     let live = input
@@ -259,12 +259,33 @@ pub(super) fn consumer_lag(input: &CheckInput<'_>) -> Item {
                                 s.via
                             )
                         }
-                        Some(lag) => format!(
-                            "{}: {} behind ({})",
-                            s.source,
-                            d(Duration::from_secs(lag.as_secs())),
-                            s.via
-                        ),
+                        Some(lag) if !s.problems.is_empty() => {
+                            worst = Outcome::Fail;
+                            format!(
+                                "{}: {} behind, but {} ({})",
+                                s.source,
+                                d(Duration::from_secs(lag.as_secs())),
+                                s.problems.join("; "),
+                                s.via
+                            )
+                        }
+                        Some(lag) => match &s.unverified {
+                            Some(e) => {
+                                worst = worst.max(Outcome::Warn);
+                                format!(
+                                    "{}: {} behind ({}), but its consumer group could not be read: {e}",
+                                    s.source,
+                                    d(Duration::from_secs(lag.as_secs())),
+                                    s.via
+                                )
+                            }
+                            None => format!(
+                                "{}: {} behind ({})",
+                                s.source,
+                                d(Duration::from_secs(lag.as_secs())),
+                                s.via
+                            ),
+                        },
                     })
                     .collect();
                 (worst, format!("{}.", parts.join("; ")))

@@ -99,7 +99,12 @@ fn same_bits(a: &GroupRow, b: &GroupRow) -> bool {
         })
 }
 
-const ENCODINGS: [RowEncoding; 2] = [RowEncoding::V1, RowEncoding::V2];
+const ENCODINGS: [RowEncoding; 3] = [RowEncoding::V1, RowEncoding::V2, RowEncoding::V3];
+
+/// The partition a row of `encoding` keeps: only version 3 stores one.
+fn kept(encoding: RowEncoding, partition: Option<u32>) -> Option<u32> {
+    partition.filter(|_| encoding == RowEncoding::V3)
+}
 
 #[test]
 fn round_trips_and_rejects_mismatches() {
@@ -121,12 +126,17 @@ fn round_trips_and_rejects_mismatches() {
             Bool(false),
             Float64(f64::MIN_POSITIVE / 3.0),
         ],
+        // Two varint bytes in version 3.
+        partition: Some(300),
     };
     for encoding in ENCODINGS {
         let bytes = encode_as(encoding, &g, &row).unwrap();
         assert_eq!(bytes[0], encoding.version());
-        assert!(
-            same_bits(&decode(&g, &bytes).unwrap(), &row),
+        let back = decode(&g, &bytes).unwrap();
+        assert!(same_bits(&back, &row), "{encoding:?}");
+        assert_eq!(
+            back.partition,
+            kept(encoding, row.partition),
             "{encoding:?}"
         );
         for cut in 0..bytes.len() {
@@ -161,6 +171,17 @@ fn round_trips_and_rejects_mismatches() {
     }
     assert_eq!(decode(&g, &[9]), Err(DecodeError::UnknownVersion(9)));
     assert_eq!(decode(&g, &[]), Err(DecodeError::Empty));
+    // Without a partition, the default encoding writes version 2.
+    let plain = GroupRow {
+        partition: None,
+        ..row.clone()
+    };
+    assert_eq!(encode(&g, &plain).unwrap()[0], v2::VERSION);
+    // A partition beyond 32 bits is refused, never truncated.
+    let mut wide = vec![v3::VERSION];
+    put_varint(&mut wide, 1 << 32);
+    wide.extend_from_slice(&encode(&g, &plain).unwrap()[1..]);
+    assert_eq!(decode(&g, &wide), Err(DecodeError::BadPartition));
 }
 
 #[test]
@@ -171,6 +192,7 @@ fn version_2_checks_the_feature_count_and_its_own_fields() {
         event_ts: ts(1_795_700_603_000),
         computed_at: ts(1_795_700_603_000),
         values: lesson_values(),
+        partition: None,
     };
     let bytes = encode(&ten, &row).unwrap();
     assert_eq!(
@@ -227,6 +249,7 @@ fn the_lesson_values_take_their_short_forms() {
         event_ts: ts(1_795_700_603_123),
         computed_at: ts(1_795_700_603_123),
         values: lesson_values(),
+        partition: None,
     };
     let v1_len = encode_as(RowEncoding::V1, &ten, &ms_row).unwrap().len();
     let v2_len = encode(&ten, &ms_row).unwrap().len();
@@ -243,6 +266,7 @@ fn the_documented_v2_example_encodes_exactly() {
         event_ts: event,
         computed_at: Timestamp::from_millis(event.millis() + 250).unwrap(),
         values: lesson_values(),
+        partition: None,
     };
     let bytes = encode(&reg.groups[0], &row).unwrap();
     assert_eq!(
@@ -254,6 +278,15 @@ fn the_documented_v2_example_encodes_exactly() {
     // The example's comparison with version 1.
     let v1 = encode_as(RowEncoding::V1, &reg.groups[0], &row).unwrap();
     assert_eq!((bytes.len(), v1.len()), (31, 49));
+    // The version-3 example: the same row from partition 2 of its topic.
+    let from_two = GroupRow {
+        partition: Some(2),
+        ..row
+    };
+    let v3 = encode(&reg.groups[0], &from_two).unwrap();
+    assert_eq!(hex(&v3[..2]), "03 02");
+    assert_eq!(v3[2..], bytes[1..]);
+    assert_eq!(decode(&reg.groups[0], &v3).unwrap(), from_two);
 }
 
 /// The version-1 worked example in docs/storage-layout.md, byte for byte.
@@ -270,6 +303,7 @@ fn the_documented_v1_example_encodes_exactly() {
         event_ts: event,
         computed_at: Timestamp::from_millis(event.millis() + 250).unwrap(),
         values: vec![FeatureValue::Int64(3), FeatureValue::Float64(42.5)],
+        partition: None,
     };
     let bytes = encode_as(RowEncoding::V1, &reg.groups[0], &row).unwrap();
     assert_eq!(
@@ -288,7 +322,7 @@ fn the_store_setting_chooses_the_encoding_written() {
              features = [{{ name = \"i\", type = \"int64\", default = 0 }}]\n"
         ))
     };
-    assert_eq!(with("").unwrap().store.encoding, RowEncoding::V2);
+    assert_eq!(with("").unwrap().store.encoding, RowEncoding::V3);
     assert_eq!(
         with("encoding = 1").unwrap().store.encoding,
         RowEncoding::V1
@@ -297,7 +331,11 @@ fn the_store_setting_chooses_the_encoding_written() {
         with("encoding = 2").unwrap().store.encoding,
         RowEncoding::V2
     );
-    let err = with("encoding = 3").unwrap_err().to_string();
+    assert_eq!(
+        with("encoding = 3").unwrap().store.encoding,
+        RowEncoding::V3
+    );
+    let err = with("encoding = 4").unwrap_err().to_string();
     assert!(err.contains("store.encoding"), "{err}");
 }
 
@@ -348,19 +386,27 @@ fn any_row() -> impl Strategy<Value = GroupRow> {
         event_ts: ts(event),
         computed_at: ts(computed),
         values,
+        partition: None,
     })
+}
+
+/// [`any_row`] with or without a partition.
+fn any_stream_row() -> impl Strategy<Value = GroupRow> {
+    (any_row(), proptest::option::of(any::<u32>()))
+        .prop_map(|(row, partition)| GroupRow { partition, ..row })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn any_row_round_trips_bit_for_bit(row in any_row()) {
+    fn any_row_round_trips_bit_for_bit(row in any_stream_row()) {
         let g = group();
         for encoding in ENCODINGS {
             let bytes = encode_as(encoding, &g, &row).unwrap();
             let back = decode(&g, &bytes).unwrap();
             prop_assert!(same_bits(&back, &row), "{:?}: {:?} != {:?}", encoding, back, row);
+            prop_assert_eq!(back.partition, kept(encoding, row.partition));
         }
     }
 
@@ -390,7 +436,7 @@ proptest! {
     }
 
     #[test]
-    fn a_damaged_row_never_panics(row in any_row(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+    fn a_damaged_row_never_panics(row in any_stream_row(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
         let g = group();
         for encoding in ENCODINGS {
             let mut bytes = encode_as(encoding, &g, &row).unwrap();

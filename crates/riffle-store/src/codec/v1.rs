@@ -82,5 +82,6 @@ pub(super) fn decode(group: &FeatureGroup, bytes: &[u8]) -> Result<GroupRow, Dec
         event_ts,
         computed_at,
         values,
+        partition: None,
     })
 }

@@ -79,6 +79,12 @@ pub fn short_form(x: f64) -> Option<(u8, i64)> {
 
 /// Appends `row` (already checked against its group) to `out`.
 pub(super) fn encode(row: &GroupRow, out: &mut Vec<u8>) {
+    out.push(VERSION);
+    encode_body(row, out);
+}
+
+/// Appends everything of a version-2 row after its version byte (version 3 reuses it).
+pub(super) fn encode_body(row: &GroupRow, out: &mut Vec<u8>) {
     let n = row.values.len();
     let event = row.event_ts.millis();
     let has_null = row.values.iter().any(FeatureValue::is_null);
@@ -90,7 +96,6 @@ pub(super) fn encode(row: &GroupRow, out: &mut Vec<u8>) {
     if seconds {
         flags |= FLAG_SECONDS;
     }
-    out.push(VERSION);
     out.push(flags);
     // Timestamps are 0..=year 9999 in ms: neither difference can overflow.
     if seconds {
@@ -150,7 +155,15 @@ fn float(r: &mut Reader<'_>, tag: u8, i: usize) -> Result<f64, DecodeError> {
 
 /// Decodes a version-2 row (`bytes[0]` is the version byte).
 pub(super) fn decode(group: &FeatureGroup, bytes: &[u8]) -> Result<GroupRow, DecodeError> {
-    let mut r = Reader { bytes, at: 1 };
+    decode_body(group, Reader { bytes, at: 1 })
+}
+
+/// Decodes what follows a version-2 row's version byte, from `r` on, to the end of the
+/// bytes (version 3 reuses it). The row has no partition.
+pub(super) fn decode_body(
+    group: &FeatureGroup,
+    mut r: Reader<'_>,
+) -> Result<GroupRow, DecodeError> {
     let flags = r.byte()?;
     let n = group.features.len();
     let check = flags >> COUNT_SHIFT;
@@ -205,5 +218,6 @@ pub(super) fn decode(group: &FeatureGroup, bytes: &[u8]) -> Result<GroupRow, Dec
         event_ts,
         computed_at,
         values,
+        partition: None,
     })
 }

@@ -55,6 +55,7 @@ impl RowSchema {
                 event_ts,
                 computed_at,
                 values,
+                partition: None,
             },
         }
     }

@@ -178,6 +178,7 @@ impl Population {
             event_ts: Timestamp::from_millis(now.millis() - age).unwrap_or(now),
             computed_at: now,
             values,
+            partition: None,
         }
     }
 

@@ -11,7 +11,11 @@
 //!   even when idle, so this means store writes are failing or hanging);
 //! - lag (now − event-time watermark) above `ingest.lag_threshold`;
 //! - Kafka: no partition assigned 30 s after start (broker unreachable, or more consumers in
-//!   the group than partitions), or a partition's lag above the threshold.
+//!   the group than partitions), or a partition's lag above the threshold;
+//! - Kafka, the whole group as the broker sees it ([`super::group_monitor`]): partitions
+//!   owned by no member of a settled group for 30 s, or a partition whose oldest
+//!   uncommitted message is older than the threshold (whoever holds it), so every live
+//!   worker reports a partition nobody processes.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,7 +30,9 @@ use riffle_core::Timestamp;
 use riffle_registry::IngestSettings;
 use serde::Serialize;
 
-use super::metrics::{IngestMetrics, PartitionSample, Sampled};
+use super::group_monitor::GroupWatch;
+use super::kafka_feed::FeedControl;
+use super::metrics::{GroupPartitionSample, GroupSampled, IngestMetrics, PartitionSample, Sampled};
 use super::summary::IngestSummary;
 
 /// Samples Kafka partitions: `(partition, messages behind, stream id)` for every partition
@@ -44,6 +50,7 @@ pub struct IngestStatus {
     lag_threshold: Duration,
     stall_after: Duration,
     partitions: OnceLock<PartitionProbe>,
+    group: OnceLock<(Arc<GroupWatch>, Arc<FeedControl>)>,
 }
 
 #[derive(Default)]
@@ -83,12 +90,19 @@ impl IngestStatus {
             lag_threshold: settings.lag_threshold,
             stall_after: (settings.flush_interval * 50).max(Duration::from_secs(10)),
             partitions: OnceLock::new(),
+            group: OnceLock::new(),
         }
     }
 
     /// With Kafka: how to sample the partitions' lag (set once; later calls are ignored).
     pub fn set_partitions(&self, probe: PartitionProbe) {
         let _ = self.partitions.set(probe);
+    }
+
+    /// With Kafka: the group monitor's samples and the consumer's membership counts (set
+    /// once; later calls are ignored).
+    pub fn set_group(&self, watch: Arc<GroupWatch>, feed: Arc<FeedControl>) {
+        let _ = self.group.set((watch, feed));
     }
 
     /// Takes the summary after a flush (the pipeline's `progress` callback).
@@ -146,6 +160,7 @@ impl IngestStatus {
                 );
             }
         }
+        let group = self.group_sample(&mut reasons);
         let healthy = reasons.is_empty();
         let health = Health {
             status: if healthy { "healthy" } else { "unhealthy" },
@@ -163,8 +178,63 @@ impl IngestStatus {
             since_flush_seconds: since_flush,
             partitions,
             healthy,
+            group,
         };
         (sampled, health)
+    }
+
+    /// The group monitor's latest sample for `/metrics`, adding what is wrong with the
+    /// group to `reasons`.
+    fn group_sample(&self, reasons: &mut Vec<String>) -> Option<GroupSampled> {
+        let (watch, feed) = self.group.get()?;
+        let (left, rejoined) = feed.membership_changes();
+        let mut out = GroupSampled {
+            up: false,
+            members: 0,
+            partitions: Vec::new(),
+            left,
+            rejoined,
+        };
+        let Some(latest) = watch.latest() else {
+            return Some(out);
+        };
+        let Ok(sample) = &latest.sample else {
+            return Some(out);
+        };
+        out.up = true;
+        out.members = sample.members.len();
+        let now = Timestamp::now().millis();
+        let threshold = self.lag_threshold.as_secs_f64();
+        for p in &sample.partitions {
+            let seconds = p.lag_at(now).map(|d| d.as_secs_f64());
+            if let Some(lag) = seconds.filter(|l| *l > threshold) {
+                reasons.push(format!(
+                    "kafka partition {}: its oldest uncommitted message is {lag:.0} s old, above ingest.lag_threshold (held by {})",
+                    p.partition,
+                    sample
+                        .owner_of(p.partition)
+                        .map_or("an unknown member".to_owned(), |m| m.name())
+                ));
+            }
+            out.partitions.push(GroupPartitionSample {
+                partition: p.partition,
+                messages: p.lag_messages(),
+                seconds,
+                owned: !latest.unowned.contains(&p.partition),
+            });
+        }
+        if let Some(since) = latest
+            .unowned_since
+            .filter(|s| s.elapsed() > ASSIGNMENT_GRACE)
+        {
+            reasons.push(format!(
+                "kafka group {}: partitions {:?} owned by no member for {} s",
+                sample.group,
+                latest.unowned,
+                since.elapsed().as_secs()
+            ));
+        }
+        Some(out)
     }
 
     /// The `/health` answer now.

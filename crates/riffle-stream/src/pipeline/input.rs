@@ -45,15 +45,20 @@ pub enum Feed {
     /// in-memory entity state (it is reloaded from the store when next touched).
     Revoked,
     /// Kafka partitions were given to this process (after a rebalance, the whole set it now
-    /// owns), so the pipeline can take over what belongs to them (e.g. pending expiries).
-    Assigned(Vec<i32>),
-    /// The input is drained: every record available now was sent (a followed file at its
-    /// end; for Kafka, every owned partition at its high watermark). Until the next record
-    /// the pipeline publishes the flush time as its watermark, so an idle source is not
-    /// judged behind. Sent by the follow reader ([`spawn_reader`] with `follow`) and by the
-    /// Kafka feed once per catch-up; a feed that never sends it keeps the largest event time
-    /// as watermark.
-    CaughtUp,
+    /// owns), so the pipeline can take over what belongs to them (e.g. pending expiries) and
+    /// publish their watermarks; `partition_count` is how many the topic has, when the
+    /// broker said.
+    Assigned {
+        partitions: Vec<i32>,
+        partition_count: Option<u32>,
+    },
+    /// These input streams are drained: every record of theirs available now was sent (a
+    /// followed file at its end; a Kafka partition at its high watermark). Until a record
+    /// of one comes again the pipeline publishes the flush time as its watermark, so an
+    /// idle partition or file is not judged behind. Sent by the follow reader
+    /// ([`spawn_reader`] with `follow`) and by the Kafka feed once per catch-up of each
+    /// partition; a feed that never sends it keeps the largest event time as watermark.
+    CaughtUp(Vec<u64>),
     /// Pushed records (HTTP) whose sender waits: the pipeline applies them on their own and
     /// answers the [`Ack`] with their outcome once a flush made them durable.
     Acked(Vec<Record>, Ack),
@@ -129,7 +134,7 @@ pub fn spawn_reader(
                         }
                         if !told {
                             told = true;
-                            if tx.blocking_send(Ok(Feed::CaughtUp)).is_err() {
+                            if tx.blocking_send(Ok(Feed::CaughtUp(vec![stream]))).is_err() {
                                 return;
                             }
                         }
@@ -231,7 +236,7 @@ mod tests {
             panic!("records first")
         };
         assert_eq!(first.len(), 2);
-        assert_eq!(next(&mut rx), Feed::CaughtUp);
+        assert_eq!(next(&mut rx), Feed::CaughtUp(vec![9]));
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -242,7 +247,7 @@ mod tests {
             panic!("the appended line")
         };
         assert_eq!((more.len(), more[0].offset), (1, 3));
-        assert_eq!(next(&mut rx), Feed::CaughtUp);
+        assert_eq!(next(&mut rx), Feed::CaughtUp(vec![9]));
         // Idle: no further mark until something new is read.
         std::thread::sleep(Duration::from_millis(500));
         assert!(rx.try_recv().is_err());

@@ -1,6 +1,18 @@
 //! The Kafka feed of the pipeline: a [`KafkaSource`] on a blocking thread of its own,
-//! sending [`Feed`]s through a bounded channel (when the store is slow the channel fills, the
-//! thread blocks and stops polling: memory stays flat, nothing is dropped).
+//! sending [`Feed`]s through a bounded channel.
+//!
+//! # The member stays alive whatever the pipeline does
+//!
+//! The thread never blocks on the channel. When it is full (the store is slow, the pipeline
+//! busy) the thread holds what it polled, pauses its partitions and keeps polling, so the
+//! group's heartbeats and rebalances are served (a rebalance never waits on a busy worker)
+//! while memory stays bounded by one poll's messages. Records held for partitions a
+//! rebalance takes away are dropped: the next owner reads them from the last commit. When
+//! the pipeline takes nothing for `max_stall` (`ingest.max_stall`), the worker leaves the
+//! group rather than hold partitions it does not process, and joins again once the
+//! pipeline has emptied the channel. And when the group monitor
+//! ([`super::group_monitor`]) sees partitions of the topic owned by no member, the worker
+//! rejoins, which makes the group rebalance them.
 //!
 //! Offsets are committed on this thread (the consumer is not shared): after each flush the
 //! pipeline hands `(partition, next_offset)` pairs to [`KafkaFeed::durable`], which records
@@ -12,10 +24,10 @@
 //! [`Feed::Assigned`] with every partition this process now owns. The marks keep the order
 //! of the rebalance: records of the old assignment, `Revoked`, `Assigned`, then records of
 //! the new one (a polled batch never spans a rebalance). A failed rebalance drops the whole
-//! assignment: it is passed on as `Revoked` then `Assigned([])`. When a whole poll brings
-//! nothing and the latest statistics put every owned partition's committed offset at its
-//! end, [`Feed::CaughtUp`] is passed on once (until records come again), so an idle topic's
-//! watermark advances to now instead of ageing every row of its groups.
+//! assignment: it is passed on as `Revoked` then `Assigned([])`. When the latest statistics
+//! (newer than a partition's last record) put an owned partition's committed offset at its
+//! end, [`Feed::CaughtUp`] names it once (until its records come again), so an idle
+//! partition's watermark advances to now instead of ageing its entities' rows.
 //!
 //! Poll errors never end the feed. A broker that cannot be reached is librdkafka's to
 //! reconnect, with its own back-off (100 ms doubling up to 5 s, see
@@ -23,11 +35,11 @@
 //! drained without sleeping, so polling resumes as soon as the broker is back. Other errors
 //! are logged (stderr) and polling resumes after a back-off of 100 ms doubling up to 5 s.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -39,11 +51,48 @@ use crate::source::kafka::{KafkaConfig, KafkaSource, PartitionLag, RebalanceEven
 const POLL_MAX: usize = 500;
 /// How long one poll waits for the first message (also the commit latency).
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long one poll waits while records are held for a full channel (how soon they are
+/// offered again).
+const HELD_WAIT: Duration = Duration::from_millis(20);
+/// How long the last commit before leaving may take to be answered.
+const LAST_COMMIT_WAIT: Duration = Duration::from_secs(5);
+/// How long the broker may take to say how many partitions the topic has, at a rebalance.
+const METADATA_WAIT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Offsets durable in the store, per partition (next offset to read).
 type Durable = Arc<Mutex<HashMap<i32, i64>>>;
+
+/// How the consumer thread is steered from outside, and what it tells.
+pub struct FeedControl {
+    /// Set to stop polling (after the pipeline returned).
+    stop: AtomicBool,
+    /// How long the pipeline may take nothing before the worker leaves the group.
+    max_stall: Duration,
+    /// Set by the group monitor when partitions of the topic are owned by no member.
+    rejoin: AtomicBool,
+    /// Times the worker left the group because the pipeline was stalled.
+    left: AtomicU64,
+    /// Times the worker rejoined because partitions were owned by no member.
+    rejoined: AtomicU64,
+}
+
+impl FeedControl {
+    /// Asks the consumer to rejoin its group (once; it clears the request).
+    pub fn request_rejoin(&self) {
+        self.rejoin.store(true, Ordering::SeqCst);
+    }
+
+    /// `(left, rejoined)`: times the worker left the group for a stalled pipeline, and
+    /// rejoined it for partitions owned by nobody.
+    pub fn membership_changes(&self) -> (u64, u64) {
+        (
+            self.left.load(Ordering::Relaxed),
+            self.rejoined.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// The running consumer thread; [`KafkaFeed::shutdown`] commits what is queued and leaves
 /// the group.
@@ -51,15 +100,18 @@ pub struct KafkaFeed {
     durable: Durable,
     lag: crate::source::kafka::LagProbe,
     commits: std_mpsc::Sender<Vec<(i32, i64)>>,
-    stop: Arc<AtomicBool>,
+    control: Arc<FeedControl>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl KafkaFeed {
-    /// Connects and starts polling; records go to the returned receiver (`capacity` batches).
+    /// Connects and starts polling; records go to the returned receiver (`capacity`
+    /// batches). When the pipeline takes nothing for `max_stall`, the worker leaves the
+    /// group until it does again.
     pub fn start(
         mut config: KafkaConfig,
         capacity: usize,
+        max_stall: Duration,
     ) -> Result<(Self, mpsc::Receiver<std::io::Result<Feed>>), SourceError> {
         let durable: Durable = Arc::default();
         let shared = durable.clone();
@@ -76,20 +128,26 @@ impl KafkaFeed {
         let lag = source.lag_probe();
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (commits, queue) = std_mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let control = Arc::new(FeedControl {
+            stop: AtomicBool::new(false),
+            max_stall,
+            rejoin: AtomicBool::new(false),
+            left: AtomicU64::new(0),
+            rejoined: AtomicU64::new(0),
+        });
         let thread = std::thread::Builder::new()
             .name("riffle-kafka-feed".into())
             .spawn({
                 let durable = durable.clone();
-                move || consume(source, &tx, &queue, &durable, &flag)
+                let control = control.clone();
+                move || consume(source, &tx, &queue, &durable, &control)
             })
             .map_err(|e| SourceError::Config(format!("cannot start the consumer thread: {e}")))?;
         let feed = Self {
             durable,
             lag,
             commits,
-            stop,
+            control,
             thread: Some(thread),
         };
         Ok((feed, rx))
@@ -98,6 +156,11 @@ impl KafkaFeed {
     /// Reads the consumer's per-partition lag (librdkafka's statistics) from any thread.
     pub fn lag_probe(&self) -> crate::source::kafka::LagProbe {
         self.lag.clone()
+    }
+
+    /// Steers the consumer thread from any thread (the group monitor asks it to rejoin).
+    pub fn control(&self) -> Arc<FeedControl> {
+        self.control.clone()
     }
 
     /// A callback for [`super::run::Control::on_durable`].
@@ -119,7 +182,7 @@ impl KafkaFeed {
     /// Stops polling, commits the queued offsets and leaves the group. Call after the
     /// pipeline returned (its receiver dropped), from a blocking context.
     pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.control.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::warn!("the kafka consumer thread panicked");
@@ -128,26 +191,58 @@ impl KafkaFeed {
     }
 }
 
-/// The consumer thread: commit what is durable, poll, pass records and revocations on.
+/// The consumer thread: commit what is durable, hand over what is held, poll, hold what
+/// came (records, rebalance marks, drained partitions) until the channel takes it.
 fn consume(
     mut source: KafkaSource,
     tx: &mpsc::Sender<std::io::Result<Feed>>,
     queue: &std_mpsc::Receiver<Vec<(i32, i64)>>,
     durable: &Durable,
-    stop: &AtomicBool,
+    control: &FeedControl,
 ) {
     let topic = source.topic().to_owned();
     let mut backoff = BACKOFF_MIN;
-    // A `CaughtUp` mark was sent and no record came since.
-    let mut told_caught_up = false;
+    let mut drained = Drained::default();
+    let mut held = Held::default();
+    let mut member = true;
     loop {
         commit_queued(&source, queue, durable);
-        if stop.load(Ordering::SeqCst) || tx.is_closed() {
+        if control.stop.load(Ordering::SeqCst) || tx.is_closed() {
             // The pipeline returned: its last offsets are queued (or it failed).
             commit_queued(&source, queue, durable);
+            source.wait_for_commits(LAST_COMMIT_WAIT);
             return;
         }
-        let batch = match source.poll_batch(POLL_MAX, POLL_WAIT) {
+        if held.hand_over(tx).is_err() {
+            continue; // the pipeline is gone: commit what it queued, then stop
+        }
+        held.pause_while_full(&source);
+        if member && held.stalled_for().is_some_and(|d| d > control.max_stall) {
+            // The pipeline took nothing for `max_stall`: let the group give the partitions
+            // to members that process them. What is held was never handed over; the next
+            // owner reads it from the last commit.
+            tracing::warn!(%topic, stalled_s = control.max_stall.as_secs(), "the pipeline is stalled: leaving the consumer group until it takes records again");
+            held.drop_records();
+            source.leave();
+            member = false;
+            control.left.fetch_add(1, Ordering::Relaxed);
+        } else if !member && held.is_empty() && tx.capacity() == tx.max_capacity() {
+            tracing::info!(%topic, "the pipeline is taking records again: rejoining the consumer group");
+            rejoin(&mut source, &mut member);
+        } else if member && control.rejoin.swap(false, Ordering::SeqCst) {
+            // The group monitor saw partitions nobody owns: a new membership makes the
+            // group rebalance them (a broker that forgot to can be nudged this way).
+            tracing::warn!(%topic, "partitions of the topic are owned by no member: rejoining the consumer group");
+            source.leave();
+            rejoin(&mut source, &mut member);
+            control.rejoined.fetch_add(1, Ordering::Relaxed);
+        }
+        let wait = if held.is_empty() {
+            POLL_WAIT
+        } else {
+            HELD_WAIT
+        };
+        let batch = match source.poll_batch(POLL_MAX, wait) {
             Ok(batch) => {
                 backoff = BACKOFF_MIN;
                 batch
@@ -166,9 +261,13 @@ fn consume(
                 continue;
             }
         };
+        let mut partitions_seen = Vec::new();
         let records: Vec<Record> = batch
             .into_iter()
             .filter_map(|m| {
+                if !partitions_seen.contains(&m.partition) {
+                    partitions_seen.push(m.partition);
+                }
                 Some(Record {
                     stream: kafka_stream_id(&topic, m.partition),
                     offset: u64::try_from(m.offset).ok()?,
@@ -177,49 +276,200 @@ fn consume(
                 })
             })
             .collect();
+        drained.records_of(&partitions_seen);
+        if !records.is_empty() {
+            held.push(Feed::Records(records));
+        }
         // The batch ended at a rebalance, if any: its records come before the marks.
-        let marks = rebalance_marks(source.take_rebalance_events());
-        let idle = records.is_empty() && marks.is_empty();
-        if !idle {
-            told_caught_up = false;
-        }
-        if !records.is_empty() && tx.blocking_send(Ok(Feed::Records(records))).is_err() {
-            continue; // the pipeline is gone: commit what it queued, then stop
-        }
-        for mark in marks {
-            if tx.blocking_send(Ok(mark)).is_err() {
-                break;
+        let events = source.take_rebalance_events();
+        if !events.is_empty() {
+            drained.rebalanced();
+            held.rebalanced(&events);
+            let count = source.partition_count(METADATA_WAIT);
+            for mark in rebalance_marks(events, count) {
+                held.push(mark);
             }
         }
-        if idle && !told_caught_up && caught_up(&source.assignment(), &source.lag()) {
-            // Nothing arrived for a whole poll and every owned partition's committed offset
-            // is at its end: the pipeline may publish a watermark of now.
-            told_caught_up = tx.blocking_send(Ok(Feed::CaughtUp)).is_ok();
+        let now_drained = drained.newly_drained(
+            &source.assignment(),
+            &source.lag(),
+            source.lag_reported_at(),
+        );
+        if !now_drained.is_empty() {
+            // Every record of these partitions up to their end is durable: the pipeline may
+            // publish their watermarks as of now.
+            let streams = now_drained
+                .iter()
+                .map(|&p| kafka_stream_id(&topic, p))
+                .collect();
+            held.push(Feed::CaughtUp(streams));
         }
     }
 }
 
-/// Whether every owned partition is drained: the latest statistics report each with a
-/// consumer lag of zero (committed offset at the high watermark). No partition owned, or a
-/// partition without statistics yet, is not caught up.
-fn caught_up(owned: &[i32], lag: &[PartitionLag]) -> bool {
-    !owned.is_empty()
-        && owned.iter().all(|p| {
-            lag.iter()
-                .any(|l| l.partition == *p && l.consumer_lag == Some(0))
-        })
+/// Joins the group again; a failure (the broker away) is retried on the next turn.
+fn rejoin(source: &mut KafkaSource, member: &mut bool) {
+    match source.join() {
+        Ok(()) => *member = true,
+        Err(error) => tracing::warn!(%error, "could not rejoin the consumer group; retrying"),
+    }
 }
 
-/// The feed marks of rebalance events, in order.
-fn rebalance_marks(events: Vec<RebalanceEvent>) -> Vec<Feed> {
+/// What the consumer thread has taken from the broker and the channel has not taken yet,
+/// in order, and since when the channel has refused it.
+#[derive(Default)]
+struct Held {
+    items: VecDeque<Feed>,
+    /// Since when the channel has been full with items held (the pipeline takes nothing).
+    full_since: Option<Instant>,
+    /// Whether the held partitions are paused.
+    paused: bool,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn push(&mut self, item: Feed) {
+        self.items.push_back(item);
+    }
+
+    /// Hands over as much as the channel takes, in order. `Err` when the pipeline is gone.
+    fn hand_over(&mut self, tx: &mpsc::Sender<std::io::Result<Feed>>) -> Result<(), ()> {
+        while let Some(item) = self.items.pop_front() {
+            match tx.try_send(Ok(item)) {
+                Ok(()) => self.full_since = None,
+                Err(mpsc::error::TrySendError::Full(Ok(item))) => {
+                    self.items.push_front(item);
+                    self.full_since.get_or_insert_with(Instant::now);
+                    return Ok(());
+                }
+                Err(_) => return Err(()),
+            }
+        }
+        self.full_since = None;
+        Ok(())
+    }
+
+    /// How long the channel has refused what is held (`None`: nothing is held).
+    fn stalled_for(&self) -> Option<Duration> {
+        self.full_since.map(|t| t.elapsed())
+    }
+
+    /// Pauses the held partitions while something is held (the pipeline is full), resumes
+    /// them once everything is handed over: the thread keeps polling either way, so the
+    /// group's heartbeats and rebalances are served whatever the pipeline does, and memory
+    /// stays bounded by one poll's messages.
+    fn pause_while_full(&mut self, source: &KafkaSource) {
+        let want = !self.items.is_empty();
+        if want == self.paused {
+            return;
+        }
+        let done = if want {
+            source.pause()
+        } else {
+            source.resume()
+        };
+        match done {
+            Ok(()) => self.paused = want,
+            Err(error) => tracing::debug!(%error, "kafka pause/resume failed; retrying"),
+        }
+    }
+
+    /// A rebalance moved partitions: records held of revoked ones are dropped (the next
+    /// owner reads them from the last commit), and newly assigned partitions are not paused.
+    fn rebalanced(&mut self, events: &[RebalanceEvent]) {
+        let mut revoked: Vec<i32> = Vec::new();
+        let mut all = false;
+        for e in events {
+            match e {
+                RebalanceEvent::Revoked(parts) => revoked.extend(parts),
+                RebalanceEvent::Failed(_) => all = true,
+                RebalanceEvent::Assigned(_) => {}
+            }
+        }
+        if all {
+            self.drop_records();
+        } else if !revoked.is_empty() {
+            for item in &mut self.items {
+                if let Feed::Records(records) = item {
+                    records.retain(|r| r.partition.is_none_or(|p| !revoked.contains(&p)));
+                }
+            }
+            self.items
+                .retain(|i| !matches!(i, Feed::Records(r) if r.is_empty()));
+        }
+        self.paused = false;
+    }
+
+    /// Drops every held record (the marks stay): the partitions are given up.
+    fn drop_records(&mut self) {
+        self.items.retain(|i| !matches!(i, Feed::Records(_)));
+    }
+}
+
+/// Which owned partitions were told drained, and when each last brought a record.
+#[derive(Default)]
+struct Drained {
+    told: BTreeSet<i32>,
+    last_record: HashMap<i32, Instant>,
+}
+
+impl Drained {
+    fn records_of(&mut self, partitions: &[i32]) {
+        let now = Instant::now();
+        for &p in partitions {
+            self.told.remove(&p);
+            self.last_record.insert(p, now);
+        }
+    }
+
+    fn rebalanced(&mut self) {
+        // The pipeline forgets what it knew of its streams on a revocation.
+        self.told.clear();
+    }
+
+    /// The owned partitions drained now and not told yet: the statistics (newer than the
+    /// partition's last record) put its committed offset at its end. No statistics yet, or
+    /// lag unknown, is not drained.
+    fn newly_drained(
+        &mut self,
+        owned: &[i32],
+        lag: &[PartitionLag],
+        reported_at: Option<Instant>,
+    ) -> Vec<i32> {
+        let Some(reported_at) = reported_at else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for &p in owned {
+            let at_end = lag
+                .iter()
+                .any(|l| l.partition == p && l.consumer_lag == Some(0));
+            let newer = self.last_record.get(&p).is_none_or(|t| *t < reported_at);
+            if at_end && newer && self.told.insert(p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+/// The feed marks of rebalance events, in order; `partition_count`: the topic's.
+fn rebalance_marks(events: Vec<RebalanceEvent>, partition_count: Option<u32>) -> Vec<Feed> {
     let mut marks = Vec::with_capacity(events.len());
+    let assigned = |partitions| Feed::Assigned {
+        partitions,
+        partition_count,
+    };
     for event in events {
         match event {
             RebalanceEvent::Revoked(_) => marks.push(Feed::Revoked),
-            RebalanceEvent::Assigned(parts) => marks.push(Feed::Assigned(parts)),
+            RebalanceEvent::Assigned(parts) => marks.push(assigned(parts)),
             RebalanceEvent::Failed(_) => {
                 marks.push(Feed::Revoked);
-                marks.push(Feed::Assigned(Vec::new()));
+                marks.push(assigned(Vec::new()));
             }
         }
     }
@@ -270,33 +520,100 @@ mod tests {
     }
 
     #[test]
-    fn caught_up_needs_every_owned_partition_at_zero_lag() {
-        let drained = [lag(0, Some(0)), lag(1, Some(0)), lag(2, Some(7))];
-        assert!(caught_up(&[0, 1], &drained));
-        assert!(!caught_up(&[0, 1, 2], &drained), "partition 2 is behind");
-        assert!(!caught_up(&[0, 3], &drained), "no statistics for 3 yet");
-        assert!(!caught_up(&[0], &[lag(0, None)]), "lag unknown");
-        assert!(!caught_up(&[], &drained), "owning nothing is not caught up");
+    fn a_partition_is_drained_once_per_catch_up_by_statistics_newer_than_its_records() {
+        let stats = [lag(0, Some(0)), lag(1, Some(0)), lag(2, Some(7))];
+        let mut d = Drained::default();
+        assert!(
+            d.newly_drained(&[0, 1, 2], &stats, None).is_empty(),
+            "no statistics yet"
+        );
+        let before = Instant::now();
+        assert_eq!(d.newly_drained(&[0, 1, 2, 3], &stats, Some(before)), [0, 1]);
+        assert!(
+            d.newly_drained(&[0, 1], &stats, Some(before)).is_empty(),
+            "told once"
+        );
+        // Partition 1 brings a record: statistics from before it do not drain it again.
+        d.records_of(&[1]);
+        assert!(d.newly_drained(&[0, 1], &stats, Some(before)).is_empty());
+        assert_eq!(d.newly_drained(&[0, 1], &stats, Some(Instant::now())), [1]);
+        assert!(d
+            .newly_drained(&[0], &[lag(0, None)], Some(Instant::now()))
+            .is_empty());
+        // After a rebalance the pipeline forgot: tell again.
+        d.rebalanced();
+        assert_eq!(
+            d.newly_drained(&[0, 1], &stats, Some(Instant::now())),
+            [0, 1]
+        );
     }
 
     #[test]
     fn marks_keep_the_order_of_the_rebalance() {
-        let marks = rebalance_marks(vec![
-            RebalanceEvent::Revoked(vec![0, 1]),
-            RebalanceEvent::Assigned(vec![0, 1, 2, 3]),
-            RebalanceEvent::Failed("boom".into()),
-        ]);
+        let marks = rebalance_marks(
+            vec![
+                RebalanceEvent::Revoked(vec![0, 1]),
+                RebalanceEvent::Assigned(vec![0, 1, 2, 3]),
+                RebalanceEvent::Failed("boom".into()),
+            ],
+            Some(4),
+        );
         let shown: Vec<String> = marks
             .iter()
             .map(|m| match m {
                 Feed::Revoked => "revoked".to_owned(),
-                Feed::Assigned(p) => format!("assigned {p:?}"),
+                Feed::Assigned {
+                    partitions,
+                    partition_count,
+                } => format!("assigned {partitions:?} of {partition_count:?}"),
                 _ => "other".to_owned(),
             })
             .collect();
         assert_eq!(
             shown,
-            ["revoked", "assigned [0, 1, 2, 3]", "revoked", "assigned []"]
+            [
+                "revoked",
+                "assigned [0, 1, 2, 3] of Some(4)",
+                "revoked",
+                "assigned [] of Some(4)"
+            ]
         );
+    }
+
+    fn records(partition: i32, n: usize) -> Feed {
+        Feed::Records(
+            (0..n)
+                .map(|i| Record {
+                    stream: partition as u64,
+                    offset: i as u64,
+                    partition: Some(partition),
+                    payload: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+
+    /// A full channel holds items in order; a revocation drops the held records of the
+    /// revoked partitions (never handed over: the next owner reads them) and keeps marks.
+    #[test]
+    fn held_items_go_in_order_and_revoked_records_are_dropped() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut held = Held::default();
+        held.push(records(0, 2));
+        held.push(records(1, 1));
+        held.push(Feed::CaughtUp(vec![7]));
+        held.hand_over(&tx).unwrap();
+        assert!(
+            held.stalled_for().is_some(),
+            "the channel took one item of three"
+        );
+        held.rebalanced(&[RebalanceEvent::Revoked(vec![1])]);
+        assert!(matches!(rx.try_recv(), Ok(Ok(Feed::Records(r))) if r.len() == 2));
+        held.hand_over(&tx).unwrap();
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Feed::CaughtUp(vec![7]));
+        assert!(held.is_empty() && held.stalled_for().is_none());
+        drop(rx);
+        held.push(records(0, 1));
+        assert!(held.hand_over(&tx).is_err(), "the pipeline is gone");
     }
 }

@@ -59,6 +59,31 @@ pub struct PartitionSample {
     pub seconds: Option<f64>,
 }
 
+/// One partition of the consumer group as the broker sees it (the group monitor's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupPartitionSample {
+    pub partition: i32,
+    /// Messages not committed by the group, when known.
+    pub messages: Option<i64>,
+    /// Age of the oldest uncommitted message, when known (0 when none is pending).
+    pub seconds: Option<f64>,
+    /// Whether a member of the group holds it.
+    pub owned: bool,
+}
+
+/// The consumer group as last sampled, and this worker's membership changes.
+#[derive(Debug, Clone, Default)]
+pub struct GroupSampled {
+    /// Whether the latest sample succeeded.
+    pub up: bool,
+    pub members: usize,
+    pub partitions: Vec<GroupPartitionSample>,
+    /// Times this worker left the group for a stalled pipeline.
+    pub left: u64,
+    /// Times this worker rejoined the group for partitions owned by nobody.
+    pub rejoined: u64,
+}
+
 /// What is sampled at scrape rather than counted.
 #[derive(Debug, Clone, Default)]
 pub struct Sampled {
@@ -69,6 +94,8 @@ pub struct Sampled {
     pub partitions: Vec<PartitionSample>,
     /// Whether `/health` says healthy.
     pub healthy: bool,
+    /// Kafka: the whole consumer group, from the group monitor.
+    pub group: Option<GroupSampled>,
 }
 
 /// All of `riffle ingest`'s metrics.
@@ -89,6 +116,7 @@ pub struct IngestMetrics {
     healthy: Gauge,
     partition_lag_messages: Family<PartitionLabels, Gauge>,
     partition_lag_seconds: Family<PartitionLabels, FloatGauge>,
+    group: GroupFamilies,
     http_requests: Family<CodeLabels, Counter>,
     loop_seconds: Family<PhaseLabels, Counter<f64, AtomicU64>>,
     /// The totals last observed, to turn the summary's running totals into increments.
@@ -175,6 +203,7 @@ impl IngestMetrics {
             "Kafka: now - the largest event time applied from a partition, sampled at scrape",
             partition_lag_seconds.clone(),
         );
+        let group = GroupFamilies::register(&mut r, &l);
         let http_requests = Family::<CodeLabels, Counter>::default();
         r.register(
             "http_requests",
@@ -204,6 +233,7 @@ impl IngestMetrics {
             healthy,
             partition_lag_messages,
             partition_lag_seconds,
+            group,
             http_requests,
             loop_seconds,
             last: Mutex::new(Totals::default()),
@@ -289,10 +319,91 @@ impl IngestMetrics {
                 self.partition_lag_seconds.get_or_create(&labels).set(s);
             }
         }
+        if let Some(group) = &sampled.group {
+            self.group.set(&self.source, group);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The consumer group's gauges, as the broker sees it (set from each scrape's sample).
+struct GroupFamilies {
+    up: Gauge,
+    members: Gauge,
+    lag_messages: Family<PartitionLabels, Gauge>,
+    lag_seconds: Family<PartitionLabels, FloatGauge>,
+    owned: Family<PartitionLabels, Gauge>,
+    left: Gauge,
+    rejoined: Gauge,
+}
+
+impl GroupFamilies {
+    fn register(r: &mut PromRegistry, l: &SourceLabels) -> Self {
+        let up = gauge(
+            r,
+            l,
+            "group_up",
+            "Kafka: 1 when the consumer group was last sampled from the broker, else 0",
+        );
+        let members = gauge(
+            r,
+            l,
+            "group_members",
+            "Kafka: members of the consumer group, as the broker lists them",
+        );
+        let lag_messages = Family::<PartitionLabels, Gauge>::default();
+        r.register("group_lag_messages", "Kafka: messages of a partition the group has not committed (end offset - committed offset), as the broker says, whoever holds it", lag_messages.clone());
+        let lag_seconds = Family::<PartitionLabels, FloatGauge>::default();
+        r.register("group_lag_seconds", "Kafka: age of a partition's oldest message the group has not committed (0 when none is pending), as the broker says, whoever holds it", lag_seconds.clone());
+        let owned = Family::<PartitionLabels, Gauge>::default();
+        r.register(
+            "group_partition_owned",
+            "Kafka: 1 when a member of the group holds the partition, 0 when none does",
+            owned.clone(),
+        );
+        let left = gauge(r, l, "group_left", "Kafka: times this worker left the group because its pipeline took nothing for ingest.max_stall");
+        let rejoined = gauge(r, l, "group_rejoined", "Kafka: times this worker rejoined the group because partitions were owned by no member");
+        Self {
+            up,
+            members,
+            lag_messages,
+            lag_seconds,
+            owned,
+            left,
+            rejoined,
+        }
+    }
+
+    fn set(&self, source: &str, g: &GroupSampled) {
+        self.up.set(i64::from(g.up));
+        self.left.set(i64::try_from(g.left).unwrap_or(i64::MAX));
+        self.rejoined
+            .set(i64::try_from(g.rejoined).unwrap_or(i64::MAX));
+        if !g.up {
+            // A failed sample says nothing new: the last figures stay until the next one.
+            return;
+        }
+        self.members
+            .set(i64::try_from(g.members).unwrap_or(i64::MAX));
+        self.lag_messages.clear();
+        self.lag_seconds.clear();
+        self.owned.clear();
+        for p in &g.partitions {
+            let labels = PartitionLabels {
+                source: source.to_owned(),
+                partition: p.partition,
+            };
+            if let Some(m) = p.messages {
+                self.lag_messages.get_or_create(&labels).set(m);
+            }
+            if let Some(s) = p.seconds {
+                self.lag_seconds.get_or_create(&labels).set(s);
+            }
+            self.owned.get_or_create(&labels).set(i64::from(p.owned));
+        }
     }
 }
 

@@ -96,6 +96,7 @@
 
 pub mod ack;
 pub mod generator_feed;
+pub mod group_monitor;
 pub mod http_feed;
 pub mod ingest_server;
 pub mod input;
@@ -104,6 +105,7 @@ pub mod metrics;
 pub mod run;
 pub mod specs;
 pub mod state;
+mod streams;
 pub mod summary;
 pub mod watermark;
 

@@ -3,7 +3,6 @@
 //! rows and state in one command, then report the Kafka offsets now durable. See the module
 //! docs of [`super`] for why this is exactly-once in effect.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use riffle_core::{EntityId, Timestamp};
 use riffle_registry::Registry;
 use riffle_store::layout::state_field;
-use riffle_store::meta::{stream_member, streams_name, timers_name, META_TTL};
+use riffle_store::meta::{timers_name, META_TTL};
 use riffle_store::{
     GroupRow, MetaChange, MetaChanges, OnlineStore, RowWrite, StateWrite, StoreError,
 };
@@ -23,7 +22,9 @@ use super::ack::{Ack, AckOutcome};
 use super::input::{Feed, Record};
 use super::specs::{named_event, SpecMap};
 use super::state::{self, Positions, StateError};
+use super::streams::StreamProgress;
 use super::summary::IngestSummary;
+use super::watermark::Publication;
 use crate::dead_letter::{DeadLetter, DeadLetterSink, DeadLetterTarget};
 use crate::decode::{Decoder, Rejection};
 use crate::window::{ConfigError, Rejected, WindowEngine};
@@ -121,17 +122,8 @@ struct Pipeline {
     /// The source's field names, shared by every event's engine form.
     field_names: Vec<Arc<str>>,
     sink: DeadLetterSink,
-    /// Largest event time applied this run.
-    watermark: Option<Timestamp>,
-    /// Per input stream, the largest event time applied: `allowed_lateness` is judged
-    /// against the event's own stream, so a slow partition is not judged by a fast one.
-    /// Persisted per flush (`~meta:streams:<source>`) and read back on a stream's first
-    /// record, so a restarted run judges lateness as a clean run did.
-    stream_latest: HashMap<u64, Timestamp>,
-    /// Streams whose persisted largest event time was read.
-    streams_read: HashSet<u64>,
-    /// Streams whose largest event time moved since the last flush.
-    streams_changed: BTreeSet<u64>,
+    /// Per input stream: lateness, ownership, drained streams, watermarks, offsets.
+    streams: StreamProgress,
     /// Per entity, its entry in the pending-expiry index as far as this run knows:
     /// `(stream, due ms)`, the due time unknown for entities loaded from the store.
     indexed: FastMap<EntityId, (u64, Option<i64>)>,
@@ -142,11 +134,6 @@ struct Pipeline {
     unindex: Vec<(u64, EntityId)>,
     /// TTL of the index and stream-progress keys.
     meta_ttl: Duration,
-    /// The feed said the input is drained ([`Feed::CaughtUp`]) and no record came since:
-    /// the published watermark is then the flush time.
-    caught_up: bool,
-    /// Per Kafka partition, the highest offset handled since the last flush.
-    unflushed: BTreeMap<i32, u64>,
     summary: IngestSummary,
     /// Threads a large flush's writes are built on: the cores available, at most
     /// [`MAX_FLUSH_WORKERS`] (asked once: the answer reads cgroup files).
@@ -216,12 +203,14 @@ pub async fn run(
                 result = wait_written(&mut inflight) => written = Some(result),
                 next = tokio::time::timeout_at(wait_until, feed.recv()) => match next {
                     Ok(Some(Ok(Feed::Records(chunk)))) => {
-                        p.caught_up &= chunk.is_empty();
+                        p.streams.arrived(&chunk);
                         batch.extend(chunk);
                     }
-                    Ok(Some(Ok(Feed::CaughtUp))) => p.caught_up = true,
+                    Ok(Some(Ok(Feed::CaughtUp(streams)))) => p.streams.caught_up(&streams),
                     Ok(Some(Ok(Feed::Revoked))) => revoked = true,
-                    Ok(Some(Ok(Feed::Assigned(partitions)))) => assigned = Some(partitions),
+                    Ok(Some(Ok(Feed::Assigned { partitions, partition_count }))) => {
+                        assigned = Some((partitions, partition_count));
+                    }
                     Ok(Some(Ok(Feed::Acked(chunk, ack)))) => acked = Some((chunk, ack)),
                     Ok(Some(Err(e))) => return Err(PipelineError::Read(e)),
                     Ok(None) => open = false,
@@ -242,11 +231,12 @@ pub async fn run(
         }
         pending += batch.len();
         p.apply(batch).await?;
-        if let Some(partitions) = assigned {
+        if let Some((partitions, partition_count)) = assigned {
             // Taking streams over reads the store: what is in flight lands first.
             p.settle(&mut inflight, &mut on_durable, &feed, started, progress)
                 .await?;
-            p.assign(&partitions).await?;
+            let streams = p.streams.assigned(&partitions, partition_count);
+            p.take_over(&streams).await?;
         }
         if let Some((chunk, ack)) = acked {
             // Applied on their own, so their outcome is told apart from other records'.
@@ -261,13 +251,13 @@ pub async fn run(
             || Instant::now() >= deadline.into_std()
         {
             let preparing = Instant::now();
-            let job = p.prepare_flush()?;
+            let mut job = p.prepare_flush()?;
             p.summary.loop_time.preparing_flushes += preparing.elapsed();
             p.settle(&mut inflight, &mut on_durable, &feed, started, progress)
                 .await?;
             let done = Done {
                 acks: std::mem::take(&mut acks),
-                offsets: p.take_durable(),
+                offsets: std::mem::take(&mut job.offsets),
                 started: Instant::now(),
                 rows: job.rows,
                 entities: job.entities,
@@ -348,7 +338,7 @@ const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 /// with a back-off of 100 ms doubling to 5 s) instead of ending. Meanwhile nothing new is
 /// flushed, the bounded feed fills and the input pauses (backpressure); `/health` turns
 /// unhealthy once no flush has completed for a while. Other errors end the run.
-async fn retrying<T, F, Fut>(what: &'static str, mut call: F) -> Result<T, PipelineError>
+pub(super) async fn retrying<T, F, Fut>(what: &'static str, mut call: F) -> Result<T, PipelineError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -372,12 +362,12 @@ where
 }
 
 /// One flush's store calls, built from the engine: rows, state and index changes per
-/// chunk of entities, then the watermark.
+/// chunk of entities, then the watermarks.
 struct FlushJob {
     calls: Vec<(Vec<RowWrite>, Vec<StateWrite>, MetaChanges)>,
-    source: String,
-    watermark: Option<Timestamp>,
-    applied: u64,
+    /// `(partition, next_offset)` of the Kafka records this flush makes durable.
+    offsets: Vec<(i32, i64)>,
+    publication: Publication,
     rows: u64,
     entities: u64,
 }
@@ -391,7 +381,7 @@ impl FlushJob {
             // store takes it. Nothing later is written before it is.
             retrying("write", || store.write_with_meta(rows, states, meta)).await?;
         }
-        super::watermark::publish(&store, &self.source, self.watermark, self.applied).await;
+        super::watermark::publish(&store, &self.publication).await;
         Ok(())
     }
 }
@@ -439,12 +429,8 @@ impl Pipeline {
             report(&done.offsets);
         }
         self.summary.elapsed = started.elapsed();
-        self.summary.watermark_ms = self.watermark.map(Timestamp::millis);
-        self.summary.stream_watermarks = self
-            .stream_latest
-            .iter()
-            .map(|(stream, t)| (*stream, t.millis()))
-            .collect();
+        self.summary.watermark_ms = self.streams.watermark().map(Timestamp::millis);
+        self.summary.stream_watermarks = self.streams.latest_ms();
         self.summary.queued = feed.len();
         progress(&self.summary);
         Ok(())
@@ -473,6 +459,11 @@ impl Pipeline {
                 error,
             }
         })?;
+        let streams = StreamProgress::new(
+            &source.name,
+            options.kafka_topic.as_deref(),
+            options.stream_id,
+        );
         let summary = IngestSummary {
             source: source.name.clone(),
             stream_id: options.stream_id,
@@ -494,28 +485,15 @@ impl Pipeline {
             engine,
             known: FastMap::default(),
             sink,
-            watermark: None,
-            stream_latest: HashMap::new(),
-            streams_read: HashSet::new(),
-            streams_changed: BTreeSet::new(),
+            streams,
             indexed: FastMap::default(),
             stale_rows: Vec::new(),
             unindex: Vec::new(),
             meta_ttl,
-            caught_up: false,
-            unflushed: BTreeMap::new(),
             summary,
             flush_workers: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().min(MAX_FLUSH_WORKERS)),
         })
-    }
-
-    /// `(partition, next_offset)` of every Kafka partition handled since the last call.
-    fn take_durable(&mut self) -> Vec<(i32, i64)> {
-        std::mem::take(&mut self.unflushed)
-            .into_iter()
-            .map(|(p, o)| (p, i64::try_from(o).unwrap_or(i64::MAX - 1) + 1))
-            .collect()
     }
 
     /// Drops all in-memory entity state (after a flush): partitions may have moved to another
@@ -527,9 +505,7 @@ impl Pipeline {
         self.known.clear();
         self.indexed.clear();
         self.stale_rows.clear();
-        self.stream_latest.clear();
-        self.streams_read.clear();
-        self.caught_up = false;
+        self.streams.revoked();
         Ok(())
     }
 
@@ -539,7 +515,7 @@ impl Pipeline {
     /// entity's latest position is in another stream (or that has no state left) is removed,
     /// and that entity is left alone: it may belong to another process.
     async fn take_over(&mut self, streams: &[u64]) -> Result<(), PipelineError> {
-        self.read_stream_latest(streams).await?;
+        self.streams.read_latest(&self.store, streams).await?;
         let source = self.registry.sources[self.options.source].name.clone();
         for &stream in streams {
             let name = timers_name(&source, stream);
@@ -556,50 +532,6 @@ impl Pipeline {
                 "taking over pending expiries"
             );
             self.load(&ids, Some(stream)).await?;
-        }
-        Ok(())
-    }
-
-    /// [`Pipeline::take_over`] of the partitions of a Kafka assignment.
-    async fn assign(&mut self, partitions: &[i32]) -> Result<(), PipelineError> {
-        let Some(topic) = self.options.kafka_topic.clone() else {
-            tracing::warn!("a Kafka assignment without a Kafka topic: ignored");
-            return Ok(());
-        };
-        let streams: Vec<u64> = partitions
-            .iter()
-            .map(|&p| super::input::kafka_stream_id(&topic, p))
-            .collect();
-        self.take_over(&streams).await
-    }
-
-    /// Reads the persisted largest event time of the streams not read yet (one call).
-    async fn read_stream_latest(&mut self, streams: &[u64]) -> Result<(), PipelineError> {
-        let new: Vec<u64> = streams
-            .iter()
-            .copied()
-            .filter(|s| !self.streams_read.contains(s))
-            .collect();
-        if new.is_empty() {
-            return Ok(());
-        }
-        let source = &self.registry.sources[self.options.source].name;
-        let name = streams_name(source);
-        let stored: HashMap<String, Vec<u8>> =
-            retrying("stream read", || self.store.get_meta(&name))
-                .await?
-                .into_iter()
-                .collect();
-        for stream in new {
-            self.streams_read.insert(stream);
-            let latest = stored
-                .get(&stream_member(stream))
-                .and_then(|b| std::str::from_utf8(b).ok()?.parse::<u64>().ok())
-                .and_then(|ms| Timestamp::from_millis(ms as i64).ok());
-            if let Some(t) = latest {
-                let m = self.stream_latest.entry(stream).or_insert(t);
-                *m = (*m).max(t);
-            }
         }
         Ok(())
     }
@@ -643,16 +575,7 @@ impl Pipeline {
     /// and index entries found with nothing pending.
     fn stream_changes(&mut self) -> Vec<MetaChange> {
         let source = &self.registry.sources[self.options.source].name;
-        let mut out = Vec::new();
-        for stream in std::mem::take(&mut self.streams_changed) {
-            if let Some(t) = self.stream_latest.get(&stream) {
-                out.push(MetaChange {
-                    name: streams_name(source),
-                    member: stream_member(stream),
-                    bytes: Some(t.millis().to_string().into_bytes()),
-                });
-            }
-        }
+        let mut out = self.streams.changes();
         for (stream, id) in std::mem::take(&mut self.unindex) {
             out.push(MetaChange {
                 name: timers_name(source, stream),
@@ -691,10 +614,7 @@ impl Pipeline {
         self.summary.events_read += batch.len() as u64;
         let mut events = Vec::with_capacity(batch.len());
         for record in batch {
-            if let Some(p) = record.partition {
-                let high = self.unflushed.entry(p).or_insert(record.offset);
-                *high = (*high).max(record.offset);
-            }
+            self.streams.handled(record.partition, record.offset);
             match self.decoder.decode(&record.payload, None) {
                 Ok(event) => events.push((record, event)),
                 Err(rejection) => {
@@ -709,11 +629,11 @@ impl Pipeline {
             if !self.known.contains_key(&e.entity) && seen_now.insert(e.entity.clone()) {
                 unseen.push(e.entity.clone());
             }
-            if !self.streams_read.contains(&r.stream) && !streams.contains(&r.stream) {
+            if !self.streams.is_read(r.stream) && !streams.contains(&r.stream) {
                 streams.push(r.stream);
             }
         }
-        self.read_stream_latest(&streams).await?;
+        self.streams.read_latest(&self.store, &streams).await?;
         self.load(&unseen, None).await?;
         let now = Timestamp::now();
         for (record, event) in events {
@@ -726,19 +646,12 @@ impl Pipeline {
                 continue;
             }
             let event = named_event(&self.field_names, event);
-            let latest = self.stream_latest.get(&stream).copied();
+            let latest = self.streams.latest(stream);
             match self.engine.ingest_in_stream(&event, now, latest) {
                 Ok(()) => {
                     positions.record(stream, line);
-                    let t = event.time;
-                    self.stream_latest
-                        .entry(stream)
-                        .and_modify(|m| *m = (*m).max(t))
-                        .or_insert(t);
-                    self.streams_changed.insert(stream);
+                    self.streams.applied(stream, event.time, now);
                     self.summary.applied += 1;
-                    let t = event.time.min(now);
-                    self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
                 }
                 Err(rejected) => {
                     let rejection = to_rejection(&rejected);
@@ -838,22 +751,19 @@ impl Pipeline {
                 }
             }
         }
-        // Caught up: everything the input had is applied, so values are true as of now.
-        let watermark = if self.caught_up {
-            Some(now)
-        } else {
-            self.watermark
-        };
-        let event_ts = watermark.unwrap_or(now).min(now);
+        // What this flush makes durable and publishes once it is; drained input counts as
+        // true as of now.
+        let offsets = self.streams.take_handled();
+        let publication = self.streams.publication(now, self.summary.applied);
+        let event_ts = publication.watermark.unwrap_or(now).min(now);
         let entity = self.registry.sources[self.options.source].entity;
         let written_at = u64::try_from(now.millis()).unwrap_or(0);
         let mut rest = self.stream_changes();
         let calls = ids.len().div_ceil(STORE_CHUNK).max(1);
         let mut job = FlushJob {
             calls: Vec::with_capacity(calls),
-            source: self.registry.sources[self.options.source].name.clone(),
-            watermark,
-            applied: self.summary.applied,
+            offsets,
+            publication,
             rows: 0,
             entities: 0,
         };
@@ -949,6 +859,11 @@ impl Pipeline {
         let mut snapshot = Vec::new();
         for id in chunk {
             let values = self.engine.values(id, stamp.now);
+            let positions = self.known.get(id);
+            // The partition of the entity's latest event: serve ages the rows by it.
+            let partition = positions
+                .and_then(|p| p.entries().first())
+                .and_then(|&(stream, _)| self.streams.partition_of(stream));
             for (g, (gid, _)) in self.map.groups.iter().enumerate() {
                 rows.push(RowWrite {
                     id: id.clone(),
@@ -957,11 +872,12 @@ impl Pipeline {
                         event_ts: stamp.event_ts,
                         computed_at: stamp.now,
                         values: self.map.row_values(&self.registry, g, &values),
+                        partition,
                     },
                 });
             }
             // Every entity in the engine came through `load`, so its positions are known.
-            if let Some(positions) = self.known.get(id) {
+            if let Some(positions) = positions {
                 snapshot.clear();
                 self.engine.snapshot_entity_into(id, &mut snapshot);
                 states.push(StateWrite {

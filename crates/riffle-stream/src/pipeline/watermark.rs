@@ -1,21 +1,24 @@
-//! Publishing the pipeline's event-time watermark after every durable flush, so `riffle
+//! Publishing the pipeline's event-time watermarks after every durable flush, so `riffle
 //! serve` ages a stream group's values by how far the pipeline has processed (not by when an
-//! entity last had an event) and `riffle lag` can tell how far behind it is.
+//! entity last had an event) and `riffle lag` can tell how far behind it is. What the
+//! records hold and how readers combine them: `riffle_store::watermark`.
 //!
-//! Each worker publishes its own record ([`WatermarkRecord`]) as field `<host>:<pid>` of the
-//! reserved key `<project>:~meta:watermark:<source>` (see `riffle_store::meta`); readers
-//! take the MIN over the records published in the last 30 s. The watermark is the largest
-//! event time applied (capped at now) once everything up to it is durable. Publishing is
-//! best effort: a failure is logged and the next flush publishes again. The first publish of
-//! a process also removes records not republished for a day (finished runs).
+//! One store call per flush, after its rows: the worker's own record (field `<host>:<pid>`
+//! of `<project>:~meta:watermark:<source>`) and, from Kafka, the mark of every partition it
+//! owns (field `<topic>:<partition>` of `<project>:~meta:partitions:<source>`). What they
+//! say is computed when the flush is prepared ([`super::streams`]). Publishing is best
+//! effort: a failure is logged and the next flush publishes again. The first publish of a
+//! process also removes publisher records not republished for a day (finished runs).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use riffle_core::Timestamp;
-use riffle_store::meta::{watermark_name, WatermarkRecord, META_TTL};
-use riffle_store::OnlineStore;
-use riffle_store::StoreError;
+use riffle_store::meta::{watermark_name, META_TTL};
+use riffle_store::watermark::{PartitionMark, WatermarkRecord};
+use riffle_store::{MetaChange, MetaChanges, OnlineStore, StoreError};
+
+use super::streams::mark_change;
 
 /// `<host>:<pid>` of this process, computed once.
 pub fn publisher_id() -> &'static str {
@@ -31,27 +34,51 @@ pub fn publisher_id() -> &'static str {
     })
 }
 
-/// Publishes `watermark` (nothing when no event was applied yet) for `source`. Call it only
-/// once the rows up to `watermark` are durable.
-pub async fn publish(
-    store: &OnlineStore,
-    source: &str,
-    watermark: Option<Timestamp>,
-    events_applied_total: u64,
-) {
-    let Some(watermark) = watermark else { return };
+/// What one flush publishes once its rows are durable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publication {
+    pub source: String,
+    /// The worker's watermark (nothing is published before an event was applied or the
+    /// input was drained).
+    pub watermark: Option<Timestamp>,
+    /// Events applied by this run so far.
+    pub applied: u64,
+    /// The marks of the Kafka partitions this worker owns.
+    pub partitions: Vec<PartitionMark>,
+}
+
+/// Publishes `publication`. Call it only once the rows it speaks of are durable.
+pub async fn publish(store: &OnlineStore, publication: &Publication) {
     let now = Timestamp::now();
-    let record = WatermarkRecord {
-        watermark_ms: watermark.min(now).millis(),
-        published_at_ms: now.millis(),
-        events_applied_total,
-        publisher: publisher_id().to_owned(),
+    let mut changes: Vec<MetaChange> = publication
+        .partitions
+        .iter()
+        .map(|m| mark_change(&publication.source, m))
+        .collect();
+    let name = watermark_name(&publication.source);
+    if let Some(watermark) = publication.watermark {
+        let record = WatermarkRecord {
+            watermark_ms: watermark.min(now).millis(),
+            published_at_ms: now.millis(),
+            events_applied_total: publication.applied,
+            publisher: publisher_id().to_owned(),
+        };
+        changes.push(MetaChange {
+            name: name.clone(),
+            member: record.publisher.clone(),
+            bytes: Some(record.encode()),
+        });
+    }
+    if changes.is_empty() {
+        return;
+    }
+    let meta = MetaChanges {
+        before: Vec::new(),
+        after: changes,
+        ttl: META_TTL,
     };
-    let name = watermark_name(source);
-    if let Err(e) = store
-        .put_meta(&name, &record.publisher, record.encode(), META_TTL)
-        .await
-    {
+    let source = &publication.source;
+    if let Err(e) = store.write_with_meta(&[], &[], &meta).await {
         tracing::warn!(source, error = %e, "could not publish the watermark; retrying next flush");
         return;
     }
@@ -63,7 +90,8 @@ pub async fn publish(
     }
 }
 
-/// Removes the records of `name` not republished for [`riffle_store::meta::PRUNE_AFTER`].
+/// Removes the records of `name` not republished for
+/// [`riffle_store::watermark::PRUNE_AFTER`].
 async fn prune(store: &OnlineStore, name: &str, now: Timestamp) -> Result<(), StoreError> {
     let old: Vec<String> = store
         .get_meta(name)

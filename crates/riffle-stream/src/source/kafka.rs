@@ -30,9 +30,14 @@
 //! producers batch.
 //!
 //! The consumer is blocking: a pipeline runs it on its own thread (or `spawn_blocking`).
+//!
+//! [`group`] reads the whole group from outside it (members, committed offsets, lag in
+//! messages and time per partition), for `riffle lag` and ingest's group monitor.
 
+pub mod assignment;
 mod context;
 mod error;
+pub mod group;
 
 use std::time::{Duration, Instant};
 
@@ -267,9 +272,13 @@ impl KafkaSource {
         Ok(batch)
     }
 
-    /// Commits `(partition, next_offset)` pairs synchronously: `next_offset` is one past the
-    /// last message whose effects are durable. Call it only for such offsets; everything
-    /// after them will be delivered again after a restart or a rebalance.
+    /// Sends a commit of `(partition, next_offset)` pairs without waiting for it:
+    /// `next_offset` is one past the last message whose effects are durable. Call it only
+    /// for such offsets; everything after them will be delivered again after a restart or a
+    /// rebalance. The answer comes while polling; a failure is logged (the next owner
+    /// replays from the previous commit). Never waiting keeps the polling thread serving
+    /// the group even when the coordinator cannot be reached (a synchronous commit then
+    /// waits forever). `Err` only when the commit could not even be sent.
     pub fn commit(&self, offsets: &[(i32, i64)]) -> Result<(), SourceError> {
         if offsets.is_empty() {
             return Ok(());
@@ -280,8 +289,26 @@ impl KafkaSource {
                 .map_err(|e| SourceError::from_kafka("commit", e))?;
         }
         self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| SourceError::from_kafka("commit", e))
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|e| SourceError::from_kafka("commit", e))?;
+        self.consumer.context().commit_sent();
+        Ok(())
+    }
+
+    /// Polls (serving callbacks; messages polled meanwhile are dropped: they were never
+    /// handed on, so the next owner reads them) until every commit sent is answered, or
+    /// `timeout` passes. For the last commit before leaving the group.
+    pub fn wait_for_commits(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.consumer.context().commits_pending() > 0 && Instant::now() < deadline {
+            let _ = self.consumer.poll(Duration::from_millis(20));
+        }
+    }
+
+    /// Commits sent and not answered yet (librdkafka holds a commit while the group's
+    /// coordinator cannot be reached).
+    pub fn commits_pending(&self) -> usize {
+        self.consumer.context().commits_pending()
     }
 
     /// The partitions this consumer holds now (sorted).
@@ -298,6 +325,70 @@ impl KafkaSource {
     /// the first report, one `stats_interval` after joining).
     pub fn lag(&self) -> Vec<PartitionLag> {
         self.consumer.context().lag()
+    }
+
+    /// When the statistics behind [`KafkaSource::lag`] arrived (`None` before the first).
+    pub fn lag_reported_at(&self) -> Option<Instant> {
+        self.consumer.context().lag_at()
+    }
+
+    /// How many partitions the topic has, asked of the broker (at most `timeout`); `None`
+    /// when it did not answer.
+    pub fn partition_count(&self, timeout: Duration) -> Option<u32> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .ok()?;
+        let topic = metadata.topics().iter().find(|t| t.name() == self.topic)?;
+        u32::try_from(topic.partitions().len())
+            .ok()
+            .filter(|&n| n > 0)
+    }
+
+    /// Stops fetching from every partition held (while the pipeline cannot take more):
+    /// polling goes on, serving heartbeats and rebalances, and returns no messages of them
+    /// until [`KafkaSource::resume`]. Messages already fetched are fetched again then.
+    pub fn pause(&self) -> Result<(), SourceError> {
+        let held = self
+            .consumer
+            .assignment()
+            .map_err(|e| SourceError::from_kafka("pause", e))?;
+        if held.count() == 0 {
+            return Ok(());
+        }
+        self.consumer
+            .pause(&held)
+            .map_err(|e| SourceError::from_kafka("pause", e))
+    }
+
+    /// Fetches again from every partition held (see [`KafkaSource::pause`]).
+    pub fn resume(&self) -> Result<(), SourceError> {
+        let held = self
+            .consumer
+            .assignment()
+            .map_err(|e| SourceError::from_kafka("resume", e))?;
+        if held.count() == 0 {
+            return Ok(());
+        }
+        self.consumer
+            .resume(&held)
+            .map_err(|e| SourceError::from_kafka("resume", e))
+    }
+
+    /// Leaves the group (its partitions are revoked, the revoke hook runs, and the group
+    /// rebalances them onto the other members) while staying connected; polling goes on and
+    /// brings nothing until [`KafkaSource::join`].
+    pub fn leave(&mut self) {
+        self.carry = None;
+        self.consumer.unsubscribe();
+    }
+
+    /// Joins the group again (after [`KafkaSource::leave`]): a new membership, which makes
+    /// the group rebalance.
+    pub fn join(&mut self) -> Result<(), SourceError> {
+        self.consumer
+            .subscribe(&[&self.topic])
+            .map_err(|e| SourceError::from_kafka("subscribe", e))
     }
 
     /// A handle that reads [`KafkaSource::lag`] from another thread (the ingest process's

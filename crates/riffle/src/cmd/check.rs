@@ -2,7 +2,8 @@
 //! the lesson's 20-item readiness checklist (`riffle_ops::check`), judged from the registry
 //! and the records beside it (`.riffle/`), and with `--connect` from the live deployment
 //! (serve's `/health` and `/metrics`, live keys and watermarks in the store given by
-//! `--store`, else the registry's `store.url`).
+//! `--store`, else the registry's `store.url`, and each Kafka source's consumer group on its
+//! brokers, or `--brokers/--topic/--group-id`).
 //!
 //! Exit 0 when no item fails (warnings and manual items included), 3 when one does — an
 //! unreachable live target fails the items that needed it — and 2 for bad usage or an
@@ -17,6 +18,7 @@ use riffle_ops::check::{self, CheckError, CheckInput, ProbeTargets, Record};
 
 use crate::config::ConfigArgs;
 use crate::exit::{check_failed, runtime, usage, CmdResult};
+use crate::kafka::{self, KafkaArgs};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -28,6 +30,8 @@ pub struct CheckArgs {
     /// Online store URL for the live checks (default: the registry's store.url).
     #[arg(long, env = "RIFFLE_STORE", value_name = "URL")]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// The last `riffle drill` record (default: .riffle/last-drill.json beside the registry).
     #[arg(long, value_name = "PATH")]
     pub drill_record: Option<PathBuf>,
@@ -53,12 +57,23 @@ pub async fn run(args: CheckArgs) -> CmdResult {
     let registry = Arc::new(registry);
     let live = match &args.connect {
         Some(connect) => {
+            // Each Kafka source's consumer group as the broker sees it, for the lag item.
+            let mut brokers = Vec::new();
+            for i in 0..registry.sources.len() {
+                if registry.groups_of_source(i).next().is_none() {
+                    continue;
+                }
+                if let Some(config) = args.kafka.config_for(&registry, i) {
+                    brokers.push((i, kafka::sample(&config).await));
+                }
+            }
             let targets = ProbeTargets {
                 connect: connect.clone(),
                 store: args
                     .store
                     .clone()
                     .unwrap_or_else(|| registry.store.url.clone()),
+                brokers,
             };
             Some(check::probe(registry.clone(), &targets).await)
         }

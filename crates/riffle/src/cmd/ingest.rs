@@ -30,16 +30,19 @@ use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
 use riffle_stream::dead_letter::DeadLetterTarget;
 use riffle_stream::generator::{EventGenerator, EventPlan, Pacer};
+use riffle_stream::pipeline::group_monitor::GroupMonitor;
 use riffle_stream::pipeline::http_feed::{self, HttpEvents};
 use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
 use riffle_stream::pipeline::{
     self, Control, Feed, GeneratorFeed, IngestSummary, KafkaFeed, PipelineOptions,
 };
+use riffle_stream::source::kafka::group::RIFFLE_CLIENT_PREFIX;
 use riffle_stream::source::kafka::KafkaConfig;
 use tokio::sync::mpsc;
 
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult, Failure};
+use crate::kafka::KafkaArgs;
 use crate::progress;
 
 #[derive(Debug, Args)]
@@ -53,20 +56,13 @@ pub struct IngestArgs {
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
     /// NDJSON events to replay: a file, or `-` for stdin (default: the source's Kafka topic).
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["brokers", "topic", "group_id"])]
     pub from: Option<PathBuf>,
     /// With `--from FILE`: keep reading lines appended to the file until Ctrl-C/SIGTERM.
     #[arg(long, requires = "from")]
     pub follow: bool,
-    /// Kafka bootstrap servers (overrides the source's `brokers`).
-    #[arg(long, value_name = "HOST:PORT,…", conflicts_with = "from")]
-    pub brokers: Option<String>,
-    /// Kafka topic (overrides the source's `topic`).
-    #[arg(long, value_name = "NAME", conflicts_with = "from")]
-    pub topic: Option<String>,
-    /// Kafka consumer group (overrides the source's `group_id`; default `riffle-<source>`).
-    #[arg(long, value_name = "NAME", conflicts_with = "from")]
-    pub group_id: Option<String>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Synthetic events of the source's schema at RATE per second (with bursts and cold
     /// starts) instead of its own input; a `generator` source needs no flag.
     #[arg(long, value_name = "RATE", conflicts_with_all = ["from", "brokers", "topic"])]
@@ -127,7 +123,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     let generated = args.generate.is_some()
         || matches!(registry.sources[source].kind, SourceKind::Generator { .. });
     let mut kafka_topic = None;
-    let input = match &args.from {
+    let mut input = match &args.from {
         Some(from) => open_file(from, args.follow, capacity)?,
         None if http => {
             let (events, rx) = HttpEvents::channel(
@@ -151,7 +147,8 @@ pub async fn run(args: IngestArgs) -> CmdResult {
             let described = format!("kafka {} (group {})", config.topic, config.group_id);
             kafka_topic = Some(config.topic.clone());
             let topic = config.topic.clone();
-            let (feed, rx) = KafkaFeed::start(config, capacity).map_err(runtime)?;
+            let (feed, rx) = KafkaFeed::start(config.clone(), capacity, registry.ingest.max_stall)
+                .map_err(runtime)?;
             let lag = feed.lag_probe();
             status.set_partitions(Box::new(move || {
                 lag.lag()
@@ -169,12 +166,26 @@ pub async fn run(args: IngestArgs) -> CmdResult {
                 described,
                 stream_id: 0,
                 feed: rx,
-                kafka: Some(feed),
+                kafka: Some(KafkaInput {
+                    feed,
+                    config,
+                    monitor: None,
+                }),
                 generator: None,
             }
         }
     };
     let store = config::open_url(&registry, &url).await?;
+    if let Some(kafka) = &mut input.kafka {
+        let monitor = GroupMonitor::start(
+            &kafka.config,
+            kafka.feed.control(),
+            store.clone(),
+            &registry.sources[source].name,
+        );
+        status.set_group(monitor.watch(), kafka.feed.control());
+        kafka.monitor = Some(monitor);
+    }
     let settings = &registry.ingest;
     let options = PipelineOptions {
         source,
@@ -190,7 +201,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         || (input.generator.is_some() && args.max_events.is_none());
     let control = Control {
         stop: continuous.then(|| Box::pin(crate::shutdown::signal()) as _),
-        on_durable: input.kafka.as_ref().map(KafkaFeed::durable),
+        on_durable: input.kafka.as_ref().map(|k| k.feed.durable()),
     };
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = listener.map(|listener| {
@@ -230,8 +241,9 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         let _ = server.await;
     }
     if let Some(kafka) = input.kafka {
+        drop(kafka.monitor);
         // Commits the last durable offsets and leaves the group.
-        let _ = tokio::task::spawn_blocking(move || kafka.shutdown()).await;
+        let _ = tokio::task::spawn_blocking(move || kafka.feed.shutdown()).await;
     }
     if let Some(generator) = input.generator {
         let _ = tokio::task::spawn_blocking(move || generator.stop()).await;
@@ -258,10 +270,18 @@ struct Input {
     described: String,
     stream_id: u64,
     feed: mpsc::Receiver<std::io::Result<Feed>>,
-    /// The consumer thread, for Kafka.
-    kafka: Option<KafkaFeed>,
+    /// The consumer thread and the group monitor, for Kafka.
+    kafka: Option<KafkaInput>,
     /// The generator thread, for `--generate` or a generator source.
     generator: Option<GeneratorFeed>,
+}
+
+/// A Kafka input: the consumer thread, its settings, and (once the store is open) the
+/// monitor of the whole group for `/metrics`, `/health` and rejoins.
+struct KafkaInput {
+    feed: KafkaFeed,
+    config: KafkaConfig,
+    monitor: Option<GroupMonitor>,
 }
 
 /// `--from FILE|-` (`--follow`: keep tailing the file).
@@ -333,29 +353,13 @@ fn kafka_config(
     source: usize,
     args: &IngestArgs,
 ) -> Result<KafkaConfig, Failure> {
-    let src = &registry.sources[source];
-    let mut config = match KafkaConfig::from_source(&src.kind) {
-        Some(config) => config,
-        None => {
-            let (Some(brokers), Some(topic)) = (&args.brokers, &args.topic) else {
-                return Err(usage(anyhow!(
-                    "source {} is not a Kafka source: give --from FILE|- or --brokers and --topic",
-                    src.name
-                )));
-            };
-            KafkaConfig::new(brokers, topic, &format!("riffle-{}", src.name))
-        }
-    };
-    if let Some(brokers) = &args.brokers {
-        config.brokers.clone_from(brokers);
-    }
-    if let Some(topic) = &args.topic {
-        config.topic.clone_from(topic);
-    }
-    if let Some(group) = &args.group_id {
-        config.group_id.clone_from(group);
-    }
-    config.client_id = format!("riffle-ingest-{}", std::process::id());
+    let mut config = args.kafka.config_for(registry, source).ok_or_else(|| {
+        usage(anyhow!(
+            "source {} is not a Kafka source: give --from FILE|- or --brokers and --topic",
+            registry.sources[source].name
+        ))
+    })?;
+    config.client_id = format!("{RIFFLE_CLIENT_PREFIX}{}", std::process::id());
     Ok(config)
 }
 
@@ -408,6 +412,7 @@ fn dead_letter_target(
     // The registry accepts only `file:` and `kafka:` sinks.
     let topic = sink.strip_prefix("kafka:").unwrap_or(sink);
     let brokers = args
+        .kafka
         .brokers
         .clone()
         .or_else(|| KafkaConfig::from_source(&src.kind).map(|c| c.brokers))

@@ -1,5 +1,5 @@
-//! The consumer's callbacks: who owns which partitions (rebalances), and how far behind
-//! they are (librdkafka's statistics).
+//! The consumer's callbacks: who owns which partitions (rebalances), how far behind they
+//! are (librdkafka's statistics), and the answers to commits sent without waiting.
 //!
 //! Everything here runs *inside* [`BaseConsumer::poll`], on the thread that polls: a
 //! revocation is served while [`KafkaSource::poll_batch`](super::KafkaSource::poll_batch)
@@ -15,11 +15,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// Called with the partitions about to be revoked, before they go. The pipeline flushes what
@@ -67,6 +69,10 @@ struct State {
     assigned: Vec<i32>,
     events: Vec<RebalanceEvent>,
     lag: BTreeMap<i32, PartitionLag>,
+    /// When the latest statistics came.
+    lag_at: Option<Instant>,
+    /// Commits sent and not answered yet.
+    commits_pending: usize,
 }
 
 impl SourceContext {
@@ -99,6 +105,21 @@ impl SourceContext {
 
     pub(super) fn lag(&self) -> Vec<PartitionLag> {
         self.state().lag.values().copied().collect()
+    }
+
+    /// When the statistics behind [`SourceContext::lag`] came (`None` before the first).
+    pub(super) fn lag_at(&self) -> Option<Instant> {
+        self.state().lag_at
+    }
+
+    /// A commit was sent; its answer comes to [`ConsumerContext::commit_callback`].
+    pub(super) fn commit_sent(&self) {
+        self.state().commits_pending += 1;
+    }
+
+    /// Commits sent and not answered yet.
+    pub(super) fn commits_pending(&self) -> usize {
+        self.state().commits_pending
     }
 }
 
@@ -162,7 +183,9 @@ impl ClientContext for SourceContext {
                 },
             );
         }
-        self.state().lag = lag;
+        let mut state = self.state();
+        state.lag = lag;
+        state.lag_at = Some(Instant::now());
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -188,6 +211,18 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let mut state = self.state();
+        state.commits_pending = state.commits_pending.saturating_sub(1);
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                // The next owner replays from the previous commit: duplicates, never a loss.
+                tracing::warn!(topic = %self.topic, %error, partitions = ?partitions(offsets), "kafka commit failed");
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
