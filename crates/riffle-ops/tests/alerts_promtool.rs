@@ -193,6 +193,8 @@ fn series(reg: &Registry, sick: bool) -> Vec<Value> {
         let healthy = if sick { "1x60 0x60" } else { "1x120" };
         s.push(json!({"series": format!("riffle_ingest_healthy{{source=\"{}\"}}", source.name), "values": healthy}));
         s.push(json!({"series": format!("riffle_ingest_seconds_since_flush{{source=\"{}\"}}", source.name), "values": "0.1+0x120"}));
+        let gaps = if sick { "0x100 1x20" } else { "0x120" };
+        s.push(json!({"series": format!("riffle_ingest_kafka_offset_gaps{{source=\"{}\"}}", source.name), "values": gaps}));
         // Partition 1 is taken by nobody half-way through when sick.
         let owned = if sick { "1x60 0x60" } else { "1x120" };
         for p in 0..2 {
@@ -365,6 +367,7 @@ fn promtool_fires_lag_and_dead_letter_alerts_of_a_stream_source() {
         "RiffleIngestDeadLetters",
         "RiffleIngestStalled",
         "RiffleIngestPartitionsUnowned",
+        "RiffleIngestEventsNeverDelivered",
     ];
     promtool_test(&reg, &alerts, &|all| {
         vec![
@@ -405,6 +408,14 @@ fn promtool_fires_lag_and_dead_letter_alerts_of_a_stream_source() {
                 vec![fired(find(
                     all,
                     "RiffleIngestPartitionsUnowned",
+                    Some(("source", "transactions")),
+                ))],
+            ),
+            (
+                "RiffleIngestEventsNeverDelivered".into(),
+                vec![fired(find(
+                    all,
+                    "RiffleIngestEventsNeverDelivered",
                     Some(("source", "transactions")),
                 ))],
             ),

@@ -425,3 +425,34 @@ fn broker_loss_gives_retryable_errors() {
     assert!(polls >= 5, "polling was blocked: {polls} polls in 2 s");
     assert_eq!(source.commits_pending(), 1, "held for the coordinator");
 }
+
+/// A commit inside a producer batch: tansu fetches only whole batches starting at or after
+/// the fetch offset, so the next member would start after the batch and skip the rest of
+/// it. The source reads the partition again from earlier, so the messages from the commit
+/// on all come (those before it may come again: the pipeline's positions skip them), and
+/// no offset counts as never delivered.
+#[test]
+fn a_commit_inside_a_producer_batch_resumes_there() {
+    let (broker, producer) = setup("batched");
+    // One partition, one batch of 200 messages (linger 5 ms, sent at once).
+    let sent: Vec<(String, String)> = (0..200)
+        .map(|i| ("e1".to_owned(), format!("b-{i}")))
+        .collect();
+    producer.send(&sent);
+    let mut source = connect(&broker, "batched");
+    let read = read_until(&mut source, |_, r| r.len() >= sent.len());
+    assert_eq!(read.len(), sent.len());
+    let partition = read[0].partition;
+    assert!(read.iter().all(|m| m.partition == partition));
+    // Durable up to offset 120: inside the batch.
+    source.commit(&[(partition, 120)]).unwrap();
+    source.wait_for_commits(Duration::from_secs(10));
+    drop(source);
+
+    let mut again = connect(&broker, "batched");
+    let resumed = read_until(&mut again, |_, r| r.iter().any(|m| m.offset == 199));
+    let offsets: BTreeSet<i64> = resumed.iter().map(|m| m.offset).collect();
+    let missing: Vec<i64> = (120..200).filter(|o| !offsets.contains(o)).collect();
+    assert!(missing.is_empty(), "never delivered again: {missing:?}");
+    assert_eq!(again.offset_gaps(), 0);
+}

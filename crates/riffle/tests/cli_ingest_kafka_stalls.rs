@@ -10,7 +10,9 @@
 //!   values equal the oracle) or loud (`riffle lag` exits 3 and every user whose values are
 //!   behind is served `stale`, never `fresh`);
 //! - partitions read an hour apart in event time dead-letter no valid event (lateness is
-//!   judged per partition).
+//!   judged per partition);
+//! - a worker whose store hangs keeps serving its group (a joining member gets its share at
+//!   once), leaves it after `ingest.max_stall`, and joins again once the store is back.
 //!
 //! tansu 0.6 lists a group's members without their assignments, so who owns a partition
 //! is told by the partition marks the workers publish (see `riffle_ops::lag`); and it keeps

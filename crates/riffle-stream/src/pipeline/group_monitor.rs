@@ -7,13 +7,16 @@
 //! live worker reports a partition that nobody processes, or that a member holds without
 //! committing.
 //!
-//! And one remedy: when partitions stay unowned in a settled group for [`REJOIN_AFTER`] (a
+//! And a remedy: when partitions stay unowned in a settled group for [`REJOIN_AFTER`] (a
 //! broker that kept a dead member's assignment: tansu does), the worker is asked to rejoin
 //! the group ([`FeedControl::request_rejoin`]), a membership change that makes the
-//! coordinator hand the partitions out again; at most once per [`REJOIN_COOLDOWN`]. When
-//! ownership is only known from the marks, the worker rejoins only if every member of the
-//! group is a Riffle worker: another application's member may hold those partitions
-//! legitimately, and is reported (its partitions' lag grows), not disturbed.
+//! coordinator hand the partitions out again; if they are still unowned
+//! [`REJOIN_COOLDOWN`] later, a short-lived extra member joins and leaves
+//! ([`group::nudge`]: tansu can keep a group forming under a dead leader, which only a new
+//! member's join clears), and so on, one remedy per cooldown, alternating. When ownership
+//! is only known from the marks, the worker acts only if every member of the group is a
+//! Riffle worker: another application's member may hold those partitions legitimately, and
+//! is reported (its partitions' lag grows), not disturbed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +27,7 @@ use riffle_store::watermark;
 use riffle_store::OnlineStore;
 
 use super::kafka_feed::FeedControl;
-use crate::source::kafka::group::{GroupProbe, GroupSample};
+use crate::source::kafka::group::{self, GroupProbe, GroupSample};
 use crate::source::kafka::KafkaConfig;
 
 /// How often the group is sampled.
@@ -35,8 +38,10 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// counted from when they are first seen unowned (for a dead owner, its marks are 10 s old
 /// by then): past the session timeout (10 s), so a member that just died has been dropped.
 pub const REJOIN_AFTER: Duration = Duration::from_secs(15);
-/// The least time between two rejoins of this worker.
+/// The least time between two remedies of this worker.
 const REJOIN_COOLDOWN: Duration = Duration::from_secs(60);
+/// How long the nudging member waits to be handed partitions before it leaves.
+const NUDGE_WITHIN: Duration = Duration::from_secs(10);
 
 /// The latest judgement of the group.
 #[derive(Default)]
@@ -124,6 +129,8 @@ impl Watcher {
         let mut probe: Option<GroupProbe> = None;
         let mut unowned_since: Option<Instant> = None;
         let mut last_rejoin: Option<Instant> = None;
+        // Remedies tried since the group was last fine: rejoin first, then alternate.
+        let mut remedies = 0u32;
         // Two workers seeing the same stuck group should not rejoin in the same instant.
         let jitter = Duration::from_millis(u64::from(std::process::id() % 5_000));
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
@@ -147,17 +154,20 @@ impl Watcher {
                 let due = since.elapsed() >= REJOIN_AFTER + jitter;
                 let cooled = last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_COOLDOWN);
                 if may && due && cooled {
-                    tracing::warn!(
-                        group = %self.config.group_id,
-                        ?unowned,
-                        "partitions owned by no member for {} s: rejoining the group",
-                        since.elapsed().as_secs()
-                    );
-                    self.feed.request_rejoin();
+                    let for_s = since.elapsed().as_secs();
+                    if remedies % 2 == 0 {
+                        tracing::warn!(group = %self.config.group_id, ?unowned, "partitions owned by no member for {for_s} s: rejoining the group");
+                        self.feed.request_rejoin();
+                    } else {
+                        tracing::warn!(group = %self.config.group_id, ?unowned, "partitions still owned by no member after a rejoin ({for_s} s): a short-lived member joins and leaves");
+                        self.nudge().await;
+                    }
+                    remedies += 1;
                     last_rejoin = Some(Instant::now());
                 }
             } else if sample.is_ok() {
                 unowned_since = None;
+                remedies = 0;
             }
             self.watch.set(Sampled {
                 sample,
@@ -165,6 +175,17 @@ impl Watcher {
                 unowned_since,
             });
         }
+    }
+
+    /// A short-lived member joins the group and leaves ([`group::nudge`]), off the
+    /// runtime's threads.
+    async fn nudge(&self) {
+        let config = self.config.clone();
+        let done = tokio::task::spawn_blocking(move || group::nudge(&config, NUDGE_WITHIN)).await;
+        if let Ok(Err(error)) = done {
+            tracing::warn!(%error, "the nudging member could not join the group");
+        }
+        self.feed.count_nudge();
     }
 
     /// One sample of the group, off the runtime's threads (the client blocks); the probe

@@ -194,6 +194,7 @@ impl IngestStatus {
             partitions: Vec::new(),
             left,
             rejoined,
+            offset_gaps: feed.offset_gaps(),
         };
         let Some(latest) = watch.latest() else {
             return Some(out);

@@ -74,14 +74,22 @@ pub struct FeedControl {
     rejoin: AtomicBool,
     /// Times the worker left the group because the pipeline was stalled.
     left: AtomicU64,
-    /// Times the worker rejoined because partitions were owned by no member.
+    /// Remedies for partitions owned by no member: rejoins, and short-lived members.
     rejoined: AtomicU64,
+    /// Offsets of assigned partitions never delivered (the consumer's count).
+    gaps: AtomicU64,
 }
 
 impl FeedControl {
     /// Asks the consumer to rejoin its group (once; it clears the request).
     pub fn request_rejoin(&self) {
         self.rejoin.store(true, Ordering::SeqCst);
+    }
+
+    /// Counts a remedy made from outside the consumer (a short-lived member that joined
+    /// and left), with the rejoins.
+    pub fn count_nudge(&self) {
+        self.rejoined.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `(left, rejoined)`: times the worker left the group for a stalled pipeline, and
@@ -91,6 +99,12 @@ impl FeedControl {
             self.left.load(Ordering::Relaxed),
             self.rejoined.load(Ordering::Relaxed),
         )
+    }
+
+    /// Gaps met so far: offsets of an assigned partition never delivered (their events are
+    /// missing: removed by retention before they were read, or compacted).
+    pub fn offset_gaps(&self) -> u64 {
+        self.gaps.load(Ordering::Relaxed)
     }
 }
 
@@ -134,6 +148,7 @@ impl KafkaFeed {
             rejoin: AtomicBool::new(false),
             left: AtomicU64::new(0),
             rejoined: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
         });
         let thread = std::thread::Builder::new()
             .name("riffle-kafka-feed".into())
@@ -261,6 +276,7 @@ fn consume(
                 continue;
             }
         };
+        control.gaps.store(source.offset_gaps(), Ordering::Relaxed);
         let mut partitions_seen = Vec::new();
         let records: Vec<Record> = batch
             .into_iter()

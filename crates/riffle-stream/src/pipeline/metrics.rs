@@ -82,6 +82,8 @@ pub struct GroupSampled {
     pub left: u64,
     /// Times this worker rejoined the group for partitions owned by nobody.
     pub rejoined: u64,
+    /// Offsets of this worker's partitions never delivered.
+    pub offset_gaps: u64,
 }
 
 /// What is sampled at scrape rather than counted.
@@ -338,6 +340,7 @@ struct GroupFamilies {
     owned: Family<PartitionLabels, Gauge>,
     left: Gauge,
     rejoined: Gauge,
+    offset_gaps: Gauge,
 }
 
 impl GroupFamilies {
@@ -365,7 +368,8 @@ impl GroupFamilies {
             owned.clone(),
         );
         let left = gauge(r, l, "group_left", "Kafka: times this worker left the group because its pipeline took nothing for ingest.max_stall");
-        let rejoined = gauge(r, l, "group_rejoined", "Kafka: times this worker rejoined the group because partitions were owned by no member");
+        let rejoined = gauge(r, l, "group_rejoined", "Kafka: remedies this worker took because partitions were owned by no member (rejoining the group, or a short-lived member joining and leaving)");
+        let offset_gaps = gauge(r, l, "kafka_offset_gaps", "Kafka: gaps met by this worker: offsets of an assigned partition never delivered (removed by retention before they were read, or compacted); their events are missing");
         Self {
             up,
             members,
@@ -374,6 +378,7 @@ impl GroupFamilies {
             owned,
             left,
             rejoined,
+            offset_gaps,
         }
     }
 
@@ -382,6 +387,8 @@ impl GroupFamilies {
         self.left.set(i64::try_from(g.left).unwrap_or(i64::MAX));
         self.rejoined
             .set(i64::try_from(g.rejoined).unwrap_or(i64::MAX));
+        self.offset_gaps
+            .set(i64::try_from(g.offset_gaps).unwrap_or(i64::MAX));
         if !g.up {
             // A failed sample says nothing new: the last figures stay until the next one.
             return;

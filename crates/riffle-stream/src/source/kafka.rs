@@ -31,6 +31,13 @@
 //!
 //! The consumer is blocking: a pipeline runs it on its own thread (or `spawn_blocking`).
 //!
+//! # Resuming
+//! A partition must resume at the group's committed offset. An assigned partition is
+//! fetched from a little before it, and what comes before it dropped, because a broker
+//! that fetches only whole producer batches (tansu) would skip the rest of the batch
+//! holding it; the first message at or after it must be it, or the gap is logged and
+//! counted ([`resume`]).
+//!
 //! [`group`] reads the whole group from outside it (members, committed offsets, lag in
 //! messages and time per partition), for `riffle lag` and ingest's group monitor.
 
@@ -38,6 +45,7 @@ pub mod assignment;
 mod context;
 mod error;
 pub mod group;
+mod resume;
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +59,7 @@ pub use context::{PartitionLag, RebalanceEvent, RevokeHook};
 pub use error::SourceError;
 
 use context::SourceContext;
+use resume::{Resume, Verdict};
 
 /// How to join the group. [`KafkaConfig::new`] fills in the defaults.
 #[derive(Clone)]
@@ -184,6 +193,8 @@ pub struct KafkaSource {
     pending: Option<SourceError>,
     /// A message received in the poll that served a rebalance: it opens the next batch.
     carry: Option<SourceMessage>,
+    /// Whether each assigned partition resumed at its committed offset.
+    resume: Resume,
 }
 
 impl KafkaSource {
@@ -203,6 +214,7 @@ impl KafkaSource {
             topic: config.topic,
             pending: None,
             carry: None,
+            resume: Resume::default(),
         })
     }
 
@@ -234,8 +246,14 @@ impl KafkaSource {
             };
             let polled = self.consumer.poll(timeout);
             let rebalanced = self.consumer.context().rebalances() != rebalances;
+            if let Some(committed) = self.consumer.context().take_resume_from() {
+                self.resume.assigned(committed);
+            }
             match polled {
                 Some(Ok(msg)) => {
+                    if self.resume.check(msg.partition(), msg.offset()) == Verdict::Drop {
+                        continue;
+                    }
                     let msg = SourceMessage {
                         partition: msg.partition(),
                         offset: msg.offset(),
@@ -303,6 +321,11 @@ impl KafkaSource {
         while self.consumer.context().commits_pending() > 0 && Instant::now() < deadline {
             let _ = self.consumer.poll(Duration::from_millis(20));
         }
+    }
+
+    /// Offsets of an assigned partition never delivered so far (see [`resume`]).
+    pub fn offset_gaps(&self) -> u64 {
+        self.resume.gaps()
     }
 
     /// Commits sent and not answered yet (librdkafka holds a commit while the group's

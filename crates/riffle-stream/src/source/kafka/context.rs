@@ -15,14 +15,16 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::resume::Resume;
 
 /// Called with the partitions about to be revoked, before they go. The pipeline flushes what
 /// it holds for them and returns `(partition, next_offset)` for everything now durable; the
@@ -73,6 +75,9 @@ struct State {
     lag_at: Option<Instant>,
     /// Commits sent and not answered yet.
     commits_pending: usize,
+    /// The committed offsets of the latest assignment's partitions, for the source to
+    /// drop what comes before them ([`super::resume`]).
+    resume_from: Option<Vec<(i32, i64)>>,
 }
 
 impl SourceContext {
@@ -121,12 +126,39 @@ impl SourceContext {
     pub(super) fn commits_pending(&self) -> usize {
         self.state().commits_pending
     }
+
+    /// The committed offsets of the partitions of the latest assignment, once.
+    pub(super) fn take_resume_from(&self) -> Option<Vec<(i32, i64)>> {
+        self.state().resume_from.take()
+    }
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
     let mut parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
     parts.sort_unstable();
     parts
+}
+
+/// How long the committed offsets of a new assignment may take to be read.
+const COMMITTED_WAIT: Duration = Duration::from_secs(5);
+
+/// The group's committed offsets of the partitions in `tpl` (those without one left out;
+/// none when the coordinator did not answer in time: then nothing is checked).
+fn committed(consumer: &BaseConsumer<SourceContext>, tpl: &TopicPartitionList) -> Vec<(i32, i64)> {
+    match consumer.committed_offsets(tpl.clone(), COMMITTED_WAIT) {
+        Ok(done) => done
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "the committed offsets of a new assignment could not be read; resume points go unchecked");
+            Vec::new()
+        }
+    }
 }
 
 fn known(offset: i64) -> Option<i64> {
@@ -248,6 +280,45 @@ impl ConsumerContext for SourceContext {
             // The next owner replays from the previous commit: duplicates, never a loss.
             tracing::warn!(topic = %self.topic, %error, "commit on revoke failed");
         }
+    }
+
+    /// rdkafka's eager rebalance (the assignors in use are eager), except that an assigned
+    /// partition with a committed offset is fetched from [`Resume::fetch_from`] it rather
+    /// than from it (see [`super::resume`]): its committed offsets are read here and handed
+    /// to the source, which drops what comes before them.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            let committed = committed(consumer, tpl);
+            for &(partition, offset) in &committed {
+                let from = Offset::Offset(Resume::fetch_from(offset));
+                if let Err(error) = tpl.set_partition_offset(&self.topic, partition, from) {
+                    tracing::warn!(partition, %error, "cannot set where the partition is fetched from");
+                }
+            }
+            self.state().resume_from = Some(committed);
+            let rebalance = Rebalance::Assign(tpl);
+            self.pre_rebalance(consumer, &rebalance);
+            if let Err(error) = consumer.assign(tpl) {
+                tracing::error!(topic = %self.topic, %error, "kafka assignment failed");
+            }
+            self.post_rebalance(consumer, &rebalance);
+            return;
+        }
+        let rebalance = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            Rebalance::Revoke(tpl)
+        } else {
+            Rebalance::Error(KafkaError::Rebalance(err.into()))
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        if let Err(error) = consumer.unassign() {
+            tracing::error!(topic = %self.topic, %error, "kafka unassignment failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -372,6 +372,46 @@ impl GroupProbe {
     }
 }
 
+/// Joins the group of `config` with a short-lived member of its own, waits until it is
+/// handed partitions (or `within` passes), and leaves: two membership changes from outside
+/// the workers. A remedy for a group a rejoin does not repair: tansu 0.6 can keep a group
+/// forming under a leader that died, which a LeaveGroup from the last live member does not
+/// clear, while a new member's join does. The partitions it briefly holds are neither read
+/// into anything nor committed: their owners after it read them from the last commit.
+pub fn nudge(config: &KafkaConfig, within: Duration) -> Result<(), SourceError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set(
+            "client.id",
+            format!("{RIFFLE_CLIENT_PREFIX}nudge-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("partition.assignment.strategy", "range,roundrobin")
+        .set(
+            "session.timeout.ms",
+            config.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            config.heartbeat_interval.as_millis().to_string(),
+        )
+        .create()
+        .map_err(|e| SourceError::from_kafka("connect", e))?;
+    consumer
+        .subscribe(&[&config.topic])
+        .map_err(|e| SourceError::from_kafka("subscribe", e))?;
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let _ = consumer.poll(Duration::from_millis(100));
+        if consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            break;
+        }
+    }
+    consumer.unsubscribe();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
