@@ -1,7 +1,7 @@
 //! Stream groups' freshness comes from the source's published watermark, not the row's own
 //! event time: an idle entity's 2-hour-old row is fresh while the pipeline is current, and
-//! a just-written row is stale when the pipeline's watermark is 10 minutes old. A real
-//! server over the embedded store.
+//! a just-written row is stale when the pipeline's watermark is 10 minutes old; a row from
+//! Kafka is aged by its own partition's watermark. A real server over the embedded store.
 
 mod common;
 
@@ -200,6 +200,120 @@ async fn the_watermark_age_is_a_metric() {
         .lines()
         .find(|l| l.starts_with("riffle_source_watermark_age_seconds{source=\"transactions\"}"))
         .unwrap_or_else(|| panic!("no watermark age in\n{text}"));
+    let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs >= 600.0, "{line}");
+}
+
+/// A Kafka source is aged per partition: a user whose events arrive on a stalled partition
+/// is stale while a user on a current one is fresh, though a live worker keeps publishing
+/// a fresh record of its own; `/health` says `stale` and shows each partition's mark, and
+/// each partition's age is a metric.
+#[tokio::test]
+async fn a_row_is_aged_by_the_watermark_of_its_own_partition() {
+    use riffle_store::meta::{partition_member, partitions_name};
+    use riffle_store::watermark::PartitionMark;
+
+    let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::Embedded(dir.path().to_owned());
+    {
+        let store = OnlineStore::open(
+            &url,
+            registry.clone(),
+            StoreLimits::from_settings(&registry.store),
+        )
+        .await
+        .unwrap();
+        let row = |partition| GroupRow {
+            event_ts: ago(0),
+            computed_at: Timestamp::now(),
+            values: vec![FeatureValue::Int64(1)],
+            partition: Some(partition),
+        };
+        let write = |user: &str, partition| RowWrite {
+            id: riffle_core::EntityId::new(user).unwrap(),
+            group: 0,
+            row: row(partition),
+        };
+        store
+            .write(&[write("stuck", 0), write("moving", 1)])
+            .await
+            .unwrap();
+        let live = WatermarkRecord {
+            watermark_ms: ago(1_000).millis(),
+            published_at_ms: ago(100).millis(),
+            events_applied_total: 7,
+            publisher: "test:1".into(),
+        };
+        let name = watermark_name("transactions");
+        store
+            .put_meta(&name, "test:1", live.encode(), META_TTL)
+            .await
+            .unwrap();
+        for (partition, behind) in [(0, 10 * MINUTE), (1, 1_000)] {
+            let mark = PartitionMark {
+                topic: "tx".into(),
+                partition,
+                partition_count: 2,
+                watermark_ms: ago(behind).millis(),
+                published_at_ms: ago(behind).millis(),
+                publisher: "test:1".into(),
+                next_offset: Some(10),
+            };
+            store
+                .put_meta(
+                    &partitions_name("transactions"),
+                    &partition_member("tx", partition),
+                    mark.encode(),
+                    META_TTL,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let server = common::start(registry, &url, common::Options::default()).await;
+    let status = |body: &serde_json::Value| body["results"][0]["groups"][0]["status"].clone();
+    let (_, stuck) = server.get("/v1/features/user/stuck?groups=tx").await;
+    assert_eq!(status(&stuck), "stale", "{stuck}");
+    let (_, moving) = server.get("/v1/features/user/moving?groups=tx").await;
+    assert_eq!(status(&moving), "fresh", "{moving}");
+
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["status"], "stale", "{health}");
+    let source = &health["sources"][0];
+    assert_eq!(source["topic"], "tx", "{health}");
+    let ages: Vec<u64> = source["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["watermark_age_ms"].as_u64().unwrap())
+        .collect();
+    assert!(ages[0] >= 600_000 && ages[1] < 60_000, "{ages:?}");
+    // The group as a whole is as old as its slowest partition.
+    assert!(
+        group(&health["groups"], "tx")["watermark_age_ms"]
+            .as_u64()
+            .unwrap()
+            >= 600_000
+    );
+
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "riffle_partition_watermark_age_seconds{source=\"transactions\",partition=\"0\"}",
+            )
+        })
+        .unwrap_or_else(|| panic!("no partition watermark age in\n{text}"));
     let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(secs >= 600.0, "{line}");
 }
