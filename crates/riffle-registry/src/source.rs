@@ -146,7 +146,7 @@ pub struct IngestSettings {
     pub lag_threshold: Duration,
     /// How long a Kafka worker's pipeline may take nothing from its consumer before the
     /// worker leaves the consumer group (so others process its partitions); it rejoins once
-    /// the pipeline takes records again.
+    /// the pipeline flushes again.
     pub max_stall: Duration,
 }
 

@@ -10,7 +10,7 @@
 //! rebalance takes away are dropped: the next owner reads them from the last commit. When
 //! the pipeline takes nothing for `max_stall` (`ingest.max_stall`), the worker leaves the
 //! group rather than hold partitions it does not process, and joins again once the
-//! pipeline has emptied the channel. And when the group monitor
+//! pipeline has taken everything held and completed a flush (its store answers again). And when the group monitor
 //! ([`super::group_monitor`]) sees partitions of the topic owned by no member, the worker
 //! rejoins, which makes the group rebalance them.
 //!
@@ -78,6 +78,9 @@ pub struct FeedControl {
     rejoined: AtomicU64,
     /// Offsets of assigned partitions never delivered (the consumer's count).
     gaps: AtomicU64,
+    /// Flushes the pipeline completed: a worker that left the group for a stalled pipeline
+    /// joins again only after one more (the store answers again).
+    flushes: AtomicU64,
 }
 
 impl FeedControl {
@@ -149,6 +152,7 @@ impl KafkaFeed {
             left: AtomicU64::new(0),
             rejoined: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
         });
         let thread = std::thread::Builder::new()
             .name("riffle-kafka-feed".into())
@@ -182,7 +186,12 @@ impl KafkaFeed {
     pub fn durable(&self) -> OnDurable {
         let durable = self.durable.clone();
         let commits = self.commits.clone();
+        let control = self.control.clone();
         Box::new(move |offsets: &[(i32, i64)]| {
+            control.flushes.fetch_add(1, Ordering::SeqCst);
+            if offsets.is_empty() {
+                return;
+            }
             {
                 let mut map = durable.lock().unwrap_or_else(|p| p.into_inner());
                 for &(p, next) in offsets {
@@ -220,6 +229,8 @@ fn consume(
     let mut drained = Drained::default();
     let mut held = Held::default();
     let mut member = true;
+    // Flushes completed when the worker left the group for a stalled pipeline.
+    let mut left_at_flush = 0;
     loop {
         commit_queued(&source, queue, durable);
         if control.stop.load(Ordering::SeqCst) || tx.is_closed() {
@@ -240,9 +251,15 @@ fn consume(
             held.drop_records();
             source.leave();
             member = false;
+            left_at_flush = control.flushes.load(Ordering::SeqCst);
             control.left.fetch_add(1, Ordering::Relaxed);
-        } else if !member && held.is_empty() && tx.capacity() == tx.max_capacity() {
-            tracing::info!(%topic, "the pipeline is taking records again: rejoining the consumer group");
+        } else if !member
+            && held.is_empty()
+            && control.flushes.load(Ordering::SeqCst) > left_at_flush
+        {
+            // Everything held was handed over and a flush completed since: the store
+            // answers and the pipeline moves again.
+            tracing::info!(%topic, "the pipeline is flushing again: rejoining the consumer group");
             rejoin(&mut source, &mut member);
         } else if member && control.rejoin.swap(false, Ordering::SeqCst) {
             // The group monitor saw partitions nobody owns: a new membership makes the

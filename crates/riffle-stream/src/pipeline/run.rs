@@ -104,7 +104,8 @@ pub struct Control {
     /// Completes when the run should stop (Ctrl-C/SIGTERM): the pipeline flushes and returns.
     pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// Called after every flush with `(partition, next_offset)` for each Kafka partition
-    /// whose records (applied, skipped as already applied, or dead-lettered) are now durable.
+    /// whose records (applied, skipped as already applied, or dead-lettered) are now durable
+    /// (none when it wrote nothing of Kafka's: the flush itself is news, the pipeline lives).
     pub on_durable: Option<OnDurable>,
 }
 
@@ -425,7 +426,7 @@ impl Pipeline {
         for (ack, outcome) in done.acks {
             ack.send(outcome);
         }
-        if let (Some(report), false) = (on_durable.as_mut(), done.offsets.is_empty()) {
+        if let Some(report) = on_durable.as_mut() {
             report(&done.offsets);
         }
         self.summary.elapsed = started.elapsed();
