@@ -43,6 +43,7 @@ pub struct RawIngest {
     pub listen: Option<String>,
     pub lag_threshold: Option<String>,
     pub max_stall: Option<String>,
+    pub rejoin_after: Option<String>,
 }
 
 /// An event source. Kind-specific keys sit beside the common ones and are checked against

@@ -31,6 +31,7 @@ pub(crate) fn resolve_ingest(raw: &RawIngest, p: &mut Problems) -> IngestSetting
         listen: raw.listen.clone().unwrap_or(d.listen),
         lag_threshold: p.duration("ingest.lag_threshold", &raw.lag_threshold, d.lag_threshold),
         max_stall: p.duration("ingest.max_stall", &raw.max_stall, d.max_stall),
+        rejoin_after: p.duration("ingest.rejoin_after", &raw.rejoin_after, d.rejoin_after),
     }
 }
 

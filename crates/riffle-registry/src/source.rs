@@ -148,6 +148,10 @@ pub struct IngestSettings {
     /// worker leaves the consumer group (so others process its partitions); it rejoins once
     /// the pipeline flushes again.
     pub max_stall: Duration,
+    /// How long a Kafka worker waits, once it sees partitions of its topic owned by no
+    /// member of a settled group, before it rejoins the group to have them reassigned
+    /// (zero: never; the partitions are then only reported).
+    pub rejoin_after: Duration,
 }
 
 impl Default for IngestSettings {
@@ -159,6 +163,7 @@ impl Default for IngestSettings {
             listen: "127.0.0.1:6567".into(),
             lag_threshold: Duration::from_secs(300),
             max_stall: Duration::from_secs(60),
+            rejoin_after: Duration::from_secs(15),
         }
     }
 }

@@ -7,8 +7,10 @@
 //! live worker reports a partition that nobody processes, or that a member holds without
 //! committing.
 //!
-//! And a remedy: when partitions stay unowned in a settled group for [`REJOIN_AFTER`] (a
-//! broker that kept a dead member's assignment: tansu does), the worker is asked to rejoin
+//! And a remedy: when partitions stay unowned in a settled group for `ingest.rejoin_after`
+//! (15 s by default, counted from when they are first seen unowned: for a dead owner its
+//! marks are 10 s old by then, past the 10 s session timeout, so the dead member has been
+//! dropped; a broker that kept its assignment, as tansu does), the worker is asked to rejoin
 //! the group ([`FeedControl::request_rejoin`]), a membership change that makes the
 //! coordinator hand the partitions out again; if they are still unowned
 //! [`REJOIN_COOLDOWN`] later, a short-lived extra member joins and leaves
@@ -34,10 +36,6 @@ use crate::source::kafka::KafkaConfig;
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// How long one sample may take.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(4);
-/// How long partitions may stay unowned in a settled group before this worker rejoins,
-/// counted from when they are first seen unowned (for a dead owner, its marks are 10 s old
-/// by then): past the session timeout (10 s), so a member that just died has been dropped.
-pub const REJOIN_AFTER: Duration = Duration::from_secs(15);
 /// The least time between two remedies of this worker.
 const REJOIN_COOLDOWN: Duration = Duration::from_secs(60);
 /// How long the nudging member waits to be handed partitions before it leaves.
@@ -82,16 +80,19 @@ pub struct GroupMonitor {
 
 impl GroupMonitor {
     /// Starts sampling the group of `config` (and the marks of `source` in `store`) on the
-    /// current Tokio runtime; unowned partitions make `feed` rejoin.
+    /// current Tokio runtime; partitions unowned for `rejoin_after` make `feed` rejoin
+    /// (zero: never).
     pub fn start(
         config: &KafkaConfig,
         feed: Arc<FeedControl>,
         store: Arc<OnlineStore>,
         source: &str,
+        rejoin_after: Duration,
     ) -> Self {
         let watch = Arc::new(GroupWatch::default());
         let stop = Arc::new(AtomicBool::new(false));
         let task = Watcher {
+            rejoin_after,
             config: config.clone(),
             source: source.to_owned(),
             store,
@@ -116,6 +117,7 @@ impl Drop for GroupMonitor {
 }
 
 struct Watcher {
+    rejoin_after: Duration,
     config: KafkaConfig,
     source: String,
     store: Arc<OnlineStore>,
@@ -148,10 +150,11 @@ impl Watcher {
                 .is_ok_and(|s| !s.rebalancing() && !s.members.is_empty());
             if settled && !unowned.is_empty() {
                 let since = *unowned_since.get_or_insert_with(Instant::now);
-                let may = sample
-                    .as_ref()
-                    .is_ok_and(|s| s.assignments_known() || s.only_riffle_members());
-                let due = since.elapsed() >= REJOIN_AFTER + jitter;
+                let may = !self.rejoin_after.is_zero()
+                    && sample
+                        .as_ref()
+                        .is_ok_and(|s| s.assignments_known() || s.only_riffle_members());
+                let due = since.elapsed() >= self.rejoin_after + jitter;
                 let cooled = last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_COOLDOWN);
                 if may && due && cooled {
                     let for_s = since.elapsed().as_secs();

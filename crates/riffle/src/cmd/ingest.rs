@@ -182,6 +182,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
             kafka.feed.control(),
             store.clone(),
             &registry.sources[source].name,
+            registry.ingest.rejoin_after,
         );
         status.set_group(monitor.watch(), kafka.feed.control());
         kafka.monitor = Some(monitor);
