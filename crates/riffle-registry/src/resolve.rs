@@ -46,6 +46,22 @@ impl Problems {
         }
     }
 
+    /// [`Problems::duration`] where zero is a value of its own (a feature turned off).
+    pub(crate) fn duration_or_zero(
+        &mut self,
+        path: &str,
+        raw: &Option<String>,
+        default: Duration,
+    ) -> Duration {
+        match raw {
+            None => default,
+            Some(text) => parse_duration(text).unwrap_or_else(|e| {
+                self.add(path, e);
+                default
+            }),
+        }
+    }
+
     pub(crate) fn required_duration(&mut self, path: &str, raw: &Option<String>) -> Duration {
         if raw.is_none() {
             self.add(path, "is required (a duration such as \"30s\" or \"2h\")");

@@ -31,7 +31,7 @@ pub(crate) fn resolve_ingest(raw: &RawIngest, p: &mut Problems) -> IngestSetting
         listen: raw.listen.clone().unwrap_or(d.listen),
         lag_threshold: p.duration("ingest.lag_threshold", &raw.lag_threshold, d.lag_threshold),
         max_stall: p.duration("ingest.max_stall", &raw.max_stall, d.max_stall),
-        rejoin_after: p.duration("ingest.rejoin_after", &raw.rejoin_after, d.rejoin_after),
+        rejoin_after: p.duration_or_zero("ingest.rejoin_after", &raw.rejoin_after, d.rejoin_after),
     }
 }
 
@@ -348,6 +348,24 @@ features = [
   { name = "merchants", type = "int64", default = 0, aggregation = "distinct_count", field = "merchant_id", window = "7d" },
 ]
 "#;
+
+    #[test]
+    fn the_kafka_membership_settings_resolve_and_zero_turns_the_rejoin_off() {
+        let with = |ingest: &str| {
+            Registry::from_toml(&format!("[ingest]\n{ingest}\n{STREAM}")).map(|r| r.ingest)
+        };
+        let d = with("").unwrap();
+        assert_eq!((d.max_stall.as_secs(), d.rejoin_after.as_secs()), (60, 15));
+        let set = with("max_stall = \"2m\"\nrejoin_after = \"0s\"").unwrap();
+        assert_eq!(
+            (set.max_stall.as_secs(), set.rejoin_after.as_secs()),
+            (120, 0)
+        );
+        let err = with("max_stall = \"0s\"").unwrap_err().to_string();
+        assert!(err.contains("ingest.max_stall"), "{err}");
+        let err = with("rejoin_after = \"soon\"").unwrap_err().to_string();
+        assert!(err.contains("ingest.rejoin_after"), "{err}");
+    }
 
     #[test]
     fn stream_groups_resolve() {
