@@ -249,6 +249,30 @@ pub fn dashboard(registry: &Registry) -> Value {
         &[],
         "Population stability index of sampled served values; absent until serve runs with a baseline.",
     ));
+    panels.push(panel(
+        10,
+        "Kafka partitions: lag from the broker, and owners",
+        "s",
+        vec![
+            target(
+                "max by (source, partition) (riffle_ingest_group_lag_seconds)".into(),
+                "{{source}} p{{partition}} oldest uncommitted",
+                'A',
+            ),
+            target(
+                "max by (source, partition) (riffle_partition_watermark_age_seconds)".into(),
+                "{{source}} p{{partition}} watermark age (serve)",
+                'B',
+            ),
+            target(
+                "count by (source) (max by (source, partition) (riffle_ingest_group_partition_owned) == 0)".into(),
+                "{{source}} partitions owned by nobody",
+                'C',
+            ),
+        ],
+        &[alerts::lag_threshold(registry).as_secs_f64()],
+        "Every partition of each Kafka source, whoever holds it: the age of its oldest message the consumer group has not committed (from the broker), and its watermark as its owner last published it; and how many partitions no member holds. Red line: ingest.lag_threshold.",
+    ));
     json!({
         "title": format!("Riffle — {}", registry.project),
         "uid": format!("riffle-{}", registry.project),
@@ -288,7 +312,7 @@ features = [{ name = "f", type = "int64", default = 0 }]
         .unwrap();
         let d = dashboard(&reg);
         let panels = d["panels"].as_array().unwrap();
-        assert_eq!(panels.len(), 9);
+        assert_eq!(panels.len(), 10);
         let text = d.to_string();
         assert!(text.contains("riffle_value_age_seconds_bucket{group=\\\"g1\\\"}"));
         assert!(text.contains("riffle_breaker_state"));
