@@ -4,9 +4,12 @@
 //! # The member stays alive whatever the pipeline does
 //!
 //! The thread never blocks on the channel. When it is full (the store is slow, the pipeline
-//! busy) the thread holds what it polled, pauses its partitions and keeps polling, so the
-//! group's heartbeats and rebalances are served (a rebalance never waits on a busy worker)
-//! while memory stays bounded by one poll's messages. Records held for partitions a
+//! busy) the thread holds what it polled and offers it again every millisecond; once the
+//! channel has refused it for a second, the thread pauses its partitions and goes back to
+//! polling, so the group's heartbeats and rebalances are served (a rebalance never waits
+//! more than a second on a busy worker) while memory stays bounded by one poll's messages.
+//! (Pausing at once would make librdkafka drop what it prefetched at every short wait of a
+//! catch-up.) Records held for partitions a
 //! rebalance takes away are dropped: the next owner reads them from the last commit. When
 //! the pipeline takes nothing for `max_stall` (`ingest.max_stall`), the worker leaves the
 //! group rather than hold partitions it does not process, and joins again once the
@@ -54,6 +57,11 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 /// How long one poll waits while records are held for a full channel (how soon they are
 /// offered again).
 const HELD_WAIT: Duration = Duration::from_millis(20);
+/// How long the channel may refuse what is held before the partitions are paused and
+/// polling resumes (serving rebalances); until then the items are offered again every
+/// [`OFFER_AGAIN`] without polling.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+const OFFER_AGAIN: Duration = Duration::from_millis(1);
 /// How long the last commit before leaving may take to be answered.
 const LAST_COMMIT_WAIT: Duration = Duration::from_secs(5);
 /// How long the broker may take to say how many partitions the topic has, at a rebalance.
@@ -241,6 +249,13 @@ fn consume(
         }
         if held.hand_over(tx).is_err() {
             continue; // the pipeline is gone: commit what it queued, then stop
+        }
+        if held.stalled_for().is_some_and(|d| d < PAUSE_AFTER) {
+            // A busy pipeline (a catch-up): offer the held items again at once rather than
+            // pause, which would make librdkafka drop its prefetched messages and fetch
+            // them again. Heartbeats go on in librdkafka's own thread meanwhile.
+            std::thread::sleep(OFFER_AGAIN);
+            continue;
         }
         held.pause_while_full(&source);
         if member && held.stalled_for().is_some_and(|d| d > control.max_stall) {
