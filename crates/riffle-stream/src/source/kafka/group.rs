@@ -178,6 +178,13 @@ impl ClientContext for ReaderContext {
 
 impl ConsumerContext for ReaderContext {}
 
+impl ReaderContext {
+    /// The high watermarks the statistics have given so far.
+    fn highs(&self) -> HashMap<i32, (i64, Instant)> {
+        self.high.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// How often the reader's statistics come while it samples.
 const READER_STATS: Duration = Duration::from_millis(100);
 
@@ -191,6 +198,11 @@ impl GroupProbe {
                 .set("client.id", "riffle-lag-probe")
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
+                // The log's end as Kafka's own tools read it (the AdminClient's ListOffsets
+                // defaults to READ_UNCOMMITTED); tansu 0.6 on PostgreSQL before 16 also
+                // fails the read-committed ListOffsets (a query PostgreSQL 15 rejects) and
+                // closes the connection, which would leave every end unknown.
+                .set("isolation.level", "read_uncommitted")
                 .set("fetch.wait.max.ms", "20")
                 .set("reconnect.backoff.ms", "100")
                 .set("reconnect.backoff.max.ms", "1000");
@@ -337,13 +349,7 @@ impl GroupProbe {
                     .entry(msg.partition())
                     .or_insert_with(|| msg.timestamp().to_millis().unwrap_or(0));
             }
-            let high = self
-                .reader
-                .context()
-                .high
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let high = self.reader.context().highs();
             let settled = partitions.iter().all(|p| {
                 high.get(&p.partition).is_some_and(|&(end, at)| {
                     at > started && (first.contains_key(&p.partition) || p.position() >= Some(end))
@@ -353,13 +359,7 @@ impl GroupProbe {
                 break;
             }
         }
-        let high = self
-            .reader
-            .context()
-            .high
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let high = self.reader.context().highs();
         for p in partitions.iter_mut() {
             p.end_offset = high
                 .get(&p.partition)
