@@ -38,17 +38,22 @@
 //! drained without sleeping, so polling resumes as soon as the broker is back. Other errors
 //! are logged (stderr) and polling resumes after a back-off of 100 ms doubling up to 5 s.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+mod drained;
+mod held;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::input::{kafka_stream_id, Feed, Record};
 use super::run::OnDurable;
-use crate::source::kafka::{KafkaConfig, KafkaSource, PartitionLag, RebalanceEvent, SourceError};
+use crate::source::kafka::{KafkaConfig, KafkaSource, RebalanceEvent, SourceError};
+use drained::Drained;
+use held::Held;
 
 /// Messages per poll.
 const POLL_MAX: usize = 500;
@@ -363,147 +368,6 @@ fn rejoin(source: &mut KafkaSource, member: &mut bool) {
     }
 }
 
-/// What the consumer thread has taken from the broker and the channel has not taken yet,
-/// in order, and since when the channel has refused it.
-#[derive(Default)]
-struct Held {
-    items: VecDeque<Feed>,
-    /// Since when the channel has been full with items held (the pipeline takes nothing).
-    full_since: Option<Instant>,
-    /// Whether the held partitions are paused.
-    paused: bool,
-}
-
-impl Held {
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    fn push(&mut self, item: Feed) {
-        self.items.push_back(item);
-    }
-
-    /// Hands over as much as the channel takes, in order. `Err` when the pipeline is gone.
-    fn hand_over(&mut self, tx: &mpsc::Sender<std::io::Result<Feed>>) -> Result<(), ()> {
-        while let Some(item) = self.items.pop_front() {
-            match tx.try_send(Ok(item)) {
-                Ok(()) => self.full_since = None,
-                Err(mpsc::error::TrySendError::Full(Ok(item))) => {
-                    self.items.push_front(item);
-                    self.full_since.get_or_insert_with(Instant::now);
-                    return Ok(());
-                }
-                Err(_) => return Err(()),
-            }
-        }
-        self.full_since = None;
-        Ok(())
-    }
-
-    /// How long the channel has refused what is held (`None`: nothing is held).
-    fn stalled_for(&self) -> Option<Duration> {
-        self.full_since.map(|t| t.elapsed())
-    }
-
-    /// Pauses the held partitions while something is held (the pipeline is full), resumes
-    /// them once everything is handed over: the thread keeps polling either way, so the
-    /// group's heartbeats and rebalances are served whatever the pipeline does, and memory
-    /// stays bounded by one poll's messages.
-    fn pause_while_full(&mut self, source: &KafkaSource) {
-        let want = !self.items.is_empty();
-        if want == self.paused {
-            return;
-        }
-        let done = if want {
-            source.pause()
-        } else {
-            source.resume()
-        };
-        match done {
-            Ok(()) => self.paused = want,
-            Err(error) => tracing::debug!(%error, "kafka pause/resume failed; retrying"),
-        }
-    }
-
-    /// A rebalance moved partitions: records held of revoked ones are dropped (the next
-    /// owner reads them from the last commit), and newly assigned partitions are not paused.
-    fn rebalanced(&mut self, events: &[RebalanceEvent]) {
-        let mut revoked: Vec<i32> = Vec::new();
-        let mut all = false;
-        for e in events {
-            match e {
-                RebalanceEvent::Revoked(parts) => revoked.extend(parts),
-                RebalanceEvent::Failed(_) => all = true,
-                RebalanceEvent::Assigned(_) => {}
-            }
-        }
-        if all {
-            self.drop_records();
-        } else if !revoked.is_empty() {
-            for item in &mut self.items {
-                if let Feed::Records(records) = item {
-                    records.retain(|r| r.partition.is_none_or(|p| !revoked.contains(&p)));
-                }
-            }
-            self.items
-                .retain(|i| !matches!(i, Feed::Records(r) if r.is_empty()));
-        }
-        self.paused = false;
-    }
-
-    /// Drops every held record (the marks stay): the partitions are given up.
-    fn drop_records(&mut self) {
-        self.items.retain(|i| !matches!(i, Feed::Records(_)));
-    }
-}
-
-/// Which owned partitions were told drained, and when each last brought a record.
-#[derive(Default)]
-struct Drained {
-    told: BTreeSet<i32>,
-    last_record: HashMap<i32, Instant>,
-}
-
-impl Drained {
-    fn records_of(&mut self, partitions: &[i32]) {
-        let now = Instant::now();
-        for &p in partitions {
-            self.told.remove(&p);
-            self.last_record.insert(p, now);
-        }
-    }
-
-    fn rebalanced(&mut self) {
-        // The pipeline forgets what it knew of its streams on a revocation.
-        self.told.clear();
-    }
-
-    /// The owned partitions drained now and not told yet: the statistics (newer than the
-    /// partition's last record) put its committed offset at its end. No statistics yet, or
-    /// lag unknown, is not drained.
-    fn newly_drained(
-        &mut self,
-        owned: &[i32],
-        lag: &[PartitionLag],
-        reported_at: Option<Instant>,
-    ) -> Vec<i32> {
-        let Some(reported_at) = reported_at else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for &p in owned {
-            let at_end = lag
-                .iter()
-                .any(|l| l.partition == p && l.consumer_lag == Some(0));
-            let newer = self.last_record.get(&p).is_none_or(|t| *t < reported_at);
-            if at_end && newer && self.told.insert(p) {
-                out.push(p);
-            }
-        }
-        out
-    }
-}
-
 /// The feed marks of rebalance events, in order; `partition_count`: the topic's.
 fn rebalance_marks(events: Vec<RebalanceEvent>, partition_count: Option<u32>) -> Vec<Feed> {
     let mut marks = Vec::with_capacity(events.len());
@@ -558,44 +422,6 @@ fn commit_queued(
 mod tests {
     use super::*;
 
-    fn lag(partition: i32, consumer_lag: Option<i64>) -> PartitionLag {
-        PartitionLag {
-            partition,
-            high_watermark: None,
-            committed: None,
-            consumer_lag,
-        }
-    }
-
-    #[test]
-    fn a_partition_is_drained_once_per_catch_up_by_statistics_newer_than_its_records() {
-        let stats = [lag(0, Some(0)), lag(1, Some(0)), lag(2, Some(7))];
-        let mut d = Drained::default();
-        assert!(
-            d.newly_drained(&[0, 1, 2], &stats, None).is_empty(),
-            "no statistics yet"
-        );
-        let before = Instant::now();
-        assert_eq!(d.newly_drained(&[0, 1, 2, 3], &stats, Some(before)), [0, 1]);
-        assert!(
-            d.newly_drained(&[0, 1], &stats, Some(before)).is_empty(),
-            "told once"
-        );
-        // Partition 1 brings a record: statistics from before it do not drain it again.
-        d.records_of(&[1]);
-        assert!(d.newly_drained(&[0, 1], &stats, Some(before)).is_empty());
-        assert_eq!(d.newly_drained(&[0, 1], &stats, Some(Instant::now())), [1]);
-        assert!(d
-            .newly_drained(&[0], &[lag(0, None)], Some(Instant::now()))
-            .is_empty());
-        // After a rebalance the pipeline forgot: tell again.
-        d.rebalanced();
-        assert_eq!(
-            d.newly_drained(&[0, 1], &stats, Some(Instant::now())),
-            [0, 1]
-        );
-    }
-
     #[test]
     fn marks_keep_the_order_of_the_rebalance() {
         let marks = rebalance_marks(
@@ -626,42 +452,5 @@ mod tests {
                 "assigned [] of Some(4)"
             ]
         );
-    }
-
-    fn records(partition: i32, n: usize) -> Feed {
-        Feed::Records(
-            (0..n)
-                .map(|i| Record {
-                    stream: partition as u64,
-                    offset: i as u64,
-                    partition: Some(partition),
-                    payload: Vec::new(),
-                })
-                .collect(),
-        )
-    }
-
-    /// A full channel holds items in order; a revocation drops the held records of the
-    /// revoked partitions (never handed over: the next owner reads them) and keeps marks.
-    #[test]
-    fn held_items_go_in_order_and_revoked_records_are_dropped() {
-        let (tx, mut rx) = mpsc::channel(1);
-        let mut held = Held::default();
-        held.push(records(0, 2));
-        held.push(records(1, 1));
-        held.push(Feed::CaughtUp(vec![7]));
-        held.hand_over(&tx).unwrap();
-        assert!(
-            held.stalled_for().is_some(),
-            "the channel took one item of three"
-        );
-        held.rebalanced(&[RebalanceEvent::Revoked(vec![1])]);
-        assert!(matches!(rx.try_recv(), Ok(Ok(Feed::Records(r))) if r.len() == 2));
-        held.hand_over(&tx).unwrap();
-        assert_eq!(rx.try_recv().unwrap().unwrap(), Feed::CaughtUp(vec![7]));
-        assert!(held.is_empty() && held.stalled_for().is_none());
-        drop(rx);
-        held.push(records(0, 1));
-        assert!(held.hand_over(&tx).is_err(), "the pipeline is gone");
     }
 }
