@@ -38,10 +38,16 @@
 //! holding it; the first message at or after it must be it, or the gap is logged and
 //! counted ([`resume`]).
 //!
+//! # Closing
+//! Dropping a source leaves the group, but waits at most the session timeout and a few
+//! seconds for librdkafka to finish: with the group's coordinator gone, librdkafka's close
+//! can wait forever, and so would a worker shutting down (`close.rs`).
+//!
 //! [`group`] reads the whole group from outside it (members, committed offsets, lag in
 //! messages and time per partition), for `riffle lag` and ingest's group monitor.
 
 pub mod assignment;
+mod close;
 mod context;
 mod error;
 pub mod group;
@@ -58,6 +64,7 @@ use riffle_registry::SourceKind;
 pub use context::{PartitionLag, RebalanceEvent, RevokeHook};
 pub use error::SourceError;
 
+use close::DeadlineConsumer;
 use context::SourceContext;
 use resume::{Resume, Verdict};
 
@@ -98,6 +105,11 @@ pub const FETCH_WAIT: Duration = Duration::from_millis(20);
 /// 287k/304k at 10 ms (the wait for input 1.1-2.0 s -> 0.2-0.3 s of a 3.4-6.1 s run). A
 /// postponed fetch is only a timer: no request goes out until the queue has room.
 pub const FETCH_QUEUE_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How much longer than the session timeout (librdkafka's own bound on waiting for the
+/// group's coordinator while closing) a consumer may take to close before it is left to
+/// close in the background.
+const CLOSE_MARGIN: Duration = Duration::from_secs(5);
 
 impl KafkaConfig {
     pub fn new(brokers: &str, topic: &str, group_id: &str) -> Self {
@@ -185,9 +197,10 @@ pub struct SourceMessage {
 }
 
 /// A consumer-group member reading one topic. Leaves the group when dropped (revoking its
-/// partitions, so the [`RevokeHook`] runs one last time).
+/// partitions, so the [`RevokeHook`] runs one last time), waiting at most the session
+/// timeout and a few seconds for it (see the module docs).
 pub struct KafkaSource {
-    consumer: BaseConsumer<SourceContext>,
+    consumer: DeadlineConsumer<SourceContext>,
     topic: String,
     /// An error met after some messages of a batch: returned by the next poll.
     pending: Option<SourceError>,
@@ -209,8 +222,9 @@ impl KafkaSource {
         consumer
             .subscribe(&[&config.topic])
             .map_err(|e| SourceError::from_kafka("subscribe", e))?;
+        let close_wait = config.session_timeout + CLOSE_MARGIN;
         Ok(Self {
-            consumer,
+            consumer: DeadlineConsumer::new(consumer, close_wait, "consumer"),
             topic: config.topic,
             pending: None,
             carry: None,

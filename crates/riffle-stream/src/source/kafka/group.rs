@@ -23,11 +23,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, DefaultConsumerContext};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::close::DeadlineConsumer;
 use super::{assignment, KafkaConfig, SourceError};
 
 /// A member of the group.
@@ -147,10 +148,10 @@ pub struct GroupProbe {
     topic: String,
     group: String,
     /// Carries the group id for `OffsetFetch` and `DescribeGroups`; never subscribes.
-    admin: BaseConsumer,
+    admin: DeadlineConsumer<DefaultConsumerContext>,
     /// Assigned partitions to read from (a private group id, never joined), with statistics
     /// for their high watermark.
-    reader: BaseConsumer<ReaderContext>,
+    reader: DeadlineConsumer<ReaderContext>,
 }
 
 /// High watermarks from the reader's statistics.
@@ -227,11 +228,12 @@ impl GroupProbe {
                 high: Mutex::default(),
             })
             .map_err(|e| SourceError::from_kafka("connect", e))?;
+        let wait = config.session_timeout;
         Ok(Self {
             topic: config.topic.clone(),
             group: config.group_id.clone(),
-            admin,
-            reader,
+            admin: DeadlineConsumer::new(admin, wait, "group probe"),
+            reader: DeadlineConsumer::new(reader, wait, "group probe's reader"),
         })
     }
 
@@ -398,6 +400,7 @@ pub fn nudge(config: &KafkaConfig, within: Duration) -> Result<(), SourceError> 
         )
         .create()
         .map_err(|e| SourceError::from_kafka("connect", e))?;
+    let consumer = DeadlineConsumer::new(consumer, config.session_timeout, "short-lived member");
     consumer
         .subscribe(&[&config.topic])
         .map_err(|e| SourceError::from_kafka("subscribe", e))?;
