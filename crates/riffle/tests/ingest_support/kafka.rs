@@ -90,7 +90,7 @@ impl ProducerContext for AckContext {
 }
 
 /// Produces messages on a thread of its own, one per produce call, each acknowledged before
-/// the next (tansu cannot fetch from an offset inside a producer batch), `pause` apart.
+/// the next (tansu cannot fetch from an offset inside a producer batch), one every `pause`.
 pub struct Background {
     acks: Arc<Acks>,
     done: Arc<AtomicBool>,
@@ -99,6 +99,23 @@ pub struct Background {
 
 impl Background {
     pub fn start(bootstrap: &str, messages: Vec<(String, String)>, pause: Duration) -> Self {
+        let count = messages.len();
+        let mut messages = messages.into_iter();
+        Self::start_with(bootstrap, count, pause, move |_| {
+            messages.next().expect("one message per index")
+        })
+    }
+
+    /// `count` messages made by `make(i)` just before message `i` is sent (so an event can
+    /// carry its time of sending), message `i` sent `i * pause` after the start: a schedule,
+    /// not a pause after each delivery, so a slow round trip does not slow the rate (when
+    /// behind, the next goes at once).
+    pub fn start_with(
+        bootstrap: &str,
+        count: usize,
+        pause: Duration,
+        mut make: impl FnMut(usize) -> (String, String) + Send + 'static,
+    ) -> Self {
         let context = AckContext::default();
         let acks = context.0.clone();
         let producer: BaseProducer<AckContext> = ClientConfig::new()
@@ -109,11 +126,15 @@ impl Background {
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         let thread = std::thread::spawn(move || {
-            for (key, payload) in &messages {
+            let start = Instant::now();
+            for i in 0..count {
+                let due = start + pause * u32::try_from(i).unwrap_or(u32::MAX);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let (key, payload) = make(i);
                 let record = BaseRecord::to(TOPIC)
-                    .key(key)
-                    .payload(payload)
-                    .partition(partition_of(key));
+                    .key(&key)
+                    .payload(&payload)
+                    .partition(partition_of(&key));
                 producer
                     .send(record)
                     .map_err(|(e, _)| e)
@@ -126,7 +147,6 @@ impl Background {
                     );
                     producer.poll(Duration::from_millis(1));
                 }
-                std::thread::sleep(pause);
             }
             flag.store(true, Ordering::SeqCst);
         });
