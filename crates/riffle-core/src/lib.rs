@@ -5,15 +5,18 @@
 //!   per response (see DESIGN.md §3 "Degradation levels").
 //! - [`Timestamp`]: milliseconds since the Unix epoch, parsed from RFC 3339 or epoch millis.
 //! - [`EntityId`]: a validated entity identifier.
+//! - [`AggregationKind`]: what a window feature computes (`count`, `sum`, …).
 //!
 //! This crate does no I/O and knows nothing of tokio, HTTP or Redis.
 #![forbid(unsafe_code)]
 
+mod aggregation;
 mod entity;
 mod status;
 mod time;
 mod value;
 
+pub use aggregation::AggregationKind;
 pub use entity::{EntityId, EntityIdError, MAX_ENTITY_ID_LEN};
 pub use status::{Degradation, ValueStatus};
 pub use time::{Timestamp, TimestampError};

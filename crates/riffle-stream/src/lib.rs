@@ -27,8 +27,6 @@
 pub mod bulk_load;
 pub mod dead_letter;
 pub mod decode;
-pub mod generator;
 pub mod pipeline;
 pub mod source;
-pub mod window;
 pub mod writer;

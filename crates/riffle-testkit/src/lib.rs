@@ -7,10 +7,12 @@
 //! - [`KafkaBroker`]: a private Kafka-protocol broker (`tansu`, in-memory storage) that
 //!   tests can create topics on, kill and hang.
 //! - [`free_port`]: a loopback port nobody listens on.
+//! - [`fixtures`]: the registries tests across the workspace share.
 //!
 //! No mocks: the fault tests of Riffle fault the real thing.
 #![forbid(unsafe_code)]
 
+pub mod fixtures;
 mod kafka_broker;
 mod process;
 mod redis_cluster;

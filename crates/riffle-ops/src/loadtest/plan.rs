@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use riffle_registry::{KeyType, Registry, UnsafePolicy};
-use riffle_stream::generator::PowerLaw;
+use riffle_synth::PowerLaw;
 
 use super::LoadtestError;
 

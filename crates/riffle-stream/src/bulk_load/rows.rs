@@ -236,7 +236,7 @@ mod tests {
     use super::*;
 
     fn schema() -> RowSchema {
-        let registry = crate::bulk_load::tests::fraud();
+        let registry = riffle_testkit::fixtures::fraud_registry();
         let group = registry.group("user_profile").cloned().unwrap();
         RowSchema::new(&registry, &group)
     }

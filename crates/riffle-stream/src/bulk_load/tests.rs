@@ -9,9 +9,8 @@ use riffle_store::{EntityRead, OnlineStore, RowRead, StoreLimits, StoreUrl};
 
 use super::*;
 
-pub(crate) fn fraud() -> Registry {
-    Registry::from_toml(include_str!("../../../../examples/fraud/riffle.toml"))
-        .expect("the fraud example registry is valid")
+fn fraud() -> Registry {
+    riffle_testkit::fixtures::fraud_registry()
 }
 
 async fn embedded(dir: &Path) -> Arc<OnlineStore> {

@@ -15,7 +15,7 @@ use riffle_core::Timestamp;
 use tokio::sync::mpsc;
 
 use super::input::{stdin_stream_id, Feed, Record};
-use crate::generator::{EventGenerator, Pacer};
+use riffle_synth::{EventGenerator, Pacer};
 
 /// How often the pacer is asked for due events.
 const TICK: Duration = Duration::from_millis(5);
@@ -121,37 +121,12 @@ fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::{Bursts, EventPlan};
-    use riffle_registry::Registry;
-
-    const REGISTRY: &str = r#"
-[project]
-name = "t"
-
-[[entities]]
-name = "user"
-join_key = "user_id"
-
-[[sources]]
-name = "transactions"
-entity = "user"
-kind = "generator"
-fields = [{ name = "amount", type = "float64" }]
-
-[[feature_groups]]
-name = "tx"
-entity = "user"
-source = "transactions"
-ttl = "2h"
-freshness_slo = "1m"
-features = [
-  { name = "n_1h", type = "int64", default = 0, aggregation = "count", window = "1h" },
-]
-"#;
+    use crate::decode::Decoder;
+    use riffle_synth::{Bursts, EventPlan};
 
     #[test]
     fn a_limited_feed_sends_exactly_the_limit_with_increasing_offsets_then_ends() {
-        let reg = Registry::from_toml(REGISTRY).unwrap();
+        let reg = riffle_testkit::fixtures::generator_registry();
         let plan = EventPlan::new(1e9, 100, 1);
         let generator = EventGenerator::new(&reg, &reg.sources[0], &plan).unwrap();
         let pacer = Pacer::new(1e9, Bursts::none(1));
@@ -170,5 +145,24 @@ features = [
         }
         assert_eq!(offsets, (1..=1_234).collect::<Vec<_>>());
         feed.stop();
+    }
+
+    #[test]
+    fn events_decode_by_the_source_schema() {
+        let reg = riffle_testkit::fixtures::generator_registry();
+        let source = &reg.sources[0];
+        let plan = EventPlan::new(500.0, 10_000, 7);
+        let mut gen = EventGenerator::new(&reg, source, &plan).unwrap();
+        let decoder = Decoder::new(&reg, source);
+        let now = 1_800_000_000_000;
+        for _ in 0..2_000 {
+            let payload = gen.next_event(now);
+            let event = decoder
+                .decode(&payload, None)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&payload)));
+            let t = event.time.millis();
+            assert!((now - 3_000..=now).contains(&t), "time {t}");
+            assert!(event.fields.iter().all(|v| !v.is_null()), "{event:?}");
+        }
     }
 }

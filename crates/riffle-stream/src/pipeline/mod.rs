@@ -6,7 +6,7 @@
 //! Lines are read on a thread ([`input`]) and decoded by the source's schema
 //! ([`crate::decode`]). Every feature of every group fed by the source is one window spec
 //! ([`specs`]). For each batch of events, the stored state of entities not seen yet this run
-//! is read in one batched call and restored into the [`WindowEngine`](crate::window::WindowEngine);
+//! is read in one batched call and restored into the [`WindowEngine`](riffle_window::WindowEngine);
 //! then each event is applied unless its entity already holds its position. Every
 //! `ingest.flush_interval` or `ingest.flush_max_events` events (and at the end; while the
 //! previous flush's write is in flight, as soon as it lands, with everything received

@@ -27,7 +27,7 @@ use super::summary::IngestSummary;
 use super::watermark::Publication;
 use crate::dead_letter::{DeadLetter, DeadLetterSink, DeadLetterTarget};
 use crate::decode::{Decoder, Rejection};
-use crate::window::{ConfigError, Rejected, WindowEngine};
+use riffle_window::{ConfigError, Rejected, WindowEngine};
 
 /// How long pending-expiry index and stream-progress keys outlive their last write, beyond
 /// the longest window (after it every pending expiry is past).

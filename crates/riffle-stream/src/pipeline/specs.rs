@@ -8,7 +8,7 @@ use riffle_core::{FeatureType, FeatureValue};
 use riffle_registry::{GroupId, Registry, Source};
 
 use crate::decode;
-use crate::window::{self, AggregationSpec, EngineConfig};
+use riffle_window::{AggregationSpec, EngineConfig};
 
 /// The engine configuration for one source, and where each value goes.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl SpecMap {
 }
 
 /// A decoded event in the engine's form: named fields, absent ones left out.
-pub fn to_window_event(source: &Source, event: decode::Event) -> window::Event {
+pub fn to_window_event(source: &Source, event: decode::Event) -> riffle_window::Event {
     let names: Vec<Arc<str>> = source
         .fields
         .iter()
@@ -88,14 +88,14 @@ pub fn to_window_event(source: &Source, event: decode::Event) -> window::Event {
 
 /// [`to_window_event`] with the source's field names already shared (the pipeline makes
 /// them once per run, so an event costs no name copies).
-pub fn named_event(names: &[Arc<str>], event: decode::Event) -> window::Event {
+pub fn named_event(names: &[Arc<str>], event: decode::Event) -> riffle_window::Event {
     let fields = names
         .iter()
         .zip(event.fields)
         .filter(|(_, v)| *v != FeatureValue::Null)
         .map(|(n, v)| (n.clone(), v))
         .collect();
-    window::Event {
+    riffle_window::Event {
         entity: event.entity,
         time: event.time,
         fields,

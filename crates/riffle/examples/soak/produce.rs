@@ -19,7 +19,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 use riffle_core::Timestamp;
-use riffle_stream::generator::{EventGenerator, EventPlan, Pacer};
+use riffle_synth::{EventGenerator, EventPlan, Pacer};
 
 use crate::Topic;
 

@@ -20,10 +20,10 @@ use riffle_registry::{GroupId, Registry};
 use riffle_serve::ServeDeps;
 use riffle_store::{OnlineStore, StoreUrl};
 use riffle_stream::dead_letter::DeadLetterTarget;
-use riffle_stream::generator::{EventGenerator, EventPlan, Pacer, Population};
 use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
 use riffle_stream::pipeline::{self, Control, GeneratorFeed, IngestSummary, PipelineOptions};
-use riffle_stream::writer::PipelinedWriter;
+use riffle_stream::writer::{Batch, PipelinedWriter};
+use riffle_synth::{EventGenerator, EventPlan, Pacer, Population};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -231,7 +231,14 @@ async fn load_population(
     let now = Timestamp::now();
     for mut batch in population.batches(USERS_PER_BATCH, now) {
         batch.rows.retain(|r| !skip.contains(&r.group));
-        writer.submit(batch).await;
+        writer
+            .submit(Batch {
+                index: batch.index,
+                first_line: batch.first,
+                last_line: batch.last,
+                rows: batch.rows,
+            })
+            .await;
         for outcome in writer.take_completed() {
             bar.inc(outcome.last_line - outcome.first_line + 1);
             if let Err(e) = outcome.result {

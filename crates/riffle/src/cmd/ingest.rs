@@ -29,7 +29,6 @@ use clap::Args;
 use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
 use riffle_stream::dead_letter::DeadLetterTarget;
-use riffle_stream::generator::{EventGenerator, EventPlan, Pacer};
 use riffle_stream::pipeline::group_monitor::GroupMonitor;
 use riffle_stream::pipeline::http_feed::{self, HttpEvents};
 use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
@@ -38,6 +37,7 @@ use riffle_stream::pipeline::{
 };
 use riffle_stream::source::kafka::group::RIFFLE_CLIENT_PREFIX;
 use riffle_stream::source::kafka::KafkaConfig;
+use riffle_synth::{EventGenerator, EventPlan, Pacer};
 use tokio::sync::mpsc;
 
 use crate::config::{self, ConfigArgs};

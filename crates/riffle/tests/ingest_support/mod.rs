@@ -1,6 +1,6 @@
 //! Support for the `cli_ingest*` tests: the test registry, a seeded event generator, a
 //! deliberately simple oracle that computes every window value from the raw events with the
-//! tile definition documented in `riffle_stream::window` (no code shared with the engine),
+//! tile definition documented in `riffle_window` (no code shared with the engine),
 //! and the Kafka side of the Kafka tests ([`kafka`]).
 #![allow(dead_code)]
 

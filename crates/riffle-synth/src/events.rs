@@ -382,62 +382,9 @@ fn push_key(out: &mut String, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Decoder;
-
-    const REGISTRY: &str = r#"
-[project]
-name = "t"
-
-[[entities]]
-name = "user"
-join_key = "user_id"
-
-[[sources]]
-name = "transactions"
-entity = "user"
-kind = "generator"
-rate = 500
-entities = 10000
-time_field = "event_time"
-fields = [
-  { name = "amount", type = "float64" },
-  { name = "merchant_id", type = "string" },
-  { name = "country", type = "string" },
-  { name = "card_present", type = "bool" },
-]
-
-[[feature_groups]]
-name = "tx"
-entity = "user"
-source = "transactions"
-ttl = "2h"
-freshness_slo = "1m"
-features = [
-  { name = "n_1h", type = "int64", default = 0, aggregation = "count", window = "1h" },
-]
-"#;
 
     fn registry() -> Registry {
-        Registry::from_toml(REGISTRY).unwrap()
-    }
-
-    #[test]
-    fn events_decode_by_the_source_schema() {
-        let reg = registry();
-        let source = &reg.sources[0];
-        let plan = EventPlan::new(500.0, 10_000, 7);
-        let mut gen = EventGenerator::new(&reg, source, &plan).unwrap();
-        let decoder = Decoder::new(&reg, source);
-        let now = 1_800_000_000_000;
-        for _ in 0..2_000 {
-            let payload = gen.next_event(now);
-            let event = decoder
-                .decode(&payload, None)
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&payload)));
-            let t = event.time.millis();
-            assert!((now - 3_000..=now).contains(&t), "time {t}");
-            assert!(event.fields.iter().all(|v| !v.is_null()), "{event:?}");
-        }
+        riffle_testkit::fixtures::generator_registry()
     }
 
     #[test]

@@ -1,6 +1,35 @@
-//! Window aggregation: per-entity tiled sliding windows that are right *at the time they are
-//! served*, with durable per-entity state. A pure library: no I/O, no tokio, no wall clock
-//! (every time comes in as an argument, so tests and replays are deterministic).
+//! Riffle's window engine: per-entity tiled sliding windows that are right *at the time they
+//! are served*, with durable per-entity state. A pure library: no I/O, no tokio, no store,
+//! no Kafka, no wall clock (every time comes in as an argument, so tests and replays are
+//! deterministic). `riffle ingest` runs it over a stream; the same code computes what a
+//! training set would have been served.
+//!
+//! ```
+//! use std::time::Duration;
+//! use riffle_core::{AggregationKind, EntityId, FeatureValue, Timestamp};
+//! use riffle_window::{AggregationSpec, EngineConfig, Event, WindowEngine};
+//!
+//! let hour = Duration::from_secs(3600);
+//! let specs = vec![
+//!     AggregationSpec::new("tx_count_1h", AggregationKind::Count, None, hour),
+//!     AggregationSpec::new("tx_sum_1h", AggregationKind::Sum, Some("amount"), hour),
+//! ];
+//! let mut engine = WindowEngine::new(EngineConfig::new(specs)).unwrap();
+//! let at = |ms: i64| Timestamp::from_millis(ms).unwrap();
+//! let u42 = EntityId::new("u42").unwrap();
+//! let t0 = 1_796_000_000_000;
+//! for (i, amount) in [12.5, 7.5].into_iter().enumerate() {
+//!     let event = Event::new(u42.clone(), at(t0 + i as i64 * 1_000))
+//!         .with("amount", FeatureValue::Float64(amount));
+//!     engine.ingest(&event, at(t0 + 5_000)).unwrap();
+//! }
+//! let now = engine.values(&u42, at(t0 + 5_000));
+//! assert_eq!(now, [FeatureValue::Int64(2), FeatureValue::Float64(20.0)]);
+//! // Two hours later both events have left the window, with no new event.
+//! engine.advance(at(t0 + 2 * 3_600_000));
+//! let later = engine.values(&u42, at(t0 + 2 * 3_600_000));
+//! assert_eq!(later, [FeatureValue::Int64(0), FeatureValue::Float64(0.0)]);
+//! ```
 //!
 //! # Model
 //!
@@ -75,6 +104,8 @@
 //! [`WindowEngine::restore_entity`] rebuild the engine, and replaying the source from the
 //! checkpointed offsets reproduces the state exactly: the engine is deterministic (no
 //! randomness, no wall clock, stable hashing, arrival order kept per entity in the state).
+
+#![forbid(unsafe_code)]
 
 mod aggregate;
 mod distinct;

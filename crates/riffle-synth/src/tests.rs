@@ -7,7 +7,7 @@ use riffle_registry::Registry;
 use super::*;
 
 fn fraud() -> Registry {
-    crate::bulk_load::tests::fraud()
+    riffle_testkit::fixtures::fraud_registry()
 }
 
 fn now() -> Timestamp {
@@ -65,9 +65,9 @@ fn the_same_seed_gives_the_same_population() {
     let c = Population::new(&registry, "user", 100, 8).unwrap();
     assert_eq!(a.rows(3, now()), b.rows(3, now()));
     assert_ne!(a.rows(3, now()), c.rows(3, now()));
-    let batches: Vec<Batch> = a.batches(30, now()).collect();
+    let batches: Vec<EntityBatch> = a.batches(30, now()).collect();
     assert_eq!(batches.len(), 4);
-    assert_eq!((batches[3].first_line, batches[3].last_line), (90, 99));
+    assert_eq!((batches[3].first, batches[3].last), (90, 99));
     assert_eq!(batches[3].rows.len(), 10 * registry.groups.len());
 }
 

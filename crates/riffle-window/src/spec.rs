@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::hash::StableHasher;
 use super::tile::TileGrid;
 
-/// How a window's events become one value: the registry's declaration, used as is.
-pub use riffle_registry::AggregationKind;
+/// How a window's events become one value (the registry declares it with this type).
+pub use riffle_core::AggregationKind;
 
 /// One window feature.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,3 +1,5 @@
+//! Riffle's synthetic data, for the demo, the load tests and the benches.
+//!
 //! A synthetic population for any registry: `n` entities of one entity type with power-law
 //! activity (top 1% ≈ 20% of activity, see [`PowerLaw`]), and a plausible row for every
 //! feature group of that entity, driven by the features' declared types (names such as
@@ -29,7 +31,14 @@ pub use events::{Bursts, EventGenerator, EventPlan, Pacer, Pick};
 pub use power_law::{harmonic, PowerLaw};
 use values::{Kind, Traits};
 
-use crate::writer::Batch;
+/// The rows of entities `first..=last` of a population (numbers, from 0), batch `index`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityBatch {
+    pub index: u64,
+    pub first: u64,
+    pub last: u64,
+    pub rows: Vec<RowWrite>,
+}
 
 /// Groups whose freshness SLO is at most this are "fast": the ticker moves them.
 pub const FAST_GROUP_SLO: Duration = Duration::from_secs(300);
@@ -183,21 +192,20 @@ impl Population {
     }
 
     /// The whole population as batches of `entities_per_batch` entities (all their groups).
-    /// A batch's `first_line`/`last_line` are entity numbers.
     pub fn batches(
         &self,
         entities_per_batch: u64,
         now: Timestamp,
-    ) -> impl Iterator<Item = Batch> + '_ {
+    ) -> impl Iterator<Item = EntityBatch> + '_ {
         let per = entities_per_batch.max(1);
         let count = self.entities.div_ceil(per);
         (0..count).map(move |b| {
             let first = b * per;
             let last = ((b + 1) * per).min(self.entities) - 1;
-            Batch {
+            EntityBatch {
                 index: b,
-                first_line: first,
-                last_line: last,
+                first,
+                last,
                 rows: (first..=last).flat_map(|n| self.rows(n, now)).collect(),
             }
         })
