@@ -129,7 +129,7 @@ run_once() {
     if [ "$kind" != bare ]; then
       local cfg=$config
       [ "$kind" = riffle0 ] && cfg=$config0
-      NO_COLOR=1 RUST_LOG=warn,riffle_stream::source::kafka=info,riffle_stream::pipeline=warn \
+      NO_COLOR=1 RUST_LOG=warn,riffle_ingest::feed::kafka::source=info,riffle_ingest::pipeline=warn \
         "$bin" ingest --config "$cfg" --store "redis://127.0.0.1:$redis_port" \
         --brokers "$brokers" --topic transactions --group-id "$group" --listen "127.0.0.1:$(free_port)" \
         > "$dir/$1.log" 2>&1 &

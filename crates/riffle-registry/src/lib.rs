@@ -3,7 +3,7 @@
 //!
 //! Loading goes in two steps, as in every config reader we trust:
 //! - [`raw`] deserialises the file into plain structs (unknown fields are errors);
-//! - [`resolve`] checks every rule and builds the resolved [`Registry`], reporting *every*
+//! - `resolve` checks every rule and builds the resolved [`Registry`], reporting *every*
 //!   problem at once, each with its path (`feature_groups[2].features[0].default: expected
 //!   int64, got "abc"`).
 //!

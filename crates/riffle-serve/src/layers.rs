@@ -13,12 +13,12 @@ use crate::error::ApiError;
 use crate::metrics::HttpLabels;
 use crate::state::AppState;
 
-/// The guard of read routes: [`guard`] with the read token rule.
+/// The guard of read routes: `guard` with the read token rule.
 pub async fn guard_reads(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     guard(&state, req, next, auth::read_allowed).await
 }
 
-/// The guard of write routes: [`guard`] with the write token rule.
+/// The guard of write routes: `guard` with the write token rule.
 pub async fn guard_writes(
     State(state): State<Arc<AppState>>,
     req: Request,

@@ -17,7 +17,7 @@
 //!
 //! Values served are also sampled into their features' distributions ([`crate::drift`]).
 //!
-//! [`Lookup::read`] runs these top to bottom; the HTTP limits in front of it (body size,
+//! [`Reader::read`] runs these top to bottom; the HTTP limits in front of it (body size,
 //! batch size, concurrency) are composed in [`crate::router`].
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -147,7 +147,7 @@ impl EmbeddedStore {
         .map_err(err)?
     }
 
-    /// Removes up to [`SWEEP_BATCH`] expired keys; returns how many.
+    /// Removes up to `SWEEP_BATCH` expired keys; returns how many.
     pub fn sweep(&self) -> Result<usize, StoreError> {
         sweep_once(&self.db)
     }

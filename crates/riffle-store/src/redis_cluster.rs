@@ -2,7 +2,7 @@
 //! pipeline per node per batch, all nodes in parallel, and keeps one sick node from failing
 //! the whole store.
 //!
-//! - **Slot map** ([`slot_map`]): from `CLUSTER SLOTS` of any reachable node (seeds first
+//! - **Slot map** (`slot_map.rs`): from `CLUSTER SLOTS` of any reachable node (seeds first
 //!   known, then the masters learnt). Fetched lazily on the first call, refreshed in the
 //!   background (one refresh at a time, at most every [`MIN_REFRESH_INTERVAL`]) when a node
 //!   answers `MOVED`, `CLUSTERDOWN` or `READONLY`, cannot be reached, or is skipped by its
@@ -23,7 +23,7 @@
 //!   refresh), `ASK` resends with `ASKING` to the named node; at most [`MAX_REDIRECTS`] per
 //!   command, after which it is answered as unavailable. Resending is safe: our writes are
 //!   idempotent (`HSET` of whole fields, `PEXPIRE`, `HDEL`).
-//! - **Per-node health**: each node has a circuit breaker ([`breaker`]) and a bound on its
+//! - **Per-node health**: each node has a circuit breaker (`breaker.rs`) and a bound on its
 //!   pipelines in flight; a node's pipeline runs under the call's deadline. A node that is
 //!   skipped, full, slow or down answers for its keys only: reads of its entities come back
 //!   unavailable ([`crate::RowRead::Unavailable`]) while the other nodes' entities are

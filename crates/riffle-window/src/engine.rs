@@ -30,7 +30,7 @@ struct Slot {
 /// count/sum/max/last, 24 h mean, 7 d distinct_count; events up to 1 min out of order):
 /// ingest ~1.25 M events/s with 1,000 hot entities, ~0.3 M events/s with 100,000 entities
 /// hit at random, where cache misses on tiles dominate: specs on one grid therefore share
-/// a run of tiles (see [`TileRun`](super::tile::TileRun)). Entities are found through
+/// a run of tiles (see `TileRun` in `tile.rs`). Entities are found through
 /// foldhash (SipHash and its key compares were ~6% of a backfill's main thread).
 #[derive(Debug)]
 pub struct WindowEngine {

@@ -7,7 +7,7 @@
 //!   `kafka partitions assigned`), as `assigned=0,1`, until killed.
 //! - `produce`: the lines of a file into a topic, keyed by user id, paced to take
 //!   `--seconds` (librdkafka batches what is queued while a request is in flight).
-//! - `state`: the consumer group from outside it (`riffle_stream`'s group probe): per
+//! - `state`: the consumer group from outside it (`riffle_ingest`'s group probe): per
 //!   partition the end offset and the committed offset, as `end=.. committed=..`.
 //!
 //! Output lines are `key=value` so the script can pick them up.
@@ -21,8 +21,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use riffle_stream::source::kafka::group::GroupProbe;
-use riffle_stream::source::kafka::KafkaConfig;
+use riffle_ingest::feed::kafka::source::group::GroupProbe;
+use riffle_ingest::feed::kafka::source::KafkaConfig;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

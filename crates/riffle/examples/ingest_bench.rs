@@ -225,7 +225,7 @@ fn drain(flags: &Flags) -> anyhow::Result<()> {
     // `--fetch-wait-ms 500` is librdkafka's default.
     let fetch_wait: u64 = flags.num(
         "fetch-wait-ms",
-        riffle_stream::source::kafka::FETCH_WAIT.as_millis() as u64,
+        riffle_ingest::feed::kafka::source::FETCH_WAIT.as_millis() as u64,
     )?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", flags.get("brokers")?)

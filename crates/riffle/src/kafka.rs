@@ -1,15 +1,15 @@
 //! The Kafka flags `ingest`, `lag` and `check` share (`--brokers`, `--topic`,
 //! `--group-id`, overriding a source's own), and the consumer group as the broker sees it,
-//! sampled for `lag` and `check` (`riffle_stream::source::kafka::group`), in the shape the
+//! sampled for `lag` and `check` (`riffle_ingest::feed::kafka::source::group`), in the shape the
 //! operator toolkit judges (`riffle_ops::lag::BrokerView`).
 
 use std::time::Duration;
 
 use clap::Args;
+use riffle_ingest::feed::kafka::source::group::GroupProbe;
+use riffle_ingest::feed::kafka::source::KafkaConfig;
 use riffle_ops::lag::{BrokerMember, BrokerPartition, BrokerView};
 use riffle_registry::Registry;
-use riffle_stream::source::kafka::group::GroupProbe;
-use riffle_stream::source::kafka::KafkaConfig;
 
 /// How long sampling the consumer group may take.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use riffle_stream::bulk_load::{LoadProgress, LoadSummary, ProgressUpdate};
+use riffle_ingest::bulk_load::{LoadProgress, LoadSummary, ProgressUpdate};
 
 fn bar(len: u64, template: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());

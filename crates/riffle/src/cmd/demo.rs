@@ -16,13 +16,14 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use riffle_core::Timestamp;
+use riffle_ingest::dead_letter::DeadLetterTarget;
+use riffle_ingest::feed::{self, GeneratorFeed};
+use riffle_ingest::pipeline::{self, Control, IngestSummary, PipelineOptions};
+use riffle_ingest::server::{self, IngestStatus};
+use riffle_ingest::writer::{Batch, PipelinedWriter};
 use riffle_registry::{GroupId, Registry};
 use riffle_serve::ServeDeps;
 use riffle_store::{OnlineStore, StoreUrl};
-use riffle_stream::dead_letter::DeadLetterTarget;
-use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
-use riffle_stream::pipeline::{self, Control, GeneratorFeed, IngestSummary, PipelineOptions};
-use riffle_stream::writer::{Batch, PipelinedWriter};
 use riffle_synth::{EventGenerator, EventPlan, Pacer, Population};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -149,16 +150,16 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         .map_err(runtime)?;
     let capacity = registry.ingest.queue_capacity.div_ceil(256);
     let status = Arc::new(IngestStatus::new(SOURCE, &registry.ingest, capacity));
-    let ingest_server = tokio::spawn(ingest_server::serve(
+    let ingest_server = tokio::spawn(server::serve(
         ingest_listener,
-        ingest_server::router(status.clone()),
+        server::router(status.clone()),
         stopped(),
     ));
     let plan = EventPlan::new(args.rate, args.users, args.seed);
     let generator = EventGenerator::new(&registry, &registry.sources[source], &plan)
         .context("cannot build the event generator")
         .map_err(runtime)?;
-    let stream_id = pipeline::generator_stream_id(args.seed);
+    let stream_id = feed::generator_stream_id(args.seed);
     let pacer = Pacer::new(args.rate, plan.bursts.clone());
     let (feed, rx) = GeneratorFeed::start(generator, pacer, stream_id, None, 256, capacity)
         .context("cannot start the event generator")

@@ -1,6 +1,6 @@
 //! `riffle ingest --config PATH [--store URL] [--source NAME] (--from FILE|- [--follow] |
 //! [--brokers H:P,… --topic T [--group-id G]]) [--json]`: feeds events of one source through
-//! the window pipeline (`riffle_stream::pipeline`), with a progress line on stderr and a
+//! the window pipeline (`riffle_ingest::pipeline`), with a progress line on stderr and a
 //! summary on stdout.
 //!
 //! - `--from`: replays NDJSON events and exits once every event is durable; with `--follow`
@@ -26,17 +26,16 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Args;
+use riffle_ingest::dead_letter::DeadLetterTarget;
+use riffle_ingest::feed::http::{self, HttpEvents};
+use riffle_ingest::feed::kafka::group_monitor::GroupMonitor;
+use riffle_ingest::feed::kafka::source::group::RIFFLE_CLIENT_PREFIX;
+use riffle_ingest::feed::kafka::source::KafkaConfig;
+use riffle_ingest::feed::{self, Feed, GeneratorFeed, KafkaFeed};
+use riffle_ingest::pipeline::{self, Control, IngestSummary, PipelineOptions};
+use riffle_ingest::server::{self, IngestStatus};
 use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
-use riffle_stream::dead_letter::DeadLetterTarget;
-use riffle_stream::pipeline::group_monitor::GroupMonitor;
-use riffle_stream::pipeline::http_feed::{self, HttpEvents};
-use riffle_stream::pipeline::ingest_server::{self, IngestStatus};
-use riffle_stream::pipeline::{
-    self, Control, Feed, GeneratorFeed, IngestSummary, KafkaFeed, PipelineOptions,
-};
-use riffle_stream::source::kafka::group::RIFFLE_CLIENT_PREFIX;
-use riffle_stream::source::kafka::KafkaConfig;
 use riffle_synth::{EventGenerator, EventPlan, Pacer};
 use tokio::sync::mpsc;
 
@@ -119,7 +118,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         &registry.ingest,
         capacity,
     ));
-    let mut routes = ingest_server::router(status.clone());
+    let mut routes = server::router(status.clone());
     let generated = args.generate.is_some()
         || matches!(registry.sources[source].kind, SourceKind::Generator { .. });
     let mut kafka_topic = None;
@@ -129,8 +128,8 @@ pub async fn run(args: IngestArgs) -> CmdResult {
             let (events, rx) = HttpEvents::channel(
                 status.clone(),
                 capacity,
-                http_feed::DEFAULT_MAX_BODY,
-                http_feed::DEFAULT_MAX_WAIT,
+                http::DEFAULT_MAX_BODY,
+                http::DEFAULT_MAX_WAIT,
             );
             routes = routes.merge(events.router());
             Input {
@@ -157,7 +156,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
                         (
                             p.partition,
                             p.consumer_lag,
-                            pipeline::kafka_stream_id(&topic, p.partition),
+                            feed::kafka_stream_id(&topic, p.partition),
                         )
                     })
                     .collect()
@@ -211,7 +210,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
                 "riffle ingest: metrics on http://{addr}/metrics, health on http://{addr}/health"
             );
         }
-        tokio::spawn(ingest_server::serve(listener, routes, async {
+        tokio::spawn(server::serve(listener, routes, async {
             let _ = server_stopped.await;
         }))
     });
@@ -289,16 +288,16 @@ struct KafkaInput {
 fn open_file(from: &Path, follow: bool, capacity: usize) -> Result<Input, Failure> {
     let stdin = from.as_os_str() == "-";
     let (stream_id, reader): (u64, Box<dyn std::io::Read + Send>) = if stdin {
-        (pipeline::stdin_stream_id(), Box::new(std::io::stdin()))
+        (feed::stdin_stream_id(), Box::new(std::io::stdin()))
     } else {
         let file = std::fs::File::open(from)
             .map_err(|e| usage(anyhow!("cannot open {}: {e}", from.display())))?;
-        let id = pipeline::file_stream_id(from)
+        let id = feed::file_stream_id(from)
             .map_err(|e| usage(anyhow!("cannot identify {}: {e}", from.display())))?;
         (id, Box::new(file))
     };
-    let feed = pipeline::spawn_reader(reader, stream_id, follow && !stdin, 256, capacity)
-        .map_err(runtime)?;
+    let feed =
+        feed::spawn_reader(reader, stream_id, follow && !stdin, 256, capacity).map_err(runtime)?;
     Ok(Input {
         described: from.display().to_string(),
         stream_id,
@@ -331,7 +330,7 @@ fn open_generator(
     let plan = EventPlan::new(rate, entities, args.seed);
     let generator = EventGenerator::new(registry, src, &plan).map_err(usage)?;
     let pacer = Pacer::new(rate, plan.bursts.clone());
-    let stream_id = pipeline::generator_stream_id(args.seed);
+    let stream_id = feed::generator_stream_id(args.seed);
     let (feed, rx) =
         GeneratorFeed::start(generator, pacer, stream_id, args.max_events, 256, capacity)
             .map_err(runtime)?;

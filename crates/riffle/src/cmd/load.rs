@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use riffle_stream::bulk_load::{self, Format, LoadOptions, LoadSummary};
+use riffle_ingest::bulk_load::{self, Format, LoadOptions, LoadSummary};
 
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult};

@@ -291,7 +291,7 @@ impl Worker {
             .current_dir(dir)
             .env_remove("RIFFLE_CONFIG")
             .env_remove("RIFFLE_STORE")
-            .env("RUST_LOG", "warn,riffle_stream::source::kafka=info")
+            .env("RUST_LOG", "warn,riffle_ingest::feed::kafka::source=info")
             .env("NO_COLOR", "1")
             .arg("ingest")
             .arg("--config")

@@ -32,9 +32,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::ack::Ack;
-use super::ingest_server::IngestStatus;
-use super::input::{stdin_stream_id, Feed, Record};
+use crate::feed::ack::Ack;
+use crate::feed::{stdin_stream_id, Feed, Record};
+use crate::server::IngestStatus;
 
 /// Largest body accepted by default (4 MiB).
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
@@ -314,7 +314,7 @@ mod tests {
         let (events, mut rx) = HttpEvents::channel(status, 4, 1 << 10, Duration::from_secs(5));
         let pipeline = tokio::spawn(async move {
             if let Some(Ok(Feed::Acked(records, ack))) = rx.recv().await {
-                ack.send(crate::pipeline::AckOutcome {
+                ack.send(crate::feed::ack::AckOutcome {
                     applied: records.len() as u64 - 1,
                     already_applied: 0,
                     dead_lettered: 1,

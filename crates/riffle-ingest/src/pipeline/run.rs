@@ -18,8 +18,6 @@ use riffle_store::{
 };
 use tokio::sync::mpsc;
 
-use super::ack::{Ack, AckOutcome};
-use super::input::{Feed, Record};
 use super::specs::{named_event, SpecMap};
 use super::state::{self, Positions, StateError};
 use super::streams::StreamProgress;
@@ -27,6 +25,8 @@ use super::summary::IngestSummary;
 use super::watermark::Publication;
 use crate::dead_letter::{DeadLetter, DeadLetterSink, DeadLetterTarget};
 use crate::decode::{Decoder, Rejection};
+use crate::feed::ack::{Ack, AckOutcome};
+use crate::feed::{Feed, Record};
 use riffle_window::{ConfigError, Rejected, WindowEngine};
 
 /// How long pending-expiry index and stream-progress keys outlive their last write, beyond

@@ -36,7 +36,7 @@
 //! fetched from a little before it, and what comes before it dropped, because a broker
 //! that fetches only whole producer batches (tansu) would skip the rest of the batch
 //! holding it; the first message at or after it must be it, or the gap is logged and
-//! counted ([`resume`]).
+//! counted (`resume.rs`).
 //!
 //! # Closing
 //! Dropping a source leaves the group, but waits at most the session timeout and a few
@@ -337,7 +337,7 @@ impl KafkaSource {
         }
     }
 
-    /// Offsets of an assigned partition never delivered so far (see [`resume`]).
+    /// Offsets of an assigned partition never delivered so far (see `resume.rs`).
     pub fn offset_gaps(&self) -> u64 {
         self.resume.gaps()
     }

@@ -169,7 +169,7 @@ impl ProducerContext for DeliveryCounter {
     }
 }
 
-/// Produces dead letters to a Kafka topic (`acks=all`); [`flush`](Self::flush) waits until
+/// Produces dead letters to a Kafka topic (`acks=all`); its `flush` waits until
 /// the broker acknowledged every one, and fails if any was refused.
 pub struct KafkaDeadLetterSink {
     topic: String,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use riffle_core::Timestamp;
 use tokio::sync::mpsc;
 
-use super::input::{stdin_stream_id, Feed, Record};
+use crate::feed::{stdin_stream_id, Feed, Record};
 use riffle_synth::{EventGenerator, Pacer};
 
 /// How often the pacer is asked for due events.

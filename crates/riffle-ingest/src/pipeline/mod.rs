@@ -3,27 +3,27 @@
 //!
 //! # Flow
 //!
-//! Lines are read on a thread ([`input`]) and decoded by the source's schema
+//! Records come from one of the inputs under [`crate::feed`] (a file's lines are read on a thread: [`crate::feed::file`]) and decoded by the source's schema
 //! ([`crate::decode`]). Every feature of every group fed by the source is one window spec
 //! ([`specs`]). For each batch of events, the stored state of entities not seen yet this run
 //! is read in one batched call and restored into the [`WindowEngine`](riffle_window::WindowEngine);
 //! then each event is applied unless its entity already holds its position. Every
 //! `ingest.flush_interval` or `ingest.flush_max_events` events (and at the end; while the
 //! previous flush's write is in flight, as soon as it lands, with everything received
-//! meanwhile: group commit, see [`run`]) the engine
+//! meanwhile: group commit, see [`run()`]) the engine
 //! clock moves to the wall clock, and every entity with new events or moved windows gets
 //! one row per group (its values read *now*; a `Null` aggregate as the feature's training
 //! default; `event_ts` = the largest event time applied, capped at now; `computed_at` =
-//! now) **and** its state, written together ([`run`]). Rejected events (undecodable, wrong
+//! now) **and** its state, written together ([`run()`]). Rejected events (undecodable, wrong
 //! schema, too late, from the future, non-numeric) go to the dead-letter file, counted per
 //! reason; a bad event never stops the run.
 //!
 //! After every durable flush the pipeline publishes its event-time watermark ([`watermark`])
 //! where `riffle serve` and `riffle lag` read it: the largest event time applied, or, while
-//! the input is drained ([`Feed::CaughtUp`] received and no record since), the flush time,
-//! so an idle source is not reported behind. The follow reader ([`input::spawn_reader`]
+//! the input is drained ([`Feed::CaughtUp`](crate::feed::Feed::CaughtUp) received and no record since), the flush time,
+//! so an idle source is not reported behind. The follow reader ([`crate::feed::file::spawn_reader`]
 //! with `follow`) sends `CaughtUp` each time it reaches the end of the file; the Kafka feed
-//! ([`kafka_feed`]) once a poll brings nothing while every owned partition's committed
+//! ([`crate::feed::kafka`]) once a poll brings nothing while every owned partition's committed
 //! offset is at its high watermark; a feed that never sends it (generator, HTTP, stdin)
 //! keeps the largest event time.
 //!
@@ -58,7 +58,7 @@
 //! position). Each flush writes it in the same store call as the rows: entries set before
 //! the rows, removed after them, so whatever prefix a crash keeps, every entity with
 //! something pending is indexed. When the pipeline takes a stream over — at start for its
-//! one stream (`PipelineOptions::kafka_topic` is `None`), on each [`Feed::Assigned`] for
+//! one stream (`PipelineOptions::kafka_topic` is `None`), on each [`Feed::Assigned`](crate::feed::Feed::Assigned) for
 //! the streams of the owned partitions — it loads the indexed entities it does not hold yet
 //! with the same batched read as a first touch, so their timers fire with no new event.
 //! It never loads an entity whose latest position is in a stream it does not own (that
@@ -73,35 +73,27 @@
 //! While the input stays open the loop flushes every `flush_interval` even when no event
 //! arrives, so expiry timers fire while ingest runs (`--follow` tails a file; Kafka never
 //! ends); a [`Control::stop`] future (Ctrl-C/SIGTERM) ends the run after a last flush.
-//! From Kafka ([`kafka_feed`]) a stream is a hash of (topic, partition) and an offset is the
+//! From Kafka ([`crate::feed::kafka`]) a stream is a hash of (topic, partition) and an offset is the
 //! Kafka offset. After each durable flush the pipeline reports `offset+1` of the highest
 //! offset handled (applied, skipped as already applied, or dead-lettered) per partition;
 //! the feed commits it for the partitions it still owns. The revoke hook answers only the
 //! offsets already durable, from a shared map (it never flushes); the feed then passes a
-//! [`Feed::Revoked`] mark, on which the pipeline flushes and forgets all in-memory entity
+//! [`Feed::Revoked`](crate::feed::Feed::Revoked) mark, on which the pipeline flushes and forgets all in-memory entity
 //! state, since a partition it no longer owns may be written by another process (entities
 //! reload from the store on next touch). What was not durable is replayed by the next owner
 //! and deduplicated by the positions. After each assignment the feed passes
-//! [`Feed::Assigned`] with every partition the process now owns, after the `Revoked` of the
+//! [`Feed::Assigned`](crate::feed::Feed::Assigned) with every partition the process now owns, after the `Revoked` of the
 //! same rebalance; no batch of records spans a rebalance.
 //!
 //! # Generator and HTTP inputs, metrics and health
 //!
-//! [`generator_feed`] runs synthetic events of the source's schema through the same bounded
-//! channel (paced by a token bucket; a full queue blocks it). [`http_feed`] takes events
-//! `POST`ed to `/v1/events`: each request is one [`Feed::Acked`] item, applied on its own,
-//! and its [`Ack`] is answered only after the flush that made it durable ([`ack`]), so a
-//! `200` means nothing can be lost. Whatever the input, [`ingest_server`] serves
-//! `/metrics` ([`metrics`], fed from the summary after every flush) and `/health`.
+//! [`crate::feed::generator`] runs synthetic events of the source's schema through the same bounded
+//! channel (paced by a token bucket; a full queue blocks it). [`crate::feed::http`] takes events
+//! `POST`ed to `/v1/events`: each request is one [`Feed::Acked`](crate::feed::Feed::Acked) item, applied on its own,
+//! and its [`Ack`](crate::feed::Ack) is answered only after the flush that made it durable ([`crate::feed::ack`]), so a
+//! `200` means nothing can be lost. Whatever the input, [`crate::server`] serves
+//! `/metrics` ([`crate::server::metrics`], fed from the summary after every flush) and `/health`.
 
-pub mod ack;
-pub mod generator_feed;
-pub mod group_monitor;
-pub mod http_feed;
-pub mod ingest_server;
-pub mod input;
-pub mod kafka_feed;
-pub mod metrics;
 pub mod run;
 pub mod specs;
 pub mod state;
@@ -109,10 +101,6 @@ mod streams;
 pub mod summary;
 pub mod watermark;
 
-pub use ack::{Ack, AckOutcome};
-pub use generator_feed::{generator_stream_id, GeneratorFeed};
-pub use input::{file_stream_id, kafka_stream_id, spawn_reader, stdin_stream_id, Feed, Record};
-pub use kafka_feed::KafkaFeed;
 pub use run::{run, Control, PipelineError, PipelineOptions};
 pub use specs::SpecMap;
 pub use summary::{IngestSummary, LoopTime};

@@ -74,7 +74,7 @@ impl Decoder {
     /// it is used when the payload has no key field.
     ///
     /// Only the fields the schema names are materialised: the object is walked once and
-    /// every other member is skipped unparsed ([`Slots`]), where parsing into a
+    /// every other member is skipped unparsed (`Slots`), where parsing into a
     /// `serde_json::Value` would build a map with an owned key and value for every member.
     /// Whatever the fast walk cannot take (not an object, bad JSON) is decoded again the
     /// plain way, so rejections read exactly as before.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-use riffle_stream::source::kafka::{
+use riffle_ingest::feed::kafka::source::{
     KafkaConfig, KafkaSource, RebalanceEvent, RevokeHook, SourceMessage,
 };
 use riffle_testkit::KafkaBroker;

@@ -6,7 +6,7 @@
 //! One store call per flush, after its rows: the worker's own record (field `<host>:<pid>`
 //! of `<project>:~meta:watermark:<source>`) and, from Kafka, the mark of every partition it
 //! owns (field `<topic>:<partition>` of `<project>:~meta:partitions:<source>`). What they
-//! say is computed when the flush is prepared ([`super::streams`]). Publishing is best
+//! say is computed when the flush is prepared (`streams.rs`). Publishing is best
 //! effort: a failure is logged and the next flush publishes again. The first publish of a
 //! process also removes publisher records not republished for a day (finished runs).
 

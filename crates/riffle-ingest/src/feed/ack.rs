@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::summary::IngestSummary;
+use crate::pipeline::summary::IngestSummary;
 
 /// What became of one acknowledged chunk of records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

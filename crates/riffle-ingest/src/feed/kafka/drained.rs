@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
-use crate::source::kafka::PartitionLag;
+use crate::feed::kafka::source::PartitionLag;
 
 /// Which owned partitions were told drained, and when each last brought a record.
 #[derive(Default)]

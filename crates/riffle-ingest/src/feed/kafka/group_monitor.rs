@@ -13,7 +13,7 @@
 //! dropped; a broker that kept its assignment, as tansu does), the worker is asked to rejoin
 //! the group ([`FeedControl::request_rejoin`]), a membership change that makes the
 //! coordinator hand the partitions out again; if they are still unowned
-//! [`REJOIN_COOLDOWN`] later, a short-lived extra member joins and leaves
+//! `REJOIN_COOLDOWN` (60 s) later, a short-lived extra member joins and leaves
 //! ([`group::nudge`]: tansu can keep a group forming under a dead leader, which only a new
 //! member's join clears), and so on, one remedy per cooldown, alternating. When ownership
 //! is only known from the marks, the worker acts only if every member of the group is a
@@ -28,9 +28,9 @@ use riffle_core::Timestamp;
 use riffle_store::watermark;
 use riffle_store::OnlineStore;
 
-use super::kafka_feed::FeedControl;
-use crate::source::kafka::group::{self, GroupProbe, GroupSample};
-use crate::source::kafka::KafkaConfig;
+use super::FeedControl;
+use crate::feed::kafka::source::group::{self, GroupProbe, GroupSample};
+use crate::feed::kafka::source::KafkaConfig;
 
 /// How often the group is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);

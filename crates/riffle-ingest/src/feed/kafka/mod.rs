@@ -14,7 +14,7 @@
 //! the pipeline takes nothing for `max_stall` (`ingest.max_stall`), the worker leaves the
 //! group rather than hold partitions it does not process, and joins again once the
 //! pipeline has taken everything held and completed a flush (its store answers again). And when the group monitor
-//! ([`super::group_monitor`]) sees partitions of the topic owned by no member, the worker
+//! ([`group_monitor`]) sees partitions of the topic owned by no member, the worker
 //! rejoins, which makes the group rebalance them.
 //!
 //! Offsets are committed on this thread (the consumer is not shared): after each flush the
@@ -34,12 +34,14 @@
 //!
 //! Poll errors never end the feed. A broker that cannot be reached is librdkafka's to
 //! reconnect, with its own back-off (100 ms doubling up to 5 s, see
-//! [`KafkaConfig`](crate::source::kafka::KafkaConfig)): the reports it queues meanwhile are
+//! [`KafkaConfig`]): the reports it queues meanwhile are
 //! drained without sleeping, so polling resumes as soon as the broker is back. Other errors
 //! are logged (stderr) and polling resumes after a back-off of 100 ms doubling up to 5 s.
 
 mod drained;
+pub mod group_monitor;
 mod held;
+pub mod source;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,9 +51,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::input::{kafka_stream_id, Feed, Record};
-use super::run::OnDurable;
-use crate::source::kafka::{KafkaConfig, KafkaSource, RebalanceEvent, SourceError};
+use crate::feed::kafka::source::{KafkaConfig, KafkaSource, RebalanceEvent, SourceError};
+use crate::feed::{kafka_stream_id, Feed, Record};
+use crate::pipeline::run::OnDurable;
 use drained::Drained;
 use held::Held;
 
@@ -128,7 +130,7 @@ impl FeedControl {
 /// the group.
 pub struct KafkaFeed {
     durable: Durable,
-    lag: crate::source::kafka::LagProbe,
+    lag: crate::feed::kafka::source::LagProbe,
     commits: std_mpsc::Sender<Vec<(i32, i64)>>,
     control: Arc<FeedControl>,
     thread: Option<JoinHandle<()>>,
@@ -186,7 +188,7 @@ impl KafkaFeed {
     }
 
     /// Reads the consumer's per-partition lag (librdkafka's statistics) from any thread.
-    pub fn lag_probe(&self) -> crate::source::kafka::LagProbe {
+    pub fn lag_probe(&self) -> crate::feed::kafka::source::LagProbe {
         self.lag.clone()
     }
 
@@ -195,7 +197,7 @@ impl KafkaFeed {
         self.control.clone()
     }
 
-    /// A callback for [`super::run::Control::on_durable`].
+    /// A callback for [`Control::on_durable`](crate::pipeline::Control::on_durable).
     pub fn durable(&self) -> OnDurable {
         let durable = self.durable.clone();
         let commits = self.commits.clone();

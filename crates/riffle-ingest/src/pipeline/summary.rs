@@ -11,7 +11,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestSummary {
     pub source: String,
-    /// The input's stream id (see [`super::input`]).
+    /// The input's stream id (see [`crate::feed`]).
     pub stream_id: u64,
     /// Non-blank input lines.
     pub events_read: u64,
@@ -35,7 +35,7 @@ pub struct IngestSummary {
     /// Event-time watermark after the last flush: the largest event time applied, capped
     /// at now (epoch milliseconds).
     pub watermark_ms: Option<i64>,
-    /// Per input stream (see [`super::input`]), the largest event time applied (epoch
+    /// Per input stream (see [`crate::feed`]), the largest event time applied (epoch
     /// milliseconds): with Kafka, one stream per partition.
     #[serde(skip)]
     pub stream_watermarks: BTreeMap<u64, i64>,
@@ -55,7 +55,7 @@ pub struct IngestSummary {
 /// overlap, so their sum is about the run's elapsed time, and the largest names the limit:
 /// the input, the pipeline's own CPU, or the store. (Measured this way, a Kafka run that
 /// waited for input a third of its time showed librdkafka's fetch back-off; see
-/// `source/kafka.rs`.)
+/// `crate::feed::kafka::source::FETCH_QUEUE_BACKOFF`.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LoopTime {
     /// Waiting for records with nothing to do: the input (file, broker, generator's pace,

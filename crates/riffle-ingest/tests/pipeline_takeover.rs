@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use riffle_core::{FeatureValue, Timestamp};
+use riffle_ingest::dead_letter::DeadLetterTarget;
+use riffle_ingest::feed::{kafka_stream_id, Feed, Record};
+use riffle_ingest::pipeline::{self, Control, IngestSummary, PipelineOptions};
 use riffle_registry::Registry;
 use riffle_store::meta::watermark_name;
 use riffle_store::watermark::{PartitionMark, PartitionWatermarks, WatermarkRecord};
 use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
-use riffle_stream::dead_letter::DeadLetterTarget;
-use riffle_stream::pipeline::{
-    self, kafka_stream_id, Control, Feed, IngestSummary, PipelineOptions, Record,
-};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(40);

@@ -1,6 +1,6 @@
 //! The ingest process's own HTTP listener (`ingest.listen`, default `127.0.0.1:6567`):
-//! `GET /metrics` (Prometheus text, [`super::metrics`]), `GET /health`, and — when the
-//! input is HTTP — `POST /v1/events` ([`super::http_feed`]).
+//! `GET /metrics` (Prometheus text, [`metrics`]), `GET /health`, and — when the
+//! input is HTTP — `POST /v1/events` ([`crate::feed::http`]).
 //!
 //! [`IngestStatus`] is what both read: the run's summary after its last flush (fed by the
 //! pipeline's `progress` callback), when that flush happened, and for Kafka a way to sample
@@ -12,10 +12,12 @@
 //! - lag (now − event-time watermark) above `ingest.lag_threshold`;
 //! - Kafka: no partition assigned 30 s after start (broker unreachable, or more consumers in
 //!   the group than partitions), or a partition's lag above the threshold;
-//! - Kafka, the whole group as the broker sees it ([`super::group_monitor`]): partitions
+//! - Kafka, the whole group as the broker sees it ([`crate::feed::kafka::group_monitor`]): partitions
 //!   owned by no member of a settled group for 30 s, or a partition whose oldest
 //!   uncommitted message is older than the threshold (whoever holds it), so every live
 //!   worker reports a partition nobody processes.
+
+pub mod metrics;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,10 +32,10 @@ use riffle_core::Timestamp;
 use riffle_registry::IngestSettings;
 use serde::Serialize;
 
-use super::group_monitor::GroupWatch;
-use super::kafka_feed::FeedControl;
-use super::metrics::{GroupPartitionSample, GroupSampled, IngestMetrics, PartitionSample, Sampled};
-use super::summary::IngestSummary;
+use crate::feed::kafka::group_monitor::GroupWatch;
+use crate::feed::kafka::FeedControl;
+use crate::pipeline::summary::IngestSummary;
+use metrics::{GroupPartitionSample, GroupSampled, IngestMetrics, PartitionSample, Sampled};
 
 /// Samples Kafka partitions: `(partition, messages behind, stream id)` for every partition
 /// this process holds.

@@ -26,9 +26,9 @@ use riffle_store::meta::{partition_member, partitions_name, stream_member, strea
 use riffle_store::watermark::PartitionMark;
 use riffle_store::{MetaChange, OnlineStore};
 
-use super::input::{kafka_stream_id, Record};
 use super::run::{retrying, PipelineError};
 use super::watermark::{publisher_id, Publication};
+use crate::feed::{kafka_stream_id, Record};
 
 /// The Kafka topic a process reads and the partitions it owns now.
 struct Topic {
