@@ -13,7 +13,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use riffle_core::Timestamp;
 
 use crate::error::StoreError;
-use crate::store::{KeyDelete, KeyRead, KeyWrite};
+use crate::key_ops::{KeyDelete, KeyRead, KeyWrite};
 
 /// (key, field) → encoded row.
 const FIELDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("fields");

@@ -7,6 +7,9 @@
 //! ([`META_TTL`]) is refreshed by every publish and only cleans up after all publishers are
 //! gone. What the watermark records hold and how readers combine them is
 //! [`crate::watermark`]'s.
+//!
+//! A writer changes meta keys in the same store call as rows with [`MetaChanges`] (see
+//! [`OnlineStore::write_with_meta`](crate::OnlineStore::write_with_meta)).
 
 use std::time::Duration;
 
@@ -57,6 +60,34 @@ pub fn stream_member(stream: u64) -> String {
 /// TTL of a meta key, refreshed by every publish: the last watermark stays readable this
 /// long after ingest stopped (so serve can still age values from it).
 pub const META_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One change to a field (`member`) of a pipeline-metadata hash `<project>:~meta:<name>`,
+/// made in the same store call as rows (see
+/// [`OnlineStore::write_with_meta`](crate::OnlineStore::write_with_meta)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetaChange {
+    pub name: String,
+    pub member: String,
+    /// The new value; `None` removes the field.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// Metadata changes around one batch of rows and states, and the TTL the written meta keys
+/// get (refreshed on every write: no key without a TTL).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetaChanges {
+    /// Applied before the rows: of the batch, the sets (e.g. index entries added).
+    pub before: Vec<MetaChange>,
+    /// Applied after the rows (sets first, then removals).
+    pub after: Vec<MetaChange>,
+    pub ttl: Duration,
+}
+
+impl MetaChanges {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::StoreError;
-use crate::store::{KeyDelete, KeyRead, KeyWrite, StoreLimits};
+use crate::key_ops::{KeyDelete, KeyRead, KeyWrite};
+use crate::limits::StoreLimits;
 
 /// Cloning shares the connection (the replica monitor writes heartbeats on the primary's).
 #[derive(Clone)]

@@ -55,7 +55,8 @@ use self::breaker::{Admission, NodeBreaker, Transition};
 use self::pipeline::{outcomes, Op, Outcome};
 use self::slot_map::SlotMap;
 use crate::error::StoreError;
-use crate::store::{KeyDelete, KeyRead, KeyWrite, StoreLimits};
+use crate::key_ops::{KeyDelete, KeyRead, KeyWrite};
+use crate::limits::StoreLimits;
 use crate::url::ClusterUrl;
 
 /// Redirects (`MOVED`/`ASK`) followed for one command before it is answered as unavailable.

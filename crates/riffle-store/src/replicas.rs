@@ -37,9 +37,11 @@ use riffle_core::Timestamp;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
+use crate::key_ops::{KeyRead, KeyWrite};
+use crate::limits::StoreLimits;
 use crate::meta::meta_key;
 use crate::redis_backend::RedisStore;
-use crate::store::{KeyRead, KeyWrite, RowRead, StoreLimits};
+use crate::rows::RowRead;
 use crate::url::StoreUrl;
 
 /// How often the monitor probes the replicas and writes the heartbeat.

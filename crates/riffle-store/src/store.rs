@@ -1,157 +1,32 @@
-//! [`OnlineStore`]: typed, batched reads and writes over a backend, behind a per-call
-//! timeout and a bound on calls in flight.
+//! [`OnlineStore`]: typed, batched reads and writes of feature rows, pipeline state and
+//! metadata, over the backend a store URL names.
+//!
+//! This is the store's API and the translation between typed rows and keys: entity keys and
+//! group fields ([`crate::layout`]), row encoding ([`crate::codec`]), TTLs with jitter, a
+//! group's TTL enforced at read. What it leans on lives beside it: the limits every call
+//! runs under (`limits.rs`), the dispatch to the backend in use (`backend.rs`), the
+//! operations backends understand (`key_ops.rs`), and the typed reads and writes
+//! (`rows.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use riffle_core::{EntityId, Timestamp};
-use riffle_registry::{GroupId, ReadFrom, Registry, StoreSettings};
-use tokio::sync::Semaphore;
+use riffle_core::Timestamp;
+use riffle_registry::{ReadFrom, Registry};
 
-use crate::codec::{self, DecodeError, GroupRow};
-use crate::embedded::EmbeddedStore;
+use crate::backend::{all_answered, Backend};
+use crate::codec;
 use crate::error::StoreError;
+use crate::key_ops::{KeyDelete, KeyRead, KeyWrite};
 use crate::layout;
-use crate::meta;
-use crate::redis_backend::RedisStore;
-use crate::redis_cluster::{NodeStatus, RedisClusterStore};
+use crate::limits::{CallGuard, StoreLimits};
+use crate::meta::{self, MetaChange, MetaChanges};
+use crate::redis_cluster::NodeStatus;
 use crate::replicas::{ReadAnswer, ReadNode, ReplicaSet, ReplicaStatus, Replicas, Route};
+use crate::rows::{EntityRead, RowRead, RowWrite, StateWrite};
 use crate::url::StoreUrl;
-
-/// The limits every store call runs under.
-#[derive(Debug, Clone)]
-pub struct StoreLimits {
-    /// Per-call timeout for reads (the lesson's 50 ms).
-    pub timeout: Duration,
-    /// Per-call timeout for writes, which carry bigger batches.
-    pub write_timeout: Duration,
-    pub connect_timeout: Duration,
-    /// Calls in flight at once; past it calls fail with [`StoreError::Overloaded`] at once.
-    pub max_in_flight: usize,
-    /// Fraction of the TTL added at random to each key's TTL.
-    pub ttl_jitter: f64,
-}
-
-impl StoreLimits {
-    pub fn from_settings(s: &StoreSettings) -> Self {
-        Self {
-            timeout: s.timeout,
-            write_timeout: s.timeout.max(Duration::from_secs(10)),
-            connect_timeout: s.connect_timeout,
-            max_in_flight: s.max_in_flight,
-            ttl_jitter: s.ttl_jitter,
-        }
-    }
-}
-
-/// Read the rows of some groups of one entity.
-#[derive(Debug, Clone)]
-pub struct EntityRead<'a> {
-    /// Index of the entity in the registry.
-    pub entity: usize,
-    pub id: &'a str,
-    /// Groups to read (all of this entity).
-    pub groups: &'a [GroupId],
-}
-
-/// What the store holds for one (entity, group).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RowRead {
-    Found(GroupRow),
-    /// No row, or a row older than the group's TTL.
-    Missing,
-    /// A row that does not decode as the group's declared schema.
-    Corrupt(DecodeError),
-    /// The entity's node could not answer (Redis Cluster: that node down, slow or skipped
-    /// by its breaker) while other entities of the batch were answered.
-    Unavailable,
-}
-
-/// One group's row to write for one entity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowWrite {
-    pub id: EntityId,
-    pub group: GroupId,
-    pub row: GroupRow,
-}
-
-/// Pipeline state to write beside an entity's rows: one reserved field (starting with
-/// [`layout::STATE_PREFIX`]) of the entity's own key, written in the same command as the
-/// entity's rows (see [`OnlineStore::write_with_state`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateWrite {
-    pub id: EntityId,
-    /// Index of the entity in the registry.
-    pub entity: usize,
-    /// The field, e.g. `~transactions` ([`layout::state_field`]).
-    pub field: String,
-    pub bytes: Vec<u8>,
-}
-
-/// Backend-neutral read of some fields of one key.
-pub(crate) struct KeyRead {
-    pub key: String,
-    pub fields: Vec<String>,
-}
-
-/// Backend-neutral write of some fields of one key, with the key's TTL.
-pub(crate) struct KeyWrite {
-    pub key: String,
-    pub fields: Vec<(String, Vec<u8>)>,
-    pub ttl: Duration,
-}
-
-/// Backend-neutral removal of some fields of one key (`HDEL`).
-pub(crate) struct KeyDelete {
-    pub key: String,
-    pub fields: Vec<String>,
-}
-
-/// One change to a field (`member`) of a pipeline-metadata hash `<project>:~meta:<name>`
-/// ([`crate::meta`]), made in the same store call as rows (see
-/// [`OnlineStore::write_with_meta`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetaChange {
-    pub name: String,
-    pub member: String,
-    /// The new value; `None` removes the field.
-    pub bytes: Option<Vec<u8>>,
-}
-
-/// Metadata changes around one batch of rows and states, and the TTL the written meta keys
-/// get (refreshed on every write: no key without a TTL).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetaChanges {
-    /// Applied before the rows: of the batch, the sets (e.g. index entries added).
-    pub before: Vec<MetaChange>,
-    /// Applied after the rows (sets first, then removals).
-    pub after: Vec<MetaChange>,
-    pub ttl: Duration,
-}
-
-impl MetaChanges {
-    pub fn is_empty(&self) -> bool {
-        self.before.is_empty() && self.after.is_empty()
-    }
-}
-
-impl KeyWrite {
-    fn new(key: String, ttl: Duration) -> Self {
-        Self {
-            key,
-            fields: Vec::new(),
-            ttl,
-        }
-    }
-}
-
-enum Backend {
-    Embedded(EmbeddedStore),
-    Redis(RedisStore),
-    RedisCluster(RedisClusterStore),
-}
 
 /// What kind of store this is, for `/health` and logs.
 #[derive(Debug, Clone)]
@@ -167,7 +42,8 @@ pub struct OnlineStore {
     backend: Backend,
     registry: Arc<Registry>,
     limits: StoreLimits,
-    in_flight: Arc<Semaphore>,
+    /// The bound on calls in flight and the per-call timeout, enforced.
+    guard: CallGuard,
     url: StoreUrl,
     /// Field name of each group, computed once.
     fields: Vec<String>,
@@ -183,13 +59,7 @@ impl OnlineStore {
         registry: Arc<Registry>,
         limits: StoreLimits,
     ) -> Result<Self, StoreError> {
-        let backend = match url {
-            StoreUrl::Embedded(dir) => Backend::Embedded(EmbeddedStore::open(dir)?),
-            StoreUrl::Redis(u) => Backend::Redis(RedisStore::connect(u, &limits)?),
-            StoreUrl::RedisCluster(u) => {
-                Backend::RedisCluster(RedisClusterStore::connect(u, &limits)?)
-            }
-        };
+        let backend = Backend::open(url, &limits)?;
         let fields = registry.groups.iter().map(layout::group_field).collect();
         let replicas = match (&backend, registry.store.replicas.is_empty()) {
             (_, true) => None,
@@ -211,7 +81,7 @@ impl OnlineStore {
         Ok(Self {
             replicas,
             backend,
-            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            guard: CallGuard::new(limits.max_in_flight),
             registry,
             limits,
             url: url.clone(),
@@ -225,11 +95,7 @@ impl OnlineStore {
 
     pub fn info(&self) -> StoreInfo {
         StoreInfo {
-            kind: match self.backend {
-                Backend::Embedded(_) => "embedded",
-                Backend::Redis(_) => "redis",
-                Backend::RedisCluster(_) => "redis-cluster",
-            },
+            kind: self.backend.kind(),
             url: self.url.redacted(),
             max_in_flight: self.limits.max_in_flight,
             timeout_ms: self.limits.timeout.as_millis() as u64,
@@ -242,23 +108,7 @@ impl OnlineStore {
 
     /// Store calls in flight now.
     pub fn in_flight(&self) -> usize {
-        self.limits.max_in_flight - self.in_flight.available_permits()
-    }
-
-    /// Runs `call` under the in-flight bound and `timeout`.
-    async fn guarded<T>(
-        &self,
-        timeout: Duration,
-        call: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let _permit = self
-            .in_flight
-            .try_acquire()
-            .map_err(|_| StoreError::Overloaded(self.limits.max_in_flight))?;
-        match tokio::time::timeout(timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Timeout(timeout.as_millis() as u64)),
-        }
+        self.guard.in_flight()
     }
 
     /// Reads many entities' group rows in one round trip. The answer has one entry per
@@ -283,16 +133,13 @@ impl OnlineStore {
             })
             .collect();
         let (raw, route) = self
-            .guarded(self.limits.timeout, async {
+            .guard
+            .run(self.limits.timeout, async {
                 if let Some(r) = &self.replicas {
                     let (raw, route) = r.set.read(&keys, self.limits.timeout).await?;
                     return Ok((all_answered(raw), route));
                 }
-                let raw = match &self.backend {
-                    Backend::Embedded(s) => s.read(&keys).map(all_answered),
-                    Backend::Redis(s) => s.read(&keys).await.map(all_answered),
-                    Backend::RedisCluster(s) => s.read(&keys, self.limits.timeout).await,
-                };
+                let raw = self.backend.read(&keys, self.limits.timeout).await;
                 raw.map(|raw| (raw, Route::PRIMARY))
             })
             .await?;
@@ -430,17 +277,14 @@ impl OnlineStore {
         ordered.extend(after);
         let mut deletes = before_deletes;
         deletes.extend(after_deletes);
-        self.guarded(self.limits.write_timeout, async {
-            match &self.backend {
-                Backend::Embedded(s) => s.write(ordered, deletes).await,
-                Backend::Redis(s) => s.write(ordered, deletes).await,
-                Backend::RedisCluster(s) => {
-                    let timeout = self.limits.write_timeout;
-                    s.write_phased(ordered, deletes, phases, timeout).await
-                }
-            }
-        })
-        .await
+        let timeout = self.limits.write_timeout;
+        self.guard
+            .run(timeout, async {
+                self.backend
+                    .write_phased(ordered, deletes, phases, timeout)
+                    .await
+            })
+            .await
     }
 
     /// Meta changes grouped per key, in first-seen order: the sets (one write per key, with
@@ -495,23 +339,11 @@ impl OnlineStore {
             })
             .collect();
         let raw = self
-            .guarded(self.limits.write_timeout, async {
-                match &self.backend {
-                    Backend::Embedded(s) => s.read(&keys),
-                    Backend::Redis(s) => s.read(&keys).await,
-                    Backend::RedisCluster(s) => {
-                        let timeout = self.limits.write_timeout;
-                        s.read(&keys, timeout)
-                            .await?
-                            .into_iter()
-                            .map(|v| {
-                                v.ok_or_else(|| {
-                                    StoreError::Unavailable("a cluster node did not answer".into())
-                                })
-                            })
-                            .collect()
-                    }
-                }
+            .guard
+            .run(self.limits.write_timeout, async {
+                self.backend
+                    .read_every(&keys, self.limits.write_timeout)
+                    .await
             })
             .await?;
         Ok(raw
@@ -534,31 +366,24 @@ impl OnlineStore {
             fields: vec![(member.to_owned(), bytes)],
             ttl,
         };
-        self.guarded(self.limits.write_timeout, async {
-            match &self.backend {
-                Backend::Embedded(s) => s.write(vec![key], Vec::new()).await,
-                Backend::Redis(s) => s.write(vec![key], Vec::new()).await,
-                Backend::RedisCluster(s) => {
-                    let timeout = self.limits.write_timeout;
-                    s.write(vec![key], Vec::new(), timeout).await
-                }
-            }
-        })
-        .await
+        let timeout = self.limits.write_timeout;
+        self.guard
+            .run(timeout, async {
+                self.backend.write(vec![key], Vec::new(), timeout).await
+            })
+            .await
     }
 
     /// Reads every record (member, bytes) of the meta key `<project>:~meta:<name>`; empty
     /// when the key is absent or expired. Runs under the write timeout: never on a request.
     pub async fn get_meta(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let key = meta::meta_key(&self.registry.project, name);
-        self.guarded(self.limits.write_timeout, async {
-            match &self.backend {
-                Backend::Embedded(s) => s.read_all(&key),
-                Backend::Redis(s) => s.read_all(&key).await,
-                Backend::RedisCluster(s) => s.read_all(&key, self.limits.write_timeout).await,
-            }
-        })
-        .await
+        let timeout = self.limits.write_timeout;
+        self.guard
+            .run(timeout, async {
+                self.backend.read_all(&key, timeout).await
+            })
+            .await
     }
 
     /// Removes records (fields `members`) of the meta key `<project>:~meta:<name>`.
@@ -567,44 +392,27 @@ impl OnlineStore {
             return Ok(());
         }
         let key = meta::meta_key(&self.registry.project, name);
-        self.guarded(self.limits.write_timeout, async {
-            match &self.backend {
-                Backend::Embedded(s) => s.delete_fields(key, members.to_vec()).await,
-                Backend::Redis(s) => s.delete_fields(&key, members).await,
-                Backend::RedisCluster(s) => {
-                    let timeout = self.limits.write_timeout;
-                    s.delete_fields(&key, members, timeout).await
-                }
-            }
-        })
-        .await
+        let timeout = self.limits.write_timeout;
+        self.guard
+            .run(timeout, async {
+                self.backend.delete_fields(key, members, timeout).await
+            })
+            .await
     }
 
     /// Checks the store answers; returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, StoreError> {
         let start = std::time::Instant::now();
-        self.guarded(self.limits.timeout, async {
-            match &self.backend {
-                Backend::Embedded(_) => Ok(()),
-                Backend::Redis(s) => s.ping().await,
-                Backend::RedisCluster(s) => s.ping(self.limits.timeout).await,
-            }
-        })
-        .await?;
+        let timeout = self.limits.timeout;
+        self.guard
+            .run(timeout, async { self.backend.ping(timeout).await })
+            .await?;
         Ok(start.elapsed())
     }
 
     /// The nodes of a Redis Cluster store with each one's breaker state (empty for other
     /// backends), for `/health` and tests.
     pub fn cluster_nodes(&self) -> Vec<NodeStatus> {
-        match &self.backend {
-            Backend::RedisCluster(s) => s.nodes(),
-            _ => Vec::new(),
-        }
+        self.backend.cluster_nodes()
     }
-}
-
-/// A whole-batch answer of a single-node backend: every key answered.
-fn all_answered(rows: Vec<Vec<Option<Vec<u8>>>>) -> Vec<Option<Vec<Option<Vec<u8>>>>> {
-    rows.into_iter().map(Some).collect()
 }

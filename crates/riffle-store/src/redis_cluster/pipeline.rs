@@ -3,7 +3,7 @@
 
 use redis::{ErrorKind, RedisResult, ServerErrorKind, Value};
 
-use crate::store::{KeyDelete, KeyRead, KeyWrite};
+use crate::key_ops::{KeyDelete, KeyRead, KeyWrite};
 
 /// One command group sent for one key.
 #[derive(Clone, Copy)]
