@@ -16,53 +16,23 @@
 //! freshness SLO or a partition was never published; `degraded` when the store cannot be
 //! reached or the breaker is not closed); alert on it or on the metrics. Feast's `/health` answers an empty 200; a Feast client only looks
 //! at the status code, so the JSON body does not disturb it.
+//!
+//! The store ping and its one-second reuse are [`Probe`]'s ([`crate::store_ping`]).
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
 use riffle_core::Timestamp;
 use serde::Serialize;
-use tokio::time::Instant;
 
 use crate::breaker::BreakerState;
 use crate::state::AppState;
 use crate::watermarks::Basis;
 
-/// How long a ping answer is reused.
-const PING_CACHE: Duration = Duration::from_secs(1);
-
-/// The cached result of the last store ping.
-#[derive(Default)]
-pub struct Probe {
-    last: Mutex<Option<(Instant, Result<Duration, String>)>>,
-}
-
-impl Probe {
-    async fn ping(&self, state: &AppState) -> Result<Duration, String> {
-        if let Some((at, result)) = &*self.last.lock().unwrap_or_else(|p| p.into_inner()) {
-            if at.elapsed() < PING_CACHE {
-                return result.clone();
-            }
-        }
-        let started = Instant::now();
-        let result = state.reader.store().ping().await;
-        state
-            .metrics
-            .store_duration
-            .get_or_create(&crate::metrics::OpLabels { op: "ping" })
-            .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            state.metrics.store_error("ping", e);
-        }
-        let result = result.map_err(|e| e.to_string());
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), result.clone()));
-        result
-    }
-}
+// Public here too, where it was before it had a module of its own.
+pub use crate::store_ping::Probe;
 
 #[derive(Serialize)]
 pub struct Health {
@@ -170,7 +140,7 @@ pub struct GroupHealth {
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
     let store = state.reader.store();
     let info = store.info();
-    let ping = state.probe.ping(&state).await;
+    let ping = state.probe.ping(store, &state.metrics).await;
     let breaker = state.reader.breaker.state();
     let (hits, misses) = state.reader.cache.counts();
     let max_concurrent = state.registry.serve.max_concurrent_requests.max(1);

@@ -11,9 +11,11 @@
 //! - [`push`]: the write path shared by the three write endpoints.
 //! - [`drift`]: sampled distributions of the values served per feature (`/v1/distributions`),
 //!   and their PSI against a baseline.
-//! - [`health`] (`/health`, `/metrics`, `/v1/distributions`), [`metrics`] (every metric name, in one table),
+//! - [`health`] (`/health`, `/metrics`, `/v1/distributions`), [`store_ping`] (the store ping
+//!   `/health` reuses for a second), [`metrics`] (every metric name, in one table),
 //!   [`auth`] (bearer tokens), [`layers`] (load shedding, request metrics), [`error`]
 //!   (the one JSON error shape).
+//! - [`state`]: what every handler shares ([`AppState`]), built from [`ServeDeps`].
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0`.
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod openapi;
 pub mod push;
 pub mod selection;
 pub mod state;
+pub mod store_ping;
 pub mod watermarks;
 
 use std::future::Future;
@@ -44,21 +47,9 @@ use axum::http::Uri;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
-use riffle_registry::Registry;
-use riffle_store::OnlineStore;
 
 pub use error::ApiError;
-pub use state::AppState;
-
-/// Everything the server needs, built by the caller (the CLI or a test).
-pub struct ServeDeps {
-    pub registry: Arc<Registry>,
-    pub store: Arc<OnlineStore>,
-    /// `false` turns the hot cache off (`--no-cache`).
-    pub cache_enabled: bool,
-    /// Bearer token required for writes (and reads when the registry says so). `None`: open.
-    pub write_token: Option<String>,
-}
+pub use state::{AppState, ServeDeps};
 
 /// The whole HTTP surface. The request limits are composed here, outermost first:
 ///

@@ -1,4 +1,5 @@
-//! The state every handler shares: registry, read path, metrics, token, limits.
+//! The state every handler shares: registry, read path, metrics, token, limits; and
+//! [`ServeDeps`], what the caller builds it from.
 
 use std::sync::Arc;
 
@@ -6,10 +7,22 @@ use riffle_registry::Registry;
 use tokio::sync::Semaphore;
 
 use crate::api::json::JsonNames;
-use crate::health::Probe;
+use riffle_store::OnlineStore;
+
 use crate::lookup::Reader;
 use crate::metrics::Metrics;
 use crate::selection::SelectionCache;
+use crate::store_ping::Probe;
+
+/// Everything the server needs, built by the caller (the CLI or a test).
+pub struct ServeDeps {
+    pub registry: Arc<Registry>,
+    pub store: Arc<OnlineStore>,
+    /// `false` turns the hot cache off (`--no-cache`).
+    pub cache_enabled: bool,
+    /// Bearer token required for writes (and reads when the registry says so). `None`: open.
+    pub write_token: Option<String>,
+}
 
 pub struct AppState {
     pub registry: Arc<Registry>,
@@ -26,7 +39,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(deps: crate::ServeDeps) -> Self {
+    pub fn new(deps: ServeDeps) -> Self {
         let metrics = Arc::new(Metrics::new(&deps.registry));
         metrics
             .store_in_flight_limit
