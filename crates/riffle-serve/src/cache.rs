@@ -13,14 +13,24 @@
 //! put `moka`'s reads at ~15% of the server's user time, a third of it the read-log
 //! housekeeping that it runs inline on reads to keep its access order exact. A sharded
 //! table with a per-entry deadline does the same job for a fraction of that.
+//!
+//! **Clock.** Deadlines are `tokio::time::Instant`s (control time comes from Tokio, as in
+//! `STYLE.md`), so the tests pause the clock and advance it instead of sleeping. It costs
+//! the read path nothing: without Tokio's `test-util` feature (the `riffle` binary's build)
+//! `tokio::time::Instant::now()` *is* `std::time::Instant::now()` in a newtype; with it, a
+//! clock never paused adds one atomic load. Measured with tokio 1.54 in release (a `now()`
+//! compared with a deadline, best of 7 runs of 20 M calls, on a 2-core VM): std 42.6–46.9
+//! ns, Tokio 42.4–45.6 ns a call, with and without `test-util`, inside and outside a
+//! runtime: the same within noise.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quick_cache::sync::Cache;
 use riffle_registry::{GroupId, Registry};
 use riffle_store::GroupRow;
+use tokio::time::Instant;
 
 /// Key: (group, entity id). The id is shared by all groups of one entity in a request.
 pub type CacheKey = (GroupId, Arc<str>);
@@ -170,8 +180,8 @@ default = 0
         )
     }
 
-    #[test]
-    fn per_group_ttl_and_negative_ttl_expire_entries() {
+    #[tokio::test(start_paused = true)]
+    async fn per_group_ttl_and_negative_ttl_expire_entries() {
         let cache = HotCache::new(&registry("80ms"), true);
         let found: CacheKey = (0, Arc::from("u1"));
         let missing: CacheKey = (0, Arc::from("u2"));
@@ -179,13 +189,13 @@ default = 0
         cache.insert(missing.clone(), Cached::Missing);
         assert!(matches!(cache.get(&found), Some(Cached::Found(..))));
         assert!(matches!(cache.get(&missing), Some(Cached::Missing)));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_millis(60)).await;
         assert!(
             cache.get(&missing).is_none(),
             "negative entry outlived negative_ttl"
         );
         assert!(cache.get(&found).is_some());
-        std::thread::sleep(Duration::from_millis(40));
+        tokio::time::advance(Duration::from_millis(40)).await;
         assert!(
             cache.get(&found).is_none(),
             "row outlived the group's cache_ttl"
