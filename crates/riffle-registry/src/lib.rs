@@ -4,8 +4,8 @@
 //! Loading goes in two steps, as in every config reader we trust:
 //! - [`raw`] deserialises the file into plain structs (unknown fields are errors);
 //! - `resolve` checks every rule and builds the resolved [`Registry`], reporting *every*
-//!   problem at once, each with its path (`feature_groups[2].features[0].default: expected
-//!   int64, got "abc"`).
+//!   problem at once (collected by `problems.rs`), each with its path
+//!   (`feature_groups[2].features[0].default: expected int64, got "abc"`).
 //!
 //! Everything else in Riffle reads a [`Registry`]; nothing else parses config.
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@
 mod duration;
 mod error;
 mod model;
+mod problems;
 pub mod raw;
 mod resolve;
 mod resolve_group;

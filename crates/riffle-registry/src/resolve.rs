@@ -1,91 +1,16 @@
-//! From [`RawRegistry`] to [`Registry`]: every rule checked, every problem collected.
+//! From [`RawRegistry`] to [`Registry`]: every rule checked, every problem collected
+//! ([`Problems`]). The serve and store settings, entities and services are resolved here;
+//! groups in `resolve_group.rs`, sources and ingest settings in `resolve_source.rs`.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
-use crate::duration::parse_duration;
-use crate::error::{Problem, RegistryError};
+use crate::error::RegistryError;
 use crate::model::*;
+use crate::problems::Problems;
 use crate::raw::*;
 use crate::resolve_group::resolve_groups;
 use crate::resolve_source::{resolve_ingest, resolve_sources};
 use crate::settings::*;
-
-/// Collects problems while resolving.
-#[derive(Default)]
-pub(crate) struct Problems(Vec<Problem>);
-
-impl Problems {
-    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Parses an optional duration at `path`, falling back to `default`.
-    pub(crate) fn duration(
-        &mut self,
-        path: &str,
-        raw: &Option<String>,
-        default: Duration,
-    ) -> Duration {
-        match raw {
-            None => default,
-            Some(text) => match parse_duration(text) {
-                Ok(d) if d.is_zero() => {
-                    self.add(path, "must be greater than zero");
-                    default
-                }
-                Ok(d) => d,
-                Err(e) => {
-                    self.add(path, e);
-                    default
-                }
-            },
-        }
-    }
-
-    /// [`Problems::duration`] where zero is a value of its own (a feature turned off).
-    pub(crate) fn duration_or_zero(
-        &mut self,
-        path: &str,
-        raw: &Option<String>,
-        default: Duration,
-    ) -> Duration {
-        match raw {
-            None => default,
-            Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                self.add(path, e);
-                default
-            }),
-        }
-    }
-
-    pub(crate) fn required_duration(&mut self, path: &str, raw: &Option<String>) -> Duration {
-        if raw.is_none() {
-            self.add(path, "is required (a duration such as \"30s\" or \"2h\")");
-        }
-        self.duration(path, raw, Duration::from_secs(1))
-    }
-
-    pub(crate) fn name(&mut self, path: &str, name: &str) {
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
-        if !ok {
-            self.add(
-                path,
-                format!(
-                    "{name:?} is not a valid name: use 1-64 letters, digits, '_' or '-', starting with a letter"
-                ),
-            );
-        }
-    }
-}
 
 pub(crate) fn resolve(raw: RawRegistry) -> Result<Registry, RegistryError> {
     let mut p = Problems::default();
@@ -103,9 +28,7 @@ pub(crate) fn resolve(raw: RawRegistry) -> Result<Registry, RegistryError> {
         groups.iter().map(|g| (g.name.clone(), g.id)).collect();
     let services = resolve_services(&raw.feature_services, &groups, &group_index, &mut p);
 
-    if !p.0.is_empty() {
-        return Err(RegistryError::Invalid(p.0));
-    }
+    p.into_result()?;
     Ok(Registry {
         project,
         description: raw.project.description.unwrap_or_default(),

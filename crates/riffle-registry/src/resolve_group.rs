@@ -6,8 +6,8 @@ use std::time::Duration;
 use riffle_core::{FeatureType, FeatureValue};
 
 use crate::model::*;
+use crate::problems::Problems;
 use crate::raw::*;
-use crate::resolve::Problems;
 use crate::resolve_source::resolve_aggregation;
 use crate::source::Source;
 

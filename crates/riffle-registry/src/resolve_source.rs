@@ -6,8 +6,8 @@ use std::time::Duration;
 use riffle_core::FeatureType;
 
 use crate::model::{Entity, Feature};
+use crate::problems::Problems;
 use crate::raw::{RawFeature, RawIngest, RawSource};
-use crate::resolve::Problems;
 use crate::source::*;
 
 pub(crate) fn resolve_ingest(raw: &RawIngest, p: &mut Problems) -> IngestSettings {
