@@ -2,7 +2,7 @@
 //!
 //! - [`FeatureType`] and [`FeatureValue`]: what a feature holds, typed.
 //! - [`ValueStatus`] and [`Degradation`]: how trustworthy a served value is, per value and
-//!   per response (see DESIGN.md §3 "Degradation levels").
+//!   per response (the README's "Statuses and degradation" describes them).
 //! - [`Timestamp`]: milliseconds since the Unix epoch, parsed from RFC 3339 or epoch millis.
 //! - [`EntityId`]: a validated entity identifier.
 //! - [`AggregationKind`]: what a window feature computes (`count`, `sum`, …).

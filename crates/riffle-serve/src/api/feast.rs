@@ -16,7 +16,7 @@
 //! **Value decision: every non-`PRESENT` value is the training default, not `null`.**
 //! Riffle's promise is that a model never sees a null it was not trained on. We checked
 //! that Feast's own SDK copes: `RemoteOnlineStore._build_online_response_from_json`
-//! (`feast/infra/online_stores/remote.py`, 0.67) converts every non-null value with
+//! (Feast 0.67's remote online store) converts every non-null value with
 //! `python_values_to_proto_values` whatever its status and keeps the status beside it, so
 //! `get_online_features(...).to_dict()` yields the default with `NOT_FOUND`; and
 //! `RemoteOnlineStore.online_read` only reads a value whose status is `PRESENT` and

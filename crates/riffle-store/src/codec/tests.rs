@@ -42,7 +42,8 @@ fn group() -> FeatureGroup {
         .clone()
 }
 
-/// The lesson's ten features as one group (DESIGN.md §5).
+/// The lesson's ten features as one group (the worked example of `docs/storage-layout.md`;
+/// `bench/lesson-ten-features.toml` declares the same group).
 const LESSON: &str = r#"
   { name = "tx_count_1h", type = "int64", default = 0 },
   { name = "tx_sum_1h", type = "float64", default = 0.0 },
