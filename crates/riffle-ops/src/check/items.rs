@@ -8,9 +8,10 @@ use std::time::Duration;
 use riffle_registry::format_duration;
 use serde_json::Value;
 
-use super::live::{LiveFacts, MetricsText};
+use super::live::LiveFacts;
 use super::{observability, operations, performance, reliability};
 use super::{CheckInput, Item, Outcome, Record};
+use crate::probe::prom::Scrape;
 
 /// The lesson's ceiling for a store call's timeout.
 pub const MAX_STORE_TIMEOUT: Duration = Duration::from_millis(50);
@@ -72,7 +73,7 @@ pub(super) fn cmd(input: &CheckInput<'_>, rest: &str) -> String {
 }
 
 /// The live facts' `/health` and `/metrics`, or why they are missing.
-pub(super) fn live_http(live: &LiveFacts) -> Result<(&Value, &MetricsText), String> {
+pub(super) fn live_http(live: &LiveFacts) -> Result<(&Value, &Scrape), String> {
     let health = live.health.as_ref().map_err(Clone::clone)?;
     let metrics = live.metrics.as_ref().map_err(Clone::clone)?;
     Ok((health, metrics))

@@ -179,7 +179,7 @@ pub(super) fn value_distribution(input: &CheckInput<'_>) -> Item {
                 .filter(|n| !m.has_family(n))
                 .collect();
             let psi = m.has_family("riffle_feature_psi")
-                && m.samples("riffle_feature_psi").next().is_some();
+                && m.named("riffle_feature_psi").next().is_some();
             if missing.is_empty() {
                 (
                     Outcome::Pass,

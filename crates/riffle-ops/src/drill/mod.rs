@@ -18,8 +18,6 @@
 //! timeout plus the groups' p99 SLO, and the time until stored values were served again.
 //! The result is written as JSON ([`DrillReport`]) for `riffle check` to read.
 
-pub mod prom;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,10 +27,11 @@ use riffle_registry::{Registry, UnsafePolicy};
 use serde::Serialize;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use crate::cost::keyspace::{entity_pattern, id_of_key, Keyspace, KeyspaceError};
 use crate::loadtest::report::Percentiles;
 use crate::loadtest::stats::{is_default_status, Defaults, Stats};
 use crate::loadtest::{self, Engine, IdPicker, IdSource, LoadtestError, Schedule, Selection};
+use crate::probe::keyspace::{self, entity_pattern, id_of_key, Keyspace, KeyspaceError};
+use crate::probe::prom;
 
 /// Why a drill could not be run (a failed check is not an error: see
 /// [`DrillReport::passed`]).
@@ -426,7 +425,7 @@ pub async fn run(registry: &Registry, cfg: &DrillConfig) -> Result<DrillReport, 
         finished_at: now_rfc3339(),
         passed: checks.iter().all(|c| c.passed),
         target: cfg.target.clone(),
-        store: crate::cost::keyspace::redact(&cfg.store),
+        store: keyspace::redact(&cfg.store),
         method: match cfg.method {
             BreakMethod::ClientPause => "client_pause",
             BreakMethod::Commands { .. } => "commands",
