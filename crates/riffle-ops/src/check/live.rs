@@ -90,6 +90,15 @@ pub struct LiveFacts {
     pub sources: Result<Vec<SourceLive>, String>,
 }
 
+impl LiveFacts {
+    /// Serve's `/health` and `/metrics`, or why either is missing.
+    pub(super) fn http(&self) -> Result<(&Value, &Scrape), String> {
+        let health = self.health.as_ref().map_err(Clone::clone)?;
+        let metrics = self.metrics.as_ref().map_err(Clone::clone)?;
+        Ok((health, metrics))
+    }
+}
+
 fn base_url(connect: &str) -> String {
     let trimmed = connect.trim().trim_end_matches('/');
     if trimmed.starts_with("http://") || trimmed.starts_with("https://") {

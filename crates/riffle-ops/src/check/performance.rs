@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use super::items::HOT_SHARE;
-use super::items::PERFORMANCE;
-use super::items::{cmd, coarse, d, item, live_http, ms, record_item, with_live};
+use super::input::CheckInput;
+use super::item::{item, with_live, Item, Outcome, PERFORMANCE};
 use super::live::Keys;
-use super::{CheckInput, Item, Outcome, Record};
+use super::record::{record_item, Record};
+use super::thresholds::HOT_SHARE;
+use super::wording::{cmd, coarse, d, ms};
 use crate::alerts::READ_ENDPOINTS_REGEX;
 use crate::probe::prom::Sample;
 
@@ -102,7 +103,7 @@ pub(super) fn p99_slo(input: &CheckInput<'_>) -> Item {
             ),
         )
     };
-    let live = input.live.map(|l| match live_http(l) {
+    let live = input.live.map(|l| match l.http() {
         Err(e) => (Outcome::Fail, e),
         Ok((_, m)) => {
             let read = |s: &Sample| {

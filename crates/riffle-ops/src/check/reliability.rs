@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use riffle_registry::UnsafePolicy;
 
-use super::items::RELIABILITY;
-use super::items::{cmd, d, item, ms, record_item, with_live};
-use super::items::{MAX_STORE_TIMEOUT, POOL_SAFETY};
-use super::{CheckInput, Item, Outcome};
+use super::input::CheckInput;
+use super::item::{item, with_live, Item, Outcome, RELIABILITY};
+use super::record::record_item;
+use super::thresholds::{MAX_STORE_TIMEOUT, POOL_SAFETY};
+use super::wording::{cmd, d, ms};
 use crate::probe::prom::Sample;
 
 /// The store latency used in the pool formula: measured (live, store read p99) or the
