@@ -9,6 +9,13 @@
 //! - [`check`]: the 20-item readiness checklist, from files and the live deployment.
 //! - [`lag`]: `riffle lag`'s report: published watermarks and the consumer group, per
 //!   partition, judged against the lag threshold.
+//! - [`loadtest`]: realistic traffic against a running server, judged against the SLOs.
+//! - [`drill`]: the store broken on purpose under traffic, and the fallback path judged.
+//! - [`cost`]: Redis memory per entity from sampled keys, projected to 2× entities.
+//! - [`drift`]: the baseline of served feature values that serve's drift metrics compare
+//!   against.
+//! - [`probe`]: the one Prometheus text reader and the one plain Redis client the commands
+//!   above read a running deployment with.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
@@ -19,5 +26,6 @@ pub mod drift;
 pub mod drill;
 pub mod lag;
 pub mod loadtest;
+pub mod probe;
 pub mod runbook;
 pub mod scenario;

@@ -6,18 +6,12 @@ use std::time::Duration;
 
 use riffle_registry::{format_duration, Registry};
 
-use super::{q, secs, Rule, Severity, DEAD_LETTER_SHARE, STALLED_FLOOR, STALLED_FLUSHES};
+use super::promql::{q, secs};
+use super::rule::{Rule, Severity};
+use super::thresholds::{
+    lag_threshold, stalled_after, DEAD_LETTER_SHARE, STALLED_FLOOR, STALLED_FLUSHES,
+};
 use crate::scenario::Scenario;
-
-/// Ingest lag above which the lag alert fires (the registry's `ingest.lag_threshold`).
-pub fn lag_threshold(registry: &Registry) -> Duration {
-    registry.ingest.lag_threshold
-}
-
-/// Ingest is stalled after this long without a durable flush.
-pub fn stalled_after(registry: &Registry) -> Duration {
-    (registry.ingest.flush_interval * STALLED_FLUSHES).max(STALLED_FLOOR)
-}
 
 pub(super) fn lag_rule(registry: &Registry, source: &str, groups: &[&str]) -> Rule {
     let threshold = lag_threshold(registry);
@@ -107,7 +101,8 @@ fn ingest_rules(registry: &Registry, source: &str) -> Vec<Rule> {
     ]
 }
 
-pub(super) fn all_ingest_rules(registry: &Registry) -> Vec<Rule> {
+/// The ingest rules of every source that feeds a group.
+pub(super) fn rules(registry: &Registry) -> Vec<Rule> {
     registry
         .sources
         .iter()

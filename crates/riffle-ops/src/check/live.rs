@@ -1,8 +1,8 @@
 //! What `riffle check --connect URL` learns from the running deployment, every call under a
-//! timeout: serve's `/health` (JSON) and `/metrics` (Prometheus text, with a small reader
-//! for families and histogram quantiles), the TTL of a sample of live entity keys (Redis:
-//! `SCAN` + `PTTL`), and each stream source's published watermark (read as `riffle lag`
-//! reads it: `riffle_store::meta`), falling back to serve's
+//! timeout: serve's `/health` (JSON) and `/metrics` (Prometheus text, read by [`prom`]), the
+//! TTL of a sample of live entity keys (Redis: `SCAN` + `PTTL` by [`Keyspace`]), and each
+//! stream source's published watermark (read as `riffle lag` reads it:
+//! `riffle_store::meta`), falling back to serve's
 //! `riffle_source_watermark_age_seconds` when the store cannot be opened from here (an
 //! embedded store held by the server). Failures are kept as facts, never raised: the items
 //! that needed them fail with the reason.
@@ -14,9 +14,12 @@ use riffle_core::Timestamp;
 use riffle_registry::Registry;
 use riffle_store::watermark;
 
-use crate::lag::{BrokerView, LagReport, SourceInput};
 use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
 use serde_json::Value;
+
+use crate::lag::{BrokerView, LagReport, SourceInput};
+use crate::probe::keyspace::{project_pattern, Keyspace, KeyspaceError};
+use crate::probe::prom::{self, Scrape};
 
 /// Timeout of each HTTP request to the target.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,7 +82,7 @@ pub struct SourceLive {
 pub struct LiveFacts {
     pub target: String,
     pub health: Result<Value, String>,
-    pub metrics: Result<MetricsText, String>,
+    pub metrics: Result<Scrape, String>,
     /// The store URL, password redacted.
     pub store: String,
     pub keys: Keys,
@@ -87,104 +90,12 @@ pub struct LiveFacts {
     pub sources: Result<Vec<SourceLive>, String>,
 }
 
-/// Prometheus text as scraped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricsText(pub String);
-
-/// One sample line: name, raw label text (without braces), value.
-fn parse_line(line: &str) -> Option<(&str, &str, f64)> {
-    if line.starts_with('#') || line.trim().is_empty() {
-        return None;
-    }
-    let (series, value) = line.rsplit_once(' ')?;
-    let value: f64 = value.trim().parse().ok()?;
-    match series.split_once('{') {
-        Some((name, rest)) => Some((name, rest.trim_end_matches('}'), value)),
-        None => Some((series, "", value)),
-    }
-}
-
-/// The value of label `key` in raw label text.
-pub fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
-    let pat = format!("{key}=\"");
-    let start = labels
-        .match_indices(&pat)
-        .find(|(i, _)| *i == 0 || labels.as_bytes()[i - 1] == b',')?
-        .0
-        + pat.len();
-    let end = labels[start..].find('"')? + start;
-    Some(&labels[start..end])
-}
-
-impl MetricsText {
-    /// Whether family `name` (without `_total`) is exported, even with no series yet.
-    pub fn has_family(&self, name: &str) -> bool {
-        let name = name.strip_suffix("_total").unwrap_or(name);
-        self.0.lines().any(|l| {
-            l.strip_prefix("# TYPE ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|n| n == name)
-        })
-    }
-
-    /// Whether a series of `name` has label `key="value"`.
-    pub fn has_series(&self, name: &str, key: &str, value: &str) -> bool {
-        self.0
-            .lines()
-            .filter_map(parse_line)
-            .any(|(n, labels, _)| n == name && label(labels, key) == Some(value))
-    }
-
-    /// Values of `name`'s series, with their labels.
-    pub fn samples<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
-        self.0
-            .lines()
-            .filter_map(parse_line)
-            .filter(move |(n, _, _)| *n == name)
-            .map(|(_, l, v)| (l, v))
-    }
-
-    /// Quantile `q` of histogram `name` over the series `keep` accepts (buckets summed by
-    /// `le`, linear within a bucket, as Prometheus's `histogram_quantile`), with the count
-    /// of observations; `None` before any observation.
-    pub fn quantile(&self, name: &str, keep: &dyn Fn(&str) -> bool, q: f64) -> Option<(f64, u64)> {
-        let bucket = format!("{name}_bucket");
-        let mut by_le: Vec<(f64, f64)> = Vec::new();
-        for (labels, v) in self.samples(&bucket) {
-            if !keep(labels) {
-                continue;
-            }
-            let le = match label(labels, "le")? {
-                "+Inf" => f64::INFINITY,
-                other => other.parse().ok()?,
-            };
-            match by_le.iter_mut().find(|(b, _)| *b == le) {
-                Some(entry) => entry.1 += v,
-                None => by_le.push((le, v)),
-            }
-        }
-        by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let total = by_le.last()?.1;
-        if total <= 0.0 {
-            return None;
-        }
-        let rank = q * total;
-        let mut prev = (0.0, 0.0);
-        for &(le, count) in &by_le {
-            if count >= rank {
-                if le.is_infinite() {
-                    return Some((prev.0, total as u64));
-                }
-                let within = if count > prev.1 {
-                    (rank - prev.1) / (count - prev.1)
-                } else {
-                    1.0
-                };
-                return Some((prev.0 + (le - prev.0) * within, total as u64));
-            }
-            prev = (le, count);
-        }
-        Some((prev.0, total as u64))
+impl LiveFacts {
+    /// Serve's `/health` and `/metrics`, or why either is missing.
+    pub(super) fn http(&self) -> Result<(&Value, &Scrape), String> {
+        let health = self.health.as_ref().map_err(Clone::clone)?;
+        let metrics = self.metrics.as_ref().map_err(Clone::clone)?;
+        Ok((health, metrics))
     }
 }
 
@@ -242,7 +153,7 @@ pub async fn probe(registry: Arc<Registry>, targets: &ProbeTargets) -> LiveFacts
                 });
             let metrics = get(&client, &format!("{base}/metrics"))
                 .await
-                .map(MetricsText);
+                .map(|text| prom::parse(&text));
             (health, metrics)
         }
         Err(e) => (Err(e.to_string()), Err(e.to_string())),
@@ -286,75 +197,51 @@ pub async fn probe(registry: Arc<Registry>, targets: &ProbeTargets) -> LiveFacts
     }
 }
 
+/// The TTLs of up to [`SAMPLE_KEYS`] entity keys of `project`, within [`SAMPLE_TIMEOUT`].
 async fn sample_keys(url: &str, project: &str) -> Keys {
     let work = async {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let mut con = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| e.to_string())?;
-        let pattern = format!("{project}:{{*");
-        let mut cursor: u64 = 0;
-        let mut keys: Vec<String> = Vec::new();
-        for _ in 0..50 {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut con)
-                .await
-                .map_err(|e| e.to_string())?;
-            keys.extend(batch);
-            cursor = next;
-            if cursor == 0 || keys.len() >= SAMPLE_KEYS {
-                break;
-            }
-        }
-        keys.truncate(SAMPLE_KEYS);
-        let mut pipe = redis::pipe();
-        for k in &keys {
-            pipe.cmd("PTTL").arg(k);
-        }
-        let ttls: Vec<i64> = if keys.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut con)
-                .await
-                .map_err(|e| e.to_string())?
-        };
-        Ok::<_, String>((keys, ttls))
+        let mut redis = Keyspace::connect(url, SAMPLE_TIMEOUT).await?;
+        let (keys, _) = redis
+            .sample_keys(&project_pattern(project), SAMPLE_KEYS, 50)
+            .await?;
+        let ttls = redis.ttls(&keys).await?;
+        Ok::<_, KeyspaceError>((keys, ttls))
     };
     match tokio::time::timeout(SAMPLE_TIMEOUT, work).await {
         Err(_) => Keys::Failed(format!(
             "no answer from the store within {SAMPLE_TIMEOUT:?}"
         )),
-        Ok(Err(e)) => Keys::Failed(e),
-        Ok(Ok((keys, ttls))) => {
-            let mut sample = KeySample {
-                sampled: 0,
-                without_ttl: Vec::new(),
-                min_ttl: None,
-                max_ttl: None,
-            };
-            for (k, ttl) in keys.into_iter().zip(ttls) {
-                match ttl {
-                    -1 => {
-                        sample.sampled += 1;
-                        sample.without_ttl.push(k);
-                    }
-                    t if t >= 0 => {
-                        sample.sampled += 1;
-                        let d = Duration::from_millis(t as u64);
-                        sample.min_ttl = Some(sample.min_ttl.map_or(d, |m| m.min(d)));
-                        sample.max_ttl = Some(sample.max_ttl.map_or(d, |m| m.max(d)));
-                    }
-                    _ => {} // expired between SCAN and PTTL
+        Ok(Err(e)) => Keys::Failed(e.to_string()),
+        Ok(Ok((keys, ttls))) => Keys::Sampled(KeySample::of(keys, ttls)),
+    }
+}
+
+impl KeySample {
+    /// Sampled keys and their `PTTL`s; a key that expired between `SCAN` and `PTTL` is not
+    /// counted.
+    fn of(keys: Vec<String>, ttls: Vec<i64>) -> Self {
+        let mut sample = KeySample {
+            sampled: 0,
+            without_ttl: Vec::new(),
+            min_ttl: None,
+            max_ttl: None,
+        };
+        for (k, ttl) in keys.into_iter().zip(ttls) {
+            match ttl {
+                -1 => {
+                    sample.sampled += 1;
+                    sample.without_ttl.push(k);
                 }
+                t if t >= 0 => {
+                    sample.sampled += 1;
+                    let d = Duration::from_millis(t as u64);
+                    sample.min_ttl = Some(sample.min_ttl.map_or(d, |m| m.min(d)));
+                    sample.max_ttl = Some(sample.max_ttl.map_or(d, |m| m.max(d)));
+                }
+                _ => {} // expired between SCAN and PTTL
             }
-            Keys::Sampled(sample)
         }
+        sample
     }
 }
 
@@ -423,14 +310,14 @@ async fn read_watermarks(
         .collect())
 }
 
-fn watermarks_from_metrics(registry: &Registry, metrics: &MetricsText) -> Vec<SourceLive> {
+fn watermarks_from_metrics(registry: &Registry, metrics: &Scrape) -> Vec<SourceLive> {
     stream_sources(registry)
         .into_iter()
         .map(|(_, name)| {
             let age = metrics
-                .samples("riffle_source_watermark_age_seconds")
-                .find(|(l, _)| label(l, "source") == Some(name.as_str()))
-                .map(|(_, v)| Duration::from_secs_f64(v.max(0.0)));
+                .named("riffle_source_watermark_age_seconds")
+                .find(|s| s.label("source") == Some(name.as_str()))
+                .map(|s| Duration::from_secs_f64(s.value.max(0.0)));
             SourceLive {
                 source: name,
                 lag: age,
@@ -446,32 +333,6 @@ fn watermarks_from_metrics(registry: &Registry, metrics: &MetricsText) -> Vec<So
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const TEXT: &str = "# TYPE riffle_cache_hits counter\nriffle_cache_hits_total 3\n\
-# TYPE riffle_store_call_duration_seconds histogram\n\
-riffle_store_call_duration_seconds_bucket{op=\"read\",le=\"0.001\"} 50\n\
-riffle_store_call_duration_seconds_bucket{op=\"read\",le=\"0.002\"} 100\n\
-riffle_store_call_duration_seconds_bucket{op=\"read\",le=\"+Inf\"} 100\n\
-riffle_store_call_duration_seconds_bucket{op=\"write\",le=\"0.001\"} 0\n\
-riffle_store_call_duration_seconds_bucket{op=\"write\",le=\"+Inf\"} 7\n";
-
-    #[test]
-    fn families_and_quantiles_are_read_like_prometheus() {
-        let m = MetricsText(TEXT.into());
-        assert!(m.has_family("riffle_cache_hits_total"));
-        assert!(!m.has_family("riffle_cache_misses_total"));
-        let read = |l: &str| label(l, "op") == Some("read");
-        let (p50, n) = m
-            .quantile("riffle_store_call_duration_seconds", &read, 0.5)
-            .unwrap();
-        assert_eq!(n, 100);
-        assert!((p50 - 0.001).abs() < 1e-9, "{p50}");
-        let (p99, _) = m
-            .quantile("riffle_store_call_duration_seconds", &read, 0.99)
-            .unwrap();
-        assert!((p99 - 0.00198).abs() < 1e-6, "{p99}");
-        assert!(m.has_series("riffle_store_call_duration_seconds_bucket", "op", "write"));
-    }
 
     #[test]
     fn a_bare_address_becomes_a_url() {

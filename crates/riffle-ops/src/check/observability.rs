@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::items::LESSON_LAG;
-use super::items::OBSERVABILITY;
-use super::items::{cmd, d, item, live_http, with_live};
-use super::{CheckInput, Item, Outcome};
+use super::input::CheckInput;
+use super::item::{item, with_live, Item, Outcome, OBSERVABILITY};
+use super::thresholds::LESSON_LAG;
+use super::wording::{cmd, d};
 use crate::alerts::{self, AGE_HISTOGRAM_TOP_SECONDS};
 
 /// Metric families `riffle serve` must export (`docs/metrics.md`).
@@ -30,7 +30,7 @@ pub(super) fn staleness_metric(input: &CheckInput<'_>) -> Item {
         Outcome::Pass,
         "riffle_value_age_seconds{group} (age of values served) per group, riffle_source_watermark_age_seconds{source} for stream groups, and /health's per-group freshness.",
     );
-    let live = input.live.map(|l| match live_http(l) {
+    let live = input.live.map(|l| match l.http() {
         Err(e) => (Outcome::Fail, e),
         Ok((_, m)) => {
             let mut missing: Vec<String> = REQUIRED_METRICS
@@ -121,7 +121,7 @@ pub(super) fn cache_hit_rate(input: &CheckInput<'_>) -> Item {
             "the cache is off: no hit rate to track.".to_owned()
         },
     );
-    let live = input.live.map(|l| match live_http(l) {
+    let live = input.live.map(|l| match l.http() {
         Err(e) => (Outcome::Fail, e),
         Ok((h, m)) => {
             if !m.has_family("riffle_cache_hits_total")
@@ -166,7 +166,7 @@ pub(super) fn value_distribution(input: &CheckInput<'_>) -> Item {
         Outcome::Warn,
         "Null/default rate per group is exported (riffle_values_served_total by status) and alerted (RiffleDefaultRateSpike); per-feature mean, p99 and default ratio (riffle_feature_*) and drift (riffle_feature_psi, RiffleFeatureDrift) depend on how serve runs: confirm with --connect.",
     );
-    let live = input.live.map(|l| match live_http(l) {
+    let live = input.live.map(|l| match l.http() {
         Err(e) => (Outcome::Fail, e),
         Ok((_, m)) if !m.has_family("riffle_values_served_total") => (
             Outcome::Fail,
@@ -179,7 +179,7 @@ pub(super) fn value_distribution(input: &CheckInput<'_>) -> Item {
                 .filter(|n| !m.has_family(n))
                 .collect();
             let psi = m.has_family("riffle_feature_psi")
-                && m.samples("riffle_feature_psi").next().is_some();
+                && m.named("riffle_feature_psi").next().is_some();
             if missing.is_empty() {
                 (
                     Outcome::Pass,

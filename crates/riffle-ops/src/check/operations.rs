@@ -3,9 +3,10 @@
 
 use riffle_registry::Registry;
 
-use super::items::OPERATIONS;
-use super::items::{cmd, item, manual_item, record_item};
-use super::{CheckInput, Item, Outcome};
+use super::input::CheckInput;
+use super::item::{item, manual_item, Item, Outcome, OPERATIONS};
+use super::record::record_item;
+use super::wording::cmd;
 use crate::alerts::{self};
 use crate::runbook::{runbook, RunbookInput};
 use crate::scenario::Scenario;

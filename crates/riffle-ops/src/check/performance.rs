@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use super::items::HOT_SHARE;
-use super::items::PERFORMANCE;
-use super::items::{cmd, coarse, d, item, live_http, ms, record_item, with_live};
-use super::live::{label, Keys};
-use super::{CheckInput, Item, Outcome, Record};
+use super::input::CheckInput;
+use super::item::{item, with_live, Item, Outcome, PERFORMANCE};
+use super::live::Keys;
+use super::record::{record_item, Record};
+use super::thresholds::HOT_SHARE;
+use super::wording::{cmd, coarse, d, ms};
 use crate::alerts::READ_ENDPOINTS_REGEX;
+use crate::probe::prom::Sample;
 
 pub(super) fn batch_round_trip() -> Item {
     item(
@@ -101,11 +103,11 @@ pub(super) fn p99_slo(input: &CheckInput<'_>) -> Item {
             ),
         )
     };
-    let live = input.live.map(|l| match live_http(l) {
+    let live = input.live.map(|l| match l.http() {
         Err(e) => (Outcome::Fail, e),
         Ok((_, m)) => {
-            let read = |labels: &str| {
-                label(labels, "endpoint").is_some_and(|e| e.starts_with("/v1/features") || e == "/get-online-features")
+            let read = |s: &Sample| {
+                s.label("endpoint").is_some_and(|e| e.starts_with("/v1/features") || e == "/get-online-features")
             };
             let tightest = input.registry.groups.iter().map(|g| g.p99_slo).min().unwrap_or(Duration::MAX);
             match m.quantile("riffle_http_request_duration_seconds", &read, 0.99) {

@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use riffle_registry::UnsafePolicy;
 
-use super::items::RELIABILITY;
-use super::items::{cmd, d, item, ms, record_item, with_live};
-use super::items::{MAX_STORE_TIMEOUT, POOL_SAFETY};
-use super::live::label;
-use super::{CheckInput, Item, Outcome};
+use super::input::CheckInput;
+use super::item::{item, with_live, Item, Outcome, RELIABILITY};
+use super::record::record_item;
+use super::thresholds::{MAX_STORE_TIMEOUT, POOL_SAFETY};
+use super::wording::{cmd, d, ms};
+use crate::probe::prom::Sample;
 
 /// The store latency used in the pool formula: measured (live, store read p99) or the
 /// slowest group p99 SLO.
 pub(super) fn formula_latency(input: &CheckInput<'_>) -> Option<(Duration, String)> {
     if let Some(Ok(m)) = input.live.map(|l| &l.metrics) {
-        let read = |l: &str| label(l, "op") == Some("read");
+        let read = |s: &Sample| s.label("op") == Some("read");
         if let Some((p99, n)) = m.quantile("riffle_store_call_duration_seconds", &read, 0.99) {
             if n >= 100 {
                 return Some((

@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use riffle_core::Timestamp;
 use serde_json::{json, Value};
 
-use super::{show, LagReport, PartitionLag, SourceLag};
+use super::report::{millis, show, LagReport, PartitionLag, SourceLag};
 
 /// The report as JSON, field for field.
 pub fn to_json(r: &LagReport) -> Value {
     let sources: Vec<Value> = r.sources.iter().map(source_json).collect();
     json!({
-        "threshold_ms": super::millis(r.threshold),
+        "threshold_ms": millis(r.threshold),
         "ok": r.ok,
         "sources": sources,
     })
@@ -87,7 +87,7 @@ fn num(v: Option<i64>) -> String {
 /// group it feeds.
 pub fn table(report: &LagReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "threshold {}", show(super::millis(report.threshold)));
+    let _ = writeln!(out, "threshold {}", show(millis(report.threshold)));
     if report.sources.is_empty() {
         let _ = writeln!(out, "no feature group is fed by a source: nothing to check");
     }

@@ -27,9 +27,9 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::{sleep_until, Instant};
 
+use super::error::LoadtestError;
 use super::plan::{IdPicker, Schedule, Selection};
 use super::stats::{new_histogram, Defaults, ErrorKind, Outcome, Stats};
-use super::LoadtestError;
 
 /// Percent-encodes one path segment (ids from a replay file can hold anything).
 fn encode_segment(text: &str) -> String {

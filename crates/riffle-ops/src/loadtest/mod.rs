@@ -9,9 +9,14 @@
 //! - [`plan`]: pacing, bursts (`10x@30s+10s`), ids, what each request asks for;
 //! - [`engine`]: the HTTP client and the two loops;
 //! - [`stats`]: what is counted per request;
-//! - [`report`]: the final [`Report`] (table and JSON).
+//! - [`report`]: the final [`Report`] (table and JSON);
+//! - `config.rs`: the resolved [`LoadtestConfig`]; `error.rs`: [`LoadtestError`];
+//! - this module checks the target answers like `riffle serve` ([`probe`]) and runs the
+//!   test ([`run`]).
 
+mod config;
 pub mod engine;
+mod error;
 pub mod plan;
 pub mod report;
 pub mod stats;
@@ -21,64 +26,12 @@ use std::time::Duration;
 
 use riffle_registry::Registry;
 
+pub use config::LoadtestConfig;
 pub use engine::Engine;
+pub use error::LoadtestError;
 pub use plan::{Burst, IdPicker, IdSource, Mode, Schedule, Selection};
 pub use report::Report;
 pub use stats::{Defaults, Stats};
-
-/// Why a load test could not run (a failed SLO is not an error: see [`Report::passed`]).
-#[derive(Debug, thiserror::Error)]
-pub enum LoadtestError {
-    /// Bad flags or flag values (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
-    /// Nothing answers at the target.
-    #[error("cannot reach {target}: {reason}")]
-    Unreachable { target: String, reason: String },
-    /// Something answers, but not as `riffle serve` does.
-    #[error("{target} does not answer like riffle serve: {reason}")]
-    NotRiffle { target: String, reason: String },
-    /// Every request failed: there is no latency to judge.
-    #[error("no request got an answer ({0}); is the target up?")]
-    NoAnswers(String),
-}
-
-impl LoadtestError {
-    /// True for bad usage (exit 2); everything else is a runtime failure (exit 1).
-    pub fn is_usage(&self) -> bool {
-        matches!(self, LoadtestError::Usage(_))
-    }
-}
-
-/// A load test, resolved from flags and the registry.
-#[derive(Debug, Clone)]
-pub struct LoadtestConfig {
-    /// Base URL of the server (`http://127.0.0.1:6566`).
-    pub target: String,
-    pub token: Option<String>,
-    pub mode: Mode,
-    /// The expected peak and factor the open-loop rate was derived from, if it was.
-    pub peak: Option<f64>,
-    pub factor: Option<f64>,
-    pub bursts: Vec<Burst>,
-    pub duration: Duration,
-    /// Entities per request: 1 is `GET /v1/features/{entity}/{id}`, more a `POST` batch.
-    pub batch: usize,
-    pub selection: Selection,
-    pub ids: IdSource,
-    pub hot_fraction: f64,
-    pub hot_share: f64,
-    pub cold_share: f64,
-    /// Per-request timeout (also the connect timeout).
-    pub timeout: Duration,
-    /// Open loop: the most requests in flight at once.
-    pub max_in_flight: usize,
-    /// Print a progress line to stderr every second.
-    pub progress: bool,
-}
 
 /// Checks that `target` answers `/health` like `riffle serve` (JSON), within `timeout`.
 pub async fn probe(

@@ -11,7 +11,7 @@ use rand::Rng;
 use riffle_registry::{KeyType, Registry, UnsafePolicy};
 use riffle_synth::PowerLaw;
 
-use super::LoadtestError;
+use super::error::LoadtestError;
 
 /// How requests are paced.
 #[derive(Debug, Clone, Copy, PartialEq)]

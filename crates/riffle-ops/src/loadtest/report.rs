@@ -10,8 +10,9 @@ use hdrhistogram::Histogram;
 use riffle_registry::Registry;
 use serde::Serialize;
 
+use super::config::LoadtestConfig;
+use super::plan::Mode;
 use super::stats::Stats;
-use super::{LoadtestConfig, Mode};
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]

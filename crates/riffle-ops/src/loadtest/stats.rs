@@ -329,6 +329,15 @@ impl Stats {
         }
     }
 
+    /// The sum of `stats`.
+    pub fn merged(stats: &[Stats]) -> Stats {
+        let mut all = Stats::default();
+        for s in stats {
+            all.merge(s);
+        }
+        all
+    }
+
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &Stats) {
         let _ = self.latency.add(&other.latency);

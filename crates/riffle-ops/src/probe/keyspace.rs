@@ -1,10 +1,12 @@
-//! A plain Redis connection for operator commands (`riffle cost`, `riffle drill`): every call
-//! under a deadline, and the sampling of live entity keys by `SCAN` over the storage layout's
-//! `<project>:{<entity>:*` pattern (reserved `<project>:~meta:*` keys never match it).
+//! The one plain Redis client of the operator toolkit (`riffle cost`, `riffle drill`,
+//! `riffle check --connect`): every call under a deadline, the sampling of live entity keys
+//! by `SCAN` over the storage layout's `<project>:{<entity>:*` pattern (reserved
+//! `<project>:~meta:*` keys never match it), and the TTLs of sampled keys (`PTTL`).
 //!
 //! `SCAN` walks Redis's hash table in slot order, which is unrelated to ids or insertion
 //! order, so the first N keys it returns are a fair sample of the live population.
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -55,6 +57,11 @@ pub fn entity_pattern(project: &str, entity: &str) -> String {
     format!("{}:{{{}:*", glob_escape(project), glob_escape(entity))
 }
 
+/// The `SCAN MATCH` pattern of every entity key of `project`, whatever its entity.
+pub fn project_pattern(project: &str) -> String {
+    format!("{}:{{*", glob_escape(project))
+}
+
 /// The id inside `<project>:{<entity>:<id>}`.
 pub fn id_of_key<'a>(project: &str, entity: &str, key: &'a str) -> Option<&'a str> {
     key.strip_prefix(project)?
@@ -62,6 +69,25 @@ pub fn id_of_key<'a>(project: &str, entity: &str, key: &'a str) -> Option<&'a st
         .strip_prefix(entity)?
         .strip_prefix(':')?
         .strip_suffix('}')
+}
+
+/// Awaits one Redis call for at most `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    what: &str,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, KeyspaceError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(KeyspaceError::Command {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(KeyspaceError::Timeout {
+            what: what.to_owned(),
+            timeout,
+        }),
+    }
 }
 
 impl Keyspace {
@@ -99,17 +125,7 @@ impl Keyspace {
         what: &str,
         cmd: &redis::Cmd,
     ) -> Result<T, KeyspaceError> {
-        match tokio::time::timeout(self.timeout, cmd.query_async(&mut self.conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(KeyspaceError::Command {
-                what: what.to_owned(),
-                reason: e.to_string(),
-            }),
-            Err(_) => Err(KeyspaceError::Timeout {
-                what: what.to_owned(),
-                timeout: self.timeout,
-            }),
-        }
+        within(self.timeout, what, cmd.query_async(&mut self.conn)).await
     }
 
     /// Runs `pipe` under the deadline.
@@ -118,17 +134,7 @@ impl Keyspace {
         what: &str,
         pipe: &redis::Pipeline,
     ) -> Result<T, KeyspaceError> {
-        match tokio::time::timeout(self.timeout, pipe.query_async(&mut self.conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(KeyspaceError::Command {
-                what: what.to_owned(),
-                reason: e.to_string(),
-            }),
-            Err(_) => Err(KeyspaceError::Timeout {
-                what: what.to_owned(),
-                timeout: self.timeout,
-            }),
-        }
+        within(self.timeout, what, pipe.query_async(&mut self.conn)).await
     }
 
     /// Up to `want` keys matching `pattern`, by `SCAN`; stops after `max_calls` calls so
@@ -165,6 +171,19 @@ impl Keyspace {
         }
         Ok((keys, false))
     }
+
+    /// The `PTTL` of each key, in one pipeline: milliseconds left, -1 for a key without a
+    /// TTL, -2 for a key gone since it was listed.
+    pub async fn ttls(&mut self, keys: &[String]) -> Result<Vec<i64>, KeyspaceError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("PTTL").arg(k);
+        }
+        self.pipeline("PTTL", &pipe).await
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +194,7 @@ mod tests {
     fn patterns_and_ids_follow_the_layout() {
         assert_eq!(entity_pattern("fraud", "user"), "fraud:{user:*");
         assert_eq!(entity_pattern("a*b", "u"), "a\\*b:{u:*");
+        assert_eq!(project_pattern("fraud"), "fraud:{*");
         assert_eq!(id_of_key("fraud", "user", "fraud:{user:u42}"), Some("u42"));
         assert_eq!(id_of_key("fraud", "user", "fraud:~meta:watermark:x"), None);
         assert_eq!(redact("redis://u:secret@h:1"), "redis://***@h:1");

@@ -1,5 +1,5 @@
 //! `riffle cost`: the lesson's cost rule ("Redis memory cost at 2× current entity count")
-//! from live keys. Per entity: `SCAN` a sample of its keys ([`keyspace`]), `MEMORY USAGE …
+//! from live keys. Per entity: `SCAN` a sample of its keys ([`Keyspace`]), `MEMORY USAGE …
 //! SAMPLES 0` each (exact), and `HSTRLEN` of every group's `<group>@<version>` field and
 //! every `~<source>` state field, to split a key's bytes into groups, pipeline state and
 //! Redis's per-key overhead. The mean bytes per key are extrapolated to the registry's
@@ -11,8 +11,6 @@
 //! such figure (its file size says nothing about a Redis deployment), so the command refuses
 //! it rather than guess.
 
-pub mod keyspace;
-
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -20,7 +18,7 @@ use riffle_registry::Registry;
 use riffle_store::layout;
 use serde::Serialize;
 
-use keyspace::{entity_pattern, Keyspace, KeyspaceError};
+use crate::probe::keyspace::{self, entity_pattern, Keyspace, KeyspaceError};
 
 /// Why a cost estimate could not be made.
 #[derive(Debug, thiserror::Error)]
