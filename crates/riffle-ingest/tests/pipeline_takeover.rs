@@ -20,46 +20,17 @@ use riffle_registry::Registry;
 use riffle_store::meta::watermark_name;
 use riffle_store::watermark::{PartitionMark, PartitionWatermarks, WatermarkRecord};
 use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
+use riffle_testkit::fixtures;
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(40);
 
+/// The seconds-long windows fixture with an `allowed_lateness`.
 fn registry_text(lateness: &str) -> String {
-    format!(
-        r#"
-[project]
-name = "takeover"
-
-[store]
-url = "embedded:./unused"
-
-[ingest]
-flush_interval = "100ms"
-
-[[entities]]
-name = "user"
-join_key = "user_id"
-
-[[sources]]
-name = "tx"
-entity = "user"
-kind = "file"
-path = "events.ndjson"
-time_field = "ts"
-allowed_lateness = "{lateness}"
-fields = [{{ name = "amount", type = "float64" }}]
-
-[[feature_groups]]
-name = "g"
-entity = "user"
-source = "tx"
-ttl = "1h"
-freshness_slo = "1m"
-features = [
-  {{ name = "n_4s", type = "int64", default = 0, aggregation = "count", window = "4s" }},
-  {{ name = "sum_8s", type = "float64", default = 0.0, aggregation = "sum", field = "amount", window = "8s" }},
-]
-"#
+    fixtures::with(
+        fixtures::SHORT_WINDOWS_TOML,
+        "time_field = \"ts\"\n",
+        &format!("time_field = \"ts\"\nallowed_lateness = \"{lateness}\"\n"),
     )
 }
 

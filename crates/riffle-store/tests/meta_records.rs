@@ -13,20 +13,8 @@ use riffle_store::{
     EntityRead, GroupRow, MetaChange, MetaChanges, OnlineStore, RowRead, RowWrite, StoreLimits,
     StoreUrl,
 };
+use riffle_testkit::fixtures::ONE_GROUP_TOML;
 use riffle_testkit::RedisServer;
-
-const REGISTRY: &str = r#"
-[project]
-name = "t"
-[[entities]]
-name = "user"
-[[feature_groups]]
-name = "g"
-entity = "user"
-ttl = "1h"
-freshness_slo = "30s"
-features = [{ name = "n", type = "int64", default = 0 }]
-"#;
 
 async fn open(url: &str) -> OnlineStore {
     let limits = StoreLimits {
@@ -36,7 +24,7 @@ async fn open(url: &str) -> OnlineStore {
         max_in_flight: 8,
         ttl_jitter: 0.0,
     };
-    let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
+    let registry = Arc::new(Registry::from_toml(ONE_GROUP_TOML).unwrap());
     OnlineStore::open(&StoreUrl::parse(url).unwrap(), registry, limits)
         .await
         .unwrap()

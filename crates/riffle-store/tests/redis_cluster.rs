@@ -14,20 +14,8 @@ use riffle_store::{
     EntityRead, GroupRow, MetaChange, MetaChanges, OnlineStore, RowRead, RowWrite, StoreLimits,
     StoreUrl,
 };
+use riffle_testkit::fixtures::ONE_GROUP_TOML;
 use riffle_testkit::RedisCluster;
-
-const REGISTRY: &str = r#"
-[project]
-name = "t"
-[[entities]]
-name = "user"
-[[feature_groups]]
-name = "fast"
-entity = "user"
-ttl = "1h"
-freshness_slo = "30s"
-features = [{ name = "n", type = "int64", default = 0 }]
-"#;
 
 fn limits(timeout_ms: u64) -> StoreLimits {
     StoreLimits {
@@ -40,7 +28,7 @@ fn limits(timeout_ms: u64) -> StoreLimits {
 }
 
 async fn open(url: &str, limits: StoreLimits) -> OnlineStore {
-    let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
+    let registry = Arc::new(Registry::from_toml(ONE_GROUP_TOML).unwrap());
     let store = OnlineStore::open(&StoreUrl::parse(url).unwrap(), registry, limits)
         .await
         .unwrap();

@@ -11,20 +11,8 @@ use riffle_store::{
     EntityRead, GroupRow, OnlineStore, RowRead, RowWrite, StateWrite, StoreError, StoreLimits,
     StoreUrl,
 };
+use riffle_testkit::fixtures::ONE_GROUP_TOML;
 use riffle_testkit::RedisServer;
-
-const REGISTRY: &str = r#"
-[project]
-name = "t"
-[[entities]]
-name = "user"
-[[feature_groups]]
-name = "fast"
-entity = "user"
-ttl = "1h"
-freshness_slo = "30s"
-features = [{ name = "n", type = "int64", default = 0 }]
-"#;
 
 fn limits() -> StoreLimits {
     StoreLimits {
@@ -37,7 +25,7 @@ fn limits() -> StoreLimits {
 }
 
 async fn open(url: &StoreUrl) -> OnlineStore {
-    let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
+    let registry = Arc::new(Registry::from_toml(ONE_GROUP_TOML).unwrap());
     OnlineStore::open(url, registry, limits()).await.unwrap()
 }
 

@@ -119,13 +119,7 @@ mod state;
 mod tile;
 
 #[cfg(test)]
-mod oracle;
-#[cfg(test)]
-mod tests_engine;
-#[cfg(test)]
-mod tests_oracle;
-#[cfg(test)]
-mod tests_snapshot;
+mod tests;
 
 pub use distinct::EXACT_DISTINCT_LIMIT;
 pub use engine::WindowEngine;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{fraud_config, fraud_profiles, TestCommand};
+use riffle_testkit::fixtures::HOURLY_COUNT_TOML;
 use riffle_testkit::RedisServer;
 use serde_json::Value;
 
@@ -366,39 +367,14 @@ fn check_live(config: &Path, base: &str, store: &str) -> Value {
     report
 }
 
-const STREAM: &str = r#"
-[project]
-name = "lagged"
-
-[[entities]]
-name = "user"
-join_key = "user_id"
-
-[[sources]]
-name = "transactions"
-entity = "user"
-kind = "file"
-path = "events.ndjson"
-fields = [{ name = "amount", type = "float64" }]
-
-[[feature_groups]]
-name = "tx"
-entity = "user"
-source = "transactions"
-ttl = "2h"
-freshness_slo = "30s"
-p99_slo = "10ms"
-availability_slo = "99.9%"
-features = [{ name = "n_1h", type = "int64", default = 0, aggregation = "count", window = "1h" }]
-"#;
-
 /// Publishes a watermark record of source `transactions` into the Redis at `url`.
 fn publish(url: &str, watermark_ms: i64, published_at_ms: i64) {
     use riffle_store::meta::{watermark_name, META_TTL};
     use riffle_store::watermark::WatermarkRecord;
     use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let registry = std::sync::Arc::new(riffle_registry::Registry::from_toml(STREAM).unwrap());
+        let registry =
+            std::sync::Arc::new(riffle_registry::Registry::from_toml(HOURLY_COUNT_TOML).unwrap());
         let limits = StoreLimits::from_settings(&registry.store);
         let store = OnlineStore::open(&StoreUrl::parse(url).unwrap(), registry, limits)
             .await
@@ -427,7 +403,7 @@ fn connect_reads_consumer_lag_from_the_published_watermarks() {
     let store = redis.url();
     let now_ms = chrono_now() * 1000;
     let mut cmd = TestCommand::new();
-    let config = cmd.write("riffle.toml", STREAM);
+    let config = cmd.write("riffle.toml", HOURLY_COUNT_TOML);
     // No server to connect to: the live serve items fail, the store is still read.
     let live = ["--connect", "http://127.0.0.1:1", "--store", store.as_str()];
 

@@ -16,39 +16,11 @@ use common::TestCommand;
 use riffle_core::{FeatureValue, Timestamp};
 use riffle_registry::Registry;
 use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
+use riffle_testkit::fixtures::SHORT_WINDOWS_TOML;
 use riffle_testkit::RedisServer;
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Seconds-long windows (1 s tiles), so decay is seen quickly.
-const SHORT: &str = r#"
-[project]
-name = "follow"
-
-[[entities]]
-name = "user"
-join_key = "user_id"
-
-[[sources]]
-name = "tx"
-entity = "user"
-kind = "file"
-path = "events.ndjson"
-time_field = "ts"
-fields = [{ name = "amount", type = "float64" }]
-
-[[feature_groups]]
-name = "g"
-entity = "user"
-source = "tx"
-ttl = "1h"
-freshness_slo = "1m"
-features = [
-  { name = "n_4s", type = "int64", default = 0, aggregation = "count", window = "4s" },
-  { name = "sum_8s", type = "float64", default = 0.0, aggregation = "sum", field = "amount", window = "8s" },
-]
-"#;
 
 fn now_ms() -> i64 {
     Timestamp::now().millis()
@@ -140,7 +112,7 @@ fn oracle(events: &[Ev], user: &str, at: i64) -> Vec<FeatureValue> {
 
 fn read_rows(rt: &tokio::runtime::Runtime, url: &str, users: &[String]) -> Vec<GroupRow> {
     rt.block_on(async {
-        let registry = Arc::new(Registry::from_toml(SHORT).unwrap());
+        let registry = Arc::new(Registry::from_toml(SHORT_WINDOWS_TOML).unwrap());
         let mut limits = StoreLimits::from_settings(&registry.store);
         limits.timeout = Duration::from_secs(10);
         let store = OnlineStore::open(&StoreUrl::parse(url).unwrap(), registry, limits)
@@ -187,7 +159,7 @@ fn a_restarted_ingest_lets_windows_of_untouched_entities_expire() {
         .collect();
     std::fs::write(&file, lines).unwrap();
     let mut cmd = TestCommand::new();
-    let config = cmd.write("riffle.toml", SHORT);
+    let config = cmd.write("riffle.toml", SHORT_WINDOWS_TOML);
     cmd.arg("ingest")
         .arg("--config")
         .arg(config)
@@ -196,7 +168,7 @@ fn a_restarted_ingest_lets_windows_of_untouched_entities_expire() {
     cmd.expect_code(0);
 
     let mut cmd = TestCommand::new();
-    let _ingest = follow(&mut cmd, SHORT, &redis.url(), &file);
+    let _ingest = follow(&mut cmd, SHORT_WINDOWS_TOML, &redis.url(), &file);
     let mut users: Vec<String> = events.iter().map(|e| e.0.clone()).collect();
     users.sort();
     users.dedup();

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use riffle_core::{EntityId, FeatureValue, Timestamp};
 
 use super::oracle::Oracle;
-use super::{
+use crate::{
     AggregationKind as K, AggregationSpec, EngineConfig, Event, WindowEngine, HLL_RELATIVE_ERROR,
 };
 

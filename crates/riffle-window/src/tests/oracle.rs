@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use riffle_core::{EntityId, FeatureValue, Timestamp};
 
-use super::distinct::{value_hash, EXACT_DISTINCT_LIMIT};
-use super::hll::Hll;
-use super::{AggregationKind, AggregationSpec, EngineConfig, Event};
+use crate::distinct::{value_hash, EXACT_DISTINCT_LIMIT};
+use crate::hll::Hll;
+use crate::{AggregationKind, AggregationSpec, EngineConfig, Event};
 
 #[derive(Clone)]
 pub(crate) struct Oracle {

@@ -5,10 +5,10 @@
 use proptest::prelude::*;
 use riffle_core::EntityId;
 
-use super::snapshot::{decode, SnapshotError};
-use super::spec::resolve;
-use super::tests_oracle::{config, entity, run, steps, ts, T0};
-use super::{Watermarks, WindowEngine};
+use super::against_oracle::{config, entity, run, steps, ts, T0};
+use crate::snapshot::{decode, SnapshotError};
+use crate::spec::resolve;
+use crate::{Watermarks, WindowEngine};
 
 /// Every entity's snapshot, sorted by entity.
 fn checkpoint(engine: &WindowEngine) -> (Watermarks, Vec<(EntityId, Vec<u8>)>) {
@@ -43,7 +43,7 @@ proptest! {
         let layout = resolve(&config().specs).unwrap();
         for (_, bytes) in &snaps {
             let state = decode(bytes, &layout).unwrap();
-            prop_assert_eq!(&super::snapshot::encode(&state, &layout), bytes);
+            prop_assert_eq!(&crate::snapshot::encode(&state, &layout), bytes);
         }
         let restored = restore(wm, &snaps);
         prop_assert_eq!(checkpoint(&restored), (wm, snaps));

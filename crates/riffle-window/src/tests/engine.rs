@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use riffle_core::FeatureValue;
 
-use super::tests_oracle::{entity, ts};
-use super::{
+use super::against_oracle::{entity, ts};
+use crate::{
     AggregationKind as K, AggregationSpec, EngineConfig, Event, LateCause, Rejected, WindowEngine,
 };
 
