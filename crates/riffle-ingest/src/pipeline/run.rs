@@ -26,7 +26,7 @@ use super::watermark::Publication;
 use crate::dead_letter::{DeadLetter, DeadLetterSink, DeadLetterTarget};
 use crate::decode::{Decoder, Rejection};
 use crate::feed::ack::{Ack, AckOutcome};
-use crate::feed::{Feed, Record};
+use crate::feed::item::{Feed, Record};
 use riffle_window::{ConfigError, Rejected, WindowEngine};
 
 /// How long pending-expiry index and stream-progress keys outlive their last write, beyond

@@ -28,7 +28,8 @@ use riffle_store::{MetaChange, OnlineStore};
 
 use super::run::{retrying, PipelineError};
 use super::watermark::{publisher_id, Publication};
-use crate::feed::{kafka_stream_id, Record};
+use crate::feed::item::Record;
+use crate::feed::stream_id::kafka_stream_id;
 
 /// The Kafka topic a process reads and the partitions it owns now.
 struct Topic {
