@@ -54,7 +54,7 @@ use tokio::sync::mpsc;
 use crate::feed::item::{Feed, Record};
 use crate::feed::kafka::source::{KafkaConfig, KafkaSource, RebalanceEvent, SourceError};
 use crate::feed::stream_id::kafka_stream_id;
-use crate::pipeline::run::OnDurable;
+use crate::pipeline::OnDurable;
 use drained::Drained;
 use held::Held;
 
