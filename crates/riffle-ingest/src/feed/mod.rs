@@ -12,8 +12,8 @@
 //! - [`generator`]: synthetic events of the source's schema, paced.
 //!
 //! What they all send is defined once (`item.rs`: [`Feed`], [`Record`]), and so are the
-//! stream ids (`stream_id.rs`). Adding an input is a folder here that sends [`Feed`]s, and
-//! a line in `riffle ingest`.
+//! stream ids (`stream_id.rs`). Adding an input is a folder here that sends [`Feed`]s, a
+//! variant of [`Input`](crate::process::Input) that opens it, and a flag of `riffle ingest`.
 //!
 //! A file's stream id is a 64-bit FNV-1a hash of its canonical absolute path, device and
 //! inode, so a re-run over the same file is recognised and deduplicated. Stdin has no such
