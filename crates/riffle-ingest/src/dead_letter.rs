@@ -6,6 +6,8 @@
 //! makes what was written durable (fsync; every message acknowledged by the broker) and is
 //! called before source positions are committed, so a dead letter is never lost; after a
 //! crash a replayed event may be dead-lettered twice (at least once, like any Kafka sink).
+//! Where a source's dead letters go, when its registry entry does not say:
+//! [`DeadLetterTarget::of_source`].
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -19,9 +21,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
+use riffle_registry::Source;
+use riffle_store::StoreUrl;
 use serde::Serialize;
 
 use crate::decode::Rejection;
+use crate::feed::kafka::source::KafkaConfig;
 
 /// How long a flush waits for the broker to acknowledge every dead letter.
 const KAFKA_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,6 +46,35 @@ impl fmt::Display for DeadLetterTarget {
             Self::File(path) => write!(f, "file:{}", path.display()),
             Self::Kafka { brokers, topic } => write!(f, "kafka:{topic} ({brokers})"),
         }
+    }
+}
+
+impl DeadLetterTarget {
+    /// Where the dead letters of `source` go: its `dead_letter` setting, `file:PATH`, or
+    /// `kafka:TOPIC` on the source's own brokers (or `brokers` when given); without one, a
+    /// file `dead-letter-<source>.ndjson` beside the embedded store `store`, else in the
+    /// working directory. `None`: a `kafka:` sink on a source that is not a Kafka source,
+    /// and no `brokers`.
+    pub fn of_source(source: &Source, store: &StoreUrl, brokers: Option<&str>) -> Option<Self> {
+        let Some(sink) = source.dead_letter.as_deref() else {
+            let name = format!("dead-letter-{}.ndjson", source.name);
+            return Some(Self::File(match store {
+                StoreUrl::Embedded(dir) => dir.join(name),
+                _ => Path::new(".").join(name),
+            }));
+        };
+        if let Some(path) = sink.strip_prefix("file:") {
+            return Some(Self::File(PathBuf::from(path)));
+        }
+        // The registry accepts only `file:` and `kafka:` sinks.
+        let topic = sink.strip_prefix("kafka:").unwrap_or(sink);
+        let brokers = brokers
+            .map(str::to_owned)
+            .or_else(|| KafkaConfig::from_source(&source.kind).map(|c| c.brokers))?;
+        Some(Self::Kafka {
+            brokers,
+            topic: topic.to_owned(),
+        })
     }
 }
 
@@ -240,6 +274,50 @@ impl KafkaDeadLetterSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source's dead letters go where its `dead_letter` says, else beside an embedded
+    /// store, else in the working directory; a `kafka:` sink takes its brokers from the
+    /// caller or the source.
+    #[test]
+    fn a_source_dead_letters_where_it_says_or_beside_the_store() {
+        let registry = riffle_testkit::fixtures::generator_registry();
+        let mut source = registry.sources[0].clone();
+        let embedded = StoreUrl::Embedded("/data".into());
+        let redis = StoreUrl::Redis("redis://127.0.0.1:6379".into());
+        let file = |path: &str| Some(DeadLetterTarget::File(path.into()));
+        let kafka = |brokers: &str| {
+            Some(DeadLetterTarget::Kafka {
+                brokers: brokers.into(),
+                topic: "dl".into(),
+            })
+        };
+        let of =
+            |source: &Source, store, brokers| DeadLetterTarget::of_source(source, store, brokers);
+        assert_eq!(
+            of(&source, &embedded, None),
+            file("/data/dead-letter-transactions.ndjson")
+        );
+        assert_eq!(
+            of(&source, &redis, None),
+            file("./dead-letter-transactions.ndjson")
+        );
+        source.dead_letter = Some("file:/var/dl.ndjson".into());
+        assert_eq!(of(&source, &embedded, None), file("/var/dl.ndjson"));
+        source.dead_letter = Some("kafka:dl".into());
+        assert_eq!(
+            of(&source, &embedded, None),
+            None,
+            "a generator source has no brokers"
+        );
+        assert_eq!(of(&source, &embedded, Some("b:9092")), kafka("b:9092"));
+        source.kind = riffle_registry::SourceKind::Kafka {
+            brokers: "k:9092".into(),
+            topic: "t".into(),
+            group_id: "g".into(),
+        };
+        assert_eq!(of(&source, &redis, None), kafka("k:9092"));
+        assert_eq!(of(&source, &redis, Some("b:9092")), kafka("b:9092"));
+    }
 
     #[test]
     fn letters_carry_reason_and_payload() {

@@ -12,6 +12,8 @@
 //!   flush.
 //! - [`dead_letter`]: where rejected events go, with their reason.
 //! - [`server`]: the ingest process's own `/metrics` and `/health`.
+//! - [`process`]: the ingest process wired together (input, status and server, pipeline,
+//!   and their orderly stop), for every command that runs one.
 //! - [`bulk_load`]: loads precomputed rows of one feature group from a CSV or NDJSON file
 //!   (`riffle load`), validating every row against the registry, skipping bad rows with
 //!   their line numbers (a strict load writes nothing if any row is bad), and writing
@@ -26,5 +28,6 @@ pub mod dead_letter;
 pub mod decode;
 pub mod feed;
 pub mod pipeline;
+pub mod process;
 pub mod server;
 pub mod writer;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use riffle_ingest::bulk_load::{LoadProgress, LoadSummary, ProgressUpdate};
+use riffle_ingest::pipeline::IngestSummary;
+use riffle_ingest::process::IngestProgress;
 
 fn bar(len: u64, template: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
@@ -33,6 +35,33 @@ pub fn spinner() -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Draws a `riffle ingest` as a spinner with the run's counts after its last flush, cleared
+/// once the pipeline returned.
+pub struct IngestBar(ProgressBar);
+
+impl IngestBar {
+    pub fn new() -> Self {
+        Self(spinner())
+    }
+}
+
+impl IngestProgress for IngestBar {
+    fn flushed(&mut self, s: &IngestSummary) {
+        self.0.set_message(format!(
+            "events: {} read, {} applied, {} already applied, {} dead-lettered; {} rows written",
+            s.events_read,
+            s.applied,
+            s.already_applied,
+            s.dead_lettered_total(),
+            s.rows_written
+        ));
+    }
+
+    fn finished(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// Draws a `riffle load` as bytes of the file read, with row counts.

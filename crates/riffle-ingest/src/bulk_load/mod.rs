@@ -14,89 +14,28 @@
 //! [`LoadSummary`] names the lines that were not written. Progress goes to a
 //! [`LoadProgress`].
 
+mod error;
+mod format;
 mod reader;
 mod rows;
 mod summary;
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use riffle_core::Timestamp;
 use riffle_store::OnlineStore;
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::writer::{BatchOutcome, PipelinedWriter};
+pub use error::LoadError;
+pub use format::Format;
 use reader::{CsvSource, DecodeContext, Event, JsonSource, RowSource};
 pub use rows::{CsvColumns, RowSchema, EVENT_TIMESTAMP};
 pub use summary::{FailedBatch, LoadSummary, RowError};
-
-/// The input format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Csv,
-    Ndjson,
-}
-
-impl Format {
-    /// From the file extension: `.csv`, or `.ndjson` / `.jsonl` / `.json`.
-    pub fn detect(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "csv" => Some(Format::Csv),
-            "ndjson" | "jsonl" | "json" => Some(Format::Ndjson),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Ndjson => "ndjson",
-        }
-    }
-}
-
-impl FromStr for Format {
-    type Err = LoadError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "csv" => Ok(Format::Csv),
-            "ndjson" | "jsonl" | "json" => Ok(Format::Ndjson),
-            _ => Err(LoadError::UnknownFormat(s.to_owned())),
-        }
-    }
-}
-
-/// Why a load could not start. Nothing has been written when one of these is returned.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("no feature group {name:?} in the registry (groups: {known})")]
-    UnknownGroup { name: String, known: String },
-    #[error("format {0:?} is not known: use csv or ndjson")]
-    UnknownFormat(String),
-    #[error(
-        "cannot tell the format of {0}: name it .csv, .ndjson, .jsonl or .json, or pass a format"
-    )]
-    UndetectedFormat(PathBuf),
-    #[error("cannot read {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} does not fit group {group}:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Header {
-        path: PathBuf,
-        group: String,
-        problems: Vec<String>,
-    },
-}
 
 /// How to load.
 #[derive(Debug, Clone)]

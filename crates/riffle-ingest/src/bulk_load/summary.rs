@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Format;
+use super::format::Format;
 
 /// A row that was not loaded because it is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,6 +1,7 @@
 //! Loads into a real embedded store (and a Redis nobody listens on), read back.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use riffle_core::FeatureValue;

@@ -93,14 +93,45 @@
 //! and its [`Ack`](crate::feed::Ack) is answered only after the flush that made it durable ([`crate::feed::ack`]), so a
 //! `200` means nothing can be lost. Whatever the input, [`crate::server`] serves
 //! `/metrics` ([`crate::server::metrics`], fed from the summary after every flush) and `/health`.
+//!
+//! # Layout
+//!
+//! One idea per file; each imports only files listed after it (and `state.rs`, `specs.rs`,
+//! `summary.rs`, `watermark.rs`, which import none of these).
+//!
+//! - `run.rs`: the loop ([`run()`]): receiving, group commit, the flush's write in flight,
+//!   and what a durable flush tells (acknowledgements, Kafka offsets, progress).
+//! - `apply.rs`: a batch of records decoded, the entities and streams it meets first loaded,
+//!   its events applied or dead-lettered.
+//! - `flush.rs`: a flush built (rows, state and index changes per chunk of entities, on
+//!   several threads when it is large) and written, then the watermarks published.
+//! - `entities.rs`: what the run holds of its entities (the window engine, their positions,
+//!   rows gone stale), loaded from the store on first sight and forgotten on a revocation.
+//! - `streams.rs`: progress per input stream: lateness, ownership, drained streams, the
+//!   offsets a flush makes durable, the marks it publishes.
+//! - `expiry_index.rs`: the pending-expiry index as the run knows it, and which indexed
+//!   entities a take-over loads.
+//! - `store_retry.rs`: store calls repeated through an outage; `error.rs`:
+//!   [`PipelineError`]; `options.rs`: [`PipelineOptions`] and [`Control`].
+//! - [`watermark`]: the watermarks published; [`state`]: the state field's encoding;
+//!   [`specs`]: the registry's features as window specs; [`summary`]: the run's account.
 
-pub mod run;
+mod apply;
+mod entities;
+mod error;
+mod expiry_index;
+mod flush;
+mod options;
+mod run;
 pub mod specs;
 pub mod state;
+mod store_retry;
 mod streams;
 pub mod summary;
 pub mod watermark;
 
-pub use run::{run, Control, PipelineError, PipelineOptions};
+pub use error::PipelineError;
+pub use options::{Control, OnDurable, PipelineOptions};
+pub use run::run;
 pub use specs::SpecMap;
 pub use summary::{IngestSummary, LoopTime};

@@ -10,7 +10,7 @@
 //!   clean run did.
 //! - **Watermarks.** Each flush publishes ([`StreamProgress::publication`]) the mark of
 //!   every Kafka partition this process owns: the largest event time applied from it
-//!   (capped at now), or now while it is drained ([`Feed::CaughtUp`](super::Feed::CaughtUp)
+//!   (capped at now), or now while it is drained ([`Feed::CaughtUp`](crate::feed::Feed::CaughtUp)
 //!   named it and no record of it came since), with the next offset durable; and the
 //!   process's own record: the largest event time applied, or now when every owned stream
 //!   is drained.
@@ -22,13 +22,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use riffle_core::Timestamp;
-use riffle_store::meta::{partition_member, partitions_name, stream_member, streams_name};
+use riffle_store::meta::{stream_member, streams_name};
 use riffle_store::watermark::PartitionMark;
 use riffle_store::{MetaChange, OnlineStore};
 
-use super::run::{retrying, PipelineError};
+use super::error::PipelineError;
+use super::store_retry::retrying;
 use super::watermark::{publisher_id, Publication};
-use crate::feed::{kafka_stream_id, Record};
+use crate::feed::item::Record;
+use crate::feed::stream_id::kafka_stream_id;
 
 /// The Kafka topic a process reads and the partitions it owns now.
 struct Topic {
@@ -316,15 +318,6 @@ impl StreamProgress {
             applied,
             partitions,
         }
-    }
-}
-
-/// The meta change that sets one partition's mark.
-pub(super) fn mark_change(source: &str, mark: &PartitionMark) -> MetaChange {
-    MetaChange {
-        name: partitions_name(source),
-        member: partition_member(&mark.topic, mark.partition),
-        bytes: Some(mark.encode()),
     }
 }
 

@@ -14,11 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use riffle_core::Timestamp;
-use riffle_store::meta::{watermark_name, META_TTL};
+use riffle_store::meta::{partition_member, partitions_name, watermark_name, META_TTL};
 use riffle_store::watermark::{PartitionMark, WatermarkRecord};
 use riffle_store::{MetaChange, MetaChanges, OnlineStore, StoreError};
-
-use super::streams::mark_change;
 
 /// `<host>:<pid>` of this process, computed once.
 pub fn publisher_id() -> &'static str {
@@ -87,6 +85,15 @@ pub async fn publish(store: &OnlineStore, publication: &Publication) {
         if let Err(e) = prune(store, &name, now).await {
             tracing::debug!(source, error = %e, "could not prune old watermark records");
         }
+    }
+}
+
+/// The meta change that sets one partition's mark.
+fn mark_change(source: &str, mark: &PartitionMark) -> MetaChange {
+    MetaChange {
+        name: partitions_name(source),
+        member: partition_member(&mark.topic, mark.partition),
+        bytes: Some(mark.encode()),
     }
 }
 

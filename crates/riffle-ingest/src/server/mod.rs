@@ -1,5 +1,5 @@
 //! The ingest process's own HTTP listener (`ingest.listen`, default `127.0.0.1:6567`):
-//! `GET /metrics` (Prometheus text, [`metrics`]), `GET /health`, and — when the
+//! `GET /metrics` (Prometheus text, [`metrics`](mod@metrics)), `GET /health`, and — when the
 //! input is HTTP — `POST /v1/events` ([`crate::feed::http`]).
 //!
 //! [`IngestStatus`] is what both read: the run's summary after its last flush (fed by the

@@ -2,11 +2,11 @@
 //! from any folder with nothing installed. The registry is compiled in; the store is the
 //! embedded one in a temporary directory (or `--data DIR`, kept). It bulk-loads a synthetic
 //! population (power-law activity) for the batch groups (historical, embeddings, profile),
-//! then runs the real ingest pipeline in-process — generator → decode → windows → rows and
-//! state in the store — for the stream groups (velocity, session) at `--rate` events per
-//! second, serves everything, and prints example calls. The pipeline's own `/metrics` and
-//! `/health` listen on `ingest.listen` (another free port when that one is taken). Ctrl-C
-//! stops it: the pipeline flushes, the server drains.
+//! then runs the real ingest process in-process (`riffle_ingest::process`: generator →
+//! decode → windows → rows and state in the store) for the stream groups (velocity,
+//! session) at `--rate` events per second, serves everything, and prints example calls. The
+//! pipeline's own `/metrics` and `/health` listen on `ingest.listen` (another free port
+//! when that one is taken). Ctrl-C stops it: the pipeline flushes, the servers drain.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -17,14 +17,14 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use riffle_core::Timestamp;
 use riffle_ingest::dead_letter::DeadLetterTarget;
-use riffle_ingest::feed::{self, GeneratorFeed};
-use riffle_ingest::pipeline::{self, Control, IngestSummary, PipelineOptions};
-use riffle_ingest::server::{self, IngestStatus};
+use riffle_ingest::process::{
+    GeneratorInput, IngestProcess, Input, ProcessError, ProcessOptions, Quiet,
+};
 use riffle_ingest::writer::{Batch, PipelinedWriter};
 use riffle_registry::{GroupId, Registry};
 use riffle_serve::ServeDeps;
 use riffle_store::{OnlineStore, StoreUrl};
-use riffle_synth::{EventGenerator, EventPlan, Pacer, Population};
+use riffle_synth::Population;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -148,34 +148,27 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         .local_addr()
         .context("cannot read the ingest address")
         .map_err(runtime)?;
-    let capacity = registry.ingest.queue_capacity.div_ceil(256);
-    let status = Arc::new(IngestStatus::new(SOURCE, &registry.ingest, capacity));
-    let ingest_server = tokio::spawn(server::serve(
-        ingest_listener,
-        server::router(status.clone()),
-        stopped(),
-    ));
-    let plan = EventPlan::new(args.rate, args.users, args.seed);
-    let generator = EventGenerator::new(&registry, &registry.sources[source], &plan)
-        .context("cannot build the event generator")
-        .map_err(runtime)?;
-    let stream_id = feed::generator_stream_id(args.seed);
-    let pacer = Pacer::new(args.rate, plan.bursts.clone());
-    let (feed, rx) = GeneratorFeed::start(generator, pacer, stream_id, None, 256, capacity)
-        .context("cannot start the event generator")
-        .map_err(runtime)?;
-    let options = PipelineOptions {
+    let process = IngestProcess::open(ProcessOptions {
+        registry: registry.clone(),
         source,
-        stream_id,
+        input: Input::Generator(GeneratorInput {
+            rate: args.rate,
+            entities: args.users,
+            seed: args.seed,
+            max_events: None,
+        }),
         dead_letter: DeadLetterTarget::File(dir.join(format!("dead-letter-{SOURCE}.ndjson"))),
-        flush_interval: registry.ingest.flush_interval,
-        flush_max_events: registry.ingest.flush_max_events,
-        kafka_topic: None,
-    };
-    let control = Control {
-        stop: Some(Box::pin(stopped())),
-        ..Control::default()
-    };
+        listener: Some(ingest_listener),
+    })
+    .map_err(|e| match e {
+        ProcessError::Generator(e) => {
+            runtime(anyhow::Error::new(e).context("cannot build the event generator"))
+        }
+        ProcessError::Thread(e) => {
+            runtime(anyhow::Error::new(e).context("cannot start the event generator"))
+        }
+        other => runtime(other),
+    })?;
     print_banner(
         &addr.to_string(),
         &ingest_addr.to_string(),
@@ -189,10 +182,10 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         cache_enabled: registry.serve.cache.enabled,
         write_token: None,
     };
-    let mut observe = |s: &IngestSummary| status.observe(s);
     let ingest = async {
-        let result =
-            pipeline::run(registry.clone(), store, options, rx, control, &mut observe).await;
+        let result = process
+            .run(store, Some(Box::pin(stopped())), &mut Quiet)
+            .await;
         if result.is_err() {
             // A failed pipeline ends the demo rather than serving values that stopped moving.
             let _ = stop_tx.send(true);
@@ -200,8 +193,6 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         result
     };
     let (ingested, served) = tokio::join!(ingest, riffle_serve::run(listener, deps, stopped()));
-    let _ = tokio::task::spawn_blocking(move || feed.stop()).await;
-    let _ = ingest_server.await;
     served
         .context("the server stopped with an error")
         .map_err(runtime)?;

@@ -1,7 +1,7 @@
 //! `riffle ingest --config PATH [--store URL] [--source NAME] (--from FILE|- [--follow] |
 //! [--brokers H:P,… --topic T [--group-id G]]) [--json]`: feeds events of one source through
-//! the window pipeline (`riffle_ingest::pipeline`), with a progress line on stderr and a
-//! summary on stdout.
+//! the window pipeline (`riffle_ingest::pipeline`, wired by `riffle_ingest::process`), with a
+//! progress line on stderr and a summary on stdout.
 //!
 //! - `--from`: replays NDJSON events and exits once every event is durable; with `--follow`
 //!   it keeps tailing the file until Ctrl-C/SIGTERM.
@@ -21,23 +21,18 @@
 //! (store, input, dead-letter file), 2 on bad usage or an invalid registry (no such source,
 //! no input, a missing file).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::Args;
 use riffle_ingest::dead_letter::DeadLetterTarget;
-use riffle_ingest::feed::http::{self, HttpEvents};
-use riffle_ingest::feed::kafka::group_monitor::GroupMonitor;
-use riffle_ingest::feed::kafka::source::group::RIFFLE_CLIENT_PREFIX;
 use riffle_ingest::feed::kafka::source::KafkaConfig;
-use riffle_ingest::feed::{self, Feed, GeneratorFeed, KafkaFeed};
-use riffle_ingest::pipeline::{self, Control, IngestSummary, PipelineOptions};
-use riffle_ingest::server::{self, IngestStatus};
+use riffle_ingest::pipeline::{IngestSummary, PipelineError};
+use riffle_ingest::process::{
+    GeneratorInput, IngestProcess, Input, ProcessError, ProcessOptions, Stop,
+};
 use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
-use riffle_synth::{EventGenerator, EventPlan, Pacer};
-use tokio::sync::mpsc;
 
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult, Failure};
@@ -97,7 +92,6 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     let url =
         StoreUrl::parse(args.store.as_deref().unwrap_or(&registry.store.url)).map_err(usage)?;
     let dead_letter = dead_letter_target(&registry, source, &url, &args)?;
-    let capacity = registry.ingest.queue_capacity.div_ceil(256);
     let http = args.http_events || matches!(registry.sources[source].kind, SourceKind::Http);
     // Bind first: a taken port is reported before any work.
     let listen = args
@@ -113,145 +107,38 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         }
         Err(failure) => return Err(failure),
     };
-    let status = Arc::new(IngestStatus::new(
-        &registry.sources[source].name,
-        &registry.ingest,
-        capacity,
-    ));
-    let mut routes = server::router(status.clone());
     let generated = args.generate.is_some()
         || matches!(registry.sources[source].kind, SourceKind::Generator { .. });
-    let mut kafka_topic = None;
-    let mut input = match &args.from {
-        Some(from) => open_file(from, args.follow, capacity)?,
-        None if http => {
-            let (events, rx) = HttpEvents::channel(
-                status.clone(),
-                capacity,
-                http::DEFAULT_MAX_BODY,
-                http::DEFAULT_MAX_WAIT,
-            );
-            routes = routes.merge(events.router());
-            Input {
-                described: format!("POST http://{listen}/v1/events"),
-                stream_id: events.stream_id(),
-                feed: rx,
-                kafka: None,
-                generator: None,
-            }
-        }
-        None if generated => open_generator(&registry, source, &args, capacity)?,
-        None => {
-            let config = kafka_config(&registry, source, &args)?;
-            let described = format!("kafka {} (group {})", config.topic, config.group_id);
-            kafka_topic = Some(config.topic.clone());
-            let topic = config.topic.clone();
-            let (feed, rx) = KafkaFeed::start(config.clone(), capacity, registry.ingest.max_stall)
-                .map_err(runtime)?;
-            let lag = feed.lag_probe();
-            status.set_partitions(Box::new(move || {
-                lag.lag()
-                    .into_iter()
-                    .map(|p| {
-                        (
-                            p.partition,
-                            p.consumer_lag,
-                            feed::kafka_stream_id(&topic, p.partition),
-                        )
-                    })
-                    .collect()
-            }));
-            Input {
-                described,
-                stream_id: 0,
-                feed: rx,
-                kafka: Some(KafkaInput {
-                    feed,
-                    config,
-                    monitor: None,
-                }),
-                generator: None,
-            }
-        }
+    let input = match &args.from {
+        Some(from) => Input::File {
+            path: from.clone(),
+            follow: args.follow,
+        },
+        None if http => Input::Http { address: listen },
+        None if generated => Input::Generator(generator_input(&registry, source, &args)?),
+        None => Input::Kafka(kafka_config(&registry, source, &args)?),
     };
-    let store = config::open_url(&registry, &url).await?;
-    if let Some(kafka) = &mut input.kafka {
-        let monitor = GroupMonitor::start(
-            &kafka.config,
-            kafka.feed.control(),
-            store.clone(),
-            &registry.sources[source].name,
-            registry.ingest.rejoin_after,
-        );
-        status.set_group(monitor.watch(), kafka.feed.control());
-        kafka.monitor = Some(monitor);
-    }
-    let settings = &registry.ingest;
-    let options = PipelineOptions {
+    let process = IngestProcess::open(ProcessOptions {
+        registry: registry.clone(),
         source,
-        stream_id: input.stream_id,
-        kafka_topic,
+        input,
         dead_letter,
-        flush_interval: settings.flush_interval,
-        flush_max_events: settings.flush_max_events,
-    };
-    let continuous = args.follow
-        || http
-        || input.kafka.is_some()
-        || (input.generator.is_some() && args.max_events.is_none());
-    let control = Control {
-        stop: continuous.then(|| Box::pin(crate::shutdown::signal()) as _),
-        on_durable: input.kafka.as_ref().map(|k| k.feed.durable()),
-    };
-    let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = listener.map(|listener| {
-        if let Ok(addr) = listener.local_addr() {
-            eprintln!(
-                "riffle ingest: metrics on http://{addr}/metrics, health on http://{addr}/health"
-            );
-        }
-        tokio::spawn(server::serve(listener, routes, async {
-            let _ = server_stopped.await;
-        }))
-    });
-    let bar = progress::spinner();
-    let mut report = |s: &IngestSummary| {
-        status.observe(s);
-        bar.set_message(format!(
-            "events: {} read, {} applied, {} already applied, {} dead-lettered; {} rows written",
-            s.events_read,
-            s.applied,
-            s.already_applied,
-            s.dead_lettered_total(),
-            s.rows_written
-        ));
-    };
-    let result = pipeline::run(
-        registry.clone(),
-        store,
-        options,
-        input.feed,
-        control,
-        &mut report,
-    )
-    .await;
-    bar.finish_and_clear();
-    let _ = server_stop.send(());
-    if let Some(server) = server {
-        let _ = server.await;
+        listener,
+    })
+    .map_err(failure)?;
+    let store = config::open_url(&registry, &url).await?;
+    // Until Ctrl-C/SIGTERM when the input never ends by itself (and, as ever, for a file
+    // replayed into an `http` source).
+    let continuous = http || process.is_continuous();
+    let stop = continuous.then(|| Box::pin(crate::shutdown::signal()) as Stop);
+    if let Some(addr) = process.local_addr() {
+        eprintln!(
+            "riffle ingest: metrics on http://{addr}/metrics, health on http://{addr}/health"
+        );
     }
-    if let Some(kafka) = input.kafka {
-        drop(kafka.monitor);
-        // Commits the last durable offsets and leaves the group.
-        let _ = tokio::task::spawn_blocking(move || kafka.feed.shutdown()).await;
-    }
-    if let Some(generator) = input.generator {
-        let _ = tokio::task::spawn_blocking(move || generator.stop()).await;
-    }
-    let summary = result.map_err(|e| match e {
-        pipeline::PipelineError::NoFeatures(_) | pipeline::PipelineError::Specs(_) => usage(e),
-        other => runtime(other),
-    })?;
+    let described = process.described().to_owned();
+    let mut bar = progress::IngestBar::new();
+    let summary = process.run(store, stop, &mut bar).await.map_err(failure)?;
     if args.json {
         let mut value = serde_json::to_value(&summary).map_err(runtime)?;
         value["events_per_sec"] = serde_json::json!(summary.events_per_sec().round());
@@ -259,63 +146,33 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         let text = serde_json::to_string_pretty(&value).map_err(runtime)?;
         println!("{text}");
     } else {
-        print_table(&input.described, &summary);
+        print_table(&described, &summary);
     }
     Ok(())
 }
 
-/// Where the events come from.
-struct Input {
-    /// For the summary: the file, `-`, or the topic and group.
-    described: String,
-    stream_id: u64,
-    feed: mpsc::Receiver<std::io::Result<Feed>>,
-    /// The consumer thread and the group monitor, for Kafka.
-    kafka: Option<KafkaInput>,
-    /// The generator thread, for `--generate` or a generator source.
-    generator: Option<GeneratorFeed>,
+/// Exit 2 for what the flags or the registry got wrong (a missing file, a generator that
+/// cannot make the source's events, a source that feeds no feature), 1 otherwise.
+fn failure(error: ProcessError) -> Failure {
+    match error {
+        ProcessError::Open { .. }
+        | ProcessError::Identify { .. }
+        | ProcessError::Generator(_)
+        | ProcessError::Pipeline(PipelineError::NoFeatures(_) | PipelineError::Specs(_)) => {
+            usage(error)
+        }
+        other => runtime(other),
+    }
 }
 
-/// A Kafka input: the consumer thread, its settings, and (once the store is open) the
-/// monitor of the whole group for `/metrics`, `/health` and rejoins.
-struct KafkaInput {
-    feed: KafkaFeed,
-    config: KafkaConfig,
-    monitor: Option<GroupMonitor>,
-}
-
-/// `--from FILE|-` (`--follow`: keep tailing the file).
-fn open_file(from: &Path, follow: bool, capacity: usize) -> Result<Input, Failure> {
-    let stdin = from.as_os_str() == "-";
-    let (stream_id, reader): (u64, Box<dyn std::io::Read + Send>) = if stdin {
-        (feed::stdin_stream_id(), Box::new(std::io::stdin()))
-    } else {
-        let file = std::fs::File::open(from)
-            .map_err(|e| usage(anyhow!("cannot open {}: {e}", from.display())))?;
-        let id = feed::file_stream_id(from)
-            .map_err(|e| usage(anyhow!("cannot identify {}: {e}", from.display())))?;
-        (id, Box::new(file))
-    };
-    let feed =
-        feed::spawn_reader(reader, stream_id, follow && !stdin, 256, capacity).map_err(runtime)?;
-    Ok(Input {
-        described: from.display().to_string(),
-        stream_id,
-        feed,
-        kafka: None,
-        generator: None,
-    })
-}
-
-/// `--generate RATE` or a `generator` source: synthetic events of the source's schema.
-fn open_generator(
+/// `--generate RATE` or a `generator` source: the rate and entities the flags or the source
+/// declare.
+fn generator_input(
     registry: &Registry,
     source: usize,
     args: &IngestArgs,
-    capacity: usize,
-) -> Result<Input, Failure> {
-    let src = &registry.sources[source];
-    let (declared_rate, declared_entities) = match src.kind {
+) -> Result<GeneratorInput, Failure> {
+    let (declared_rate, declared_entities) = match registry.sources[source].kind {
         SourceKind::Generator { rate, entities } => (Some(rate), Some(entities)),
         _ => (None, None),
     };
@@ -327,22 +184,11 @@ fn open_generator(
     if entities == 0 {
         return Err(usage(anyhow!("--entities must be at least 1")));
     }
-    let plan = EventPlan::new(rate, entities, args.seed);
-    let generator = EventGenerator::new(registry, src, &plan).map_err(usage)?;
-    let pacer = Pacer::new(rate, plan.bursts.clone());
-    let stream_id = feed::generator_stream_id(args.seed);
-    let (feed, rx) =
-        GeneratorFeed::start(generator, pacer, stream_id, args.max_events, 256, capacity)
-            .map_err(runtime)?;
-    Ok(Input {
-        described: format!(
-            "generator ({rate} events/s over {entities} entities, seed {})",
-            args.seed
-        ),
-        stream_id,
-        feed: rx,
-        kafka: None,
-        generator: Some(feed),
+    Ok(GeneratorInput {
+        rate,
+        entities,
+        seed: args.seed,
+        max_events: args.max_events,
     })
 }
 
@@ -353,14 +199,12 @@ fn kafka_config(
     source: usize,
     args: &IngestArgs,
 ) -> Result<KafkaConfig, Failure> {
-    let mut config = args.kafka.config_for(registry, source).ok_or_else(|| {
+    args.kafka.config_for(registry, source).ok_or_else(|| {
         usage(anyhow!(
             "source {} is not a Kafka source: give --from FILE|- or --brokers and --topic",
             registry.sources[source].name
         ))
-    })?;
-    config.client_id = format!("{RIFFLE_CLIENT_PREFIX}{}", std::process::id());
-    Ok(config)
+    })
 }
 
 /// `--source`, or the registry's only source.
@@ -390,8 +234,8 @@ fn pick_source(registry: &Registry, name: Option<&str>) -> Result<usize, Failure
     }
 }
 
-/// The source's `dead_letter`: `file:PATH`, or `kafka:TOPIC` on the source's brokers (or
-/// `--brokers`); else a file beside the embedded store, else `./dead-letter-<source>.ndjson`.
+/// The source's dead-letter sink ([`DeadLetterTarget::of_source`]), on `--brokers` when
+/// given.
 fn dead_letter_target(
     registry: &Registry,
     source: usize,
@@ -399,32 +243,12 @@ fn dead_letter_target(
     args: &IngestArgs,
 ) -> Result<DeadLetterTarget, Failure> {
     let src = &registry.sources[source];
-    let Some(sink) = src.dead_letter.as_deref() else {
-        let name = format!("dead-letter-{}.ndjson", src.name);
-        return Ok(DeadLetterTarget::File(match url {
-            StoreUrl::Embedded(dir) => dir.join(name),
-            _ => Path::new(".").join(name),
-        }));
-    };
-    if let Some(path) = sink.strip_prefix("file:") {
-        return Ok(DeadLetterTarget::File(PathBuf::from(path)));
-    }
-    // The registry accepts only `file:` and `kafka:` sinks.
-    let topic = sink.strip_prefix("kafka:").unwrap_or(sink);
-    let brokers = args
-        .kafka
-        .brokers
-        .clone()
-        .or_else(|| KafkaConfig::from_source(&src.kind).map(|c| c.brokers))
-        .ok_or_else(|| {
-            usage(anyhow!(
-                "source {}: dead-letter sink {sink:?} needs Kafka brokers: the source is not a Kafka source, give --brokers",
-                src.name
-            ))
-        })?;
-    Ok(DeadLetterTarget::Kafka {
-        brokers,
-        topic: topic.to_owned(),
+    DeadLetterTarget::of_source(src, url, args.kafka.brokers.as_deref()).ok_or_else(|| {
+        usage(anyhow!(
+            "source {}: dead-letter sink {:?} needs Kafka brokers: the source is not a Kafka source, give --brokers",
+            src.name,
+            src.dead_letter.as_deref().unwrap_or_default()
+        ))
     })
 }
 

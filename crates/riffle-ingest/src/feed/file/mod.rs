@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use tokio::sync::mpsc;
 
-use super::{Feed, Record};
+use super::item::{Feed, Record};
 
 /// Reads `input` line by line on a thread as records of `stream`, sending non-blank lines
 /// in chunks of up to `chunk` (a chunk is sent early whenever the next read could block: the

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use riffle_core::Timestamp;
 use tokio::sync::mpsc;
 
-use crate::feed::{stdin_stream_id, Feed, Record};
+use crate::feed::item::{Feed, Record};
+use crate::feed::stream_id::stdin_stream_id;
 use riffle_synth::{EventGenerator, Pacer};
 
 /// How often the pacer is asked for due events.

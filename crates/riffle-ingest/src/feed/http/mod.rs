@@ -33,7 +33,8 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::feed::ack::Ack;
-use crate::feed::{stdin_stream_id, Feed, Record};
+use crate::feed::item::{Feed, Record};
+use crate::feed::stream_id::stdin_stream_id;
 use crate::server::IngestStatus;
 
 /// Largest body accepted by default (4 MiB).

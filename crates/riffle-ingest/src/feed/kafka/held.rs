@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::feed::item::Feed;
 use crate::feed::kafka::source::{KafkaSource, RebalanceEvent};
-use crate::feed::Feed;
 
 /// What the consumer thread has taken from the broker and the channel has not taken yet,
 /// in order, and since when the channel has refused it.
@@ -107,7 +107,7 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::Record;
+    use crate::feed::item::Record;
 
     fn records(partition: i32, n: usize) -> Feed {
         Feed::Records(

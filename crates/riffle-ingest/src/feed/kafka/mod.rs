@@ -51,9 +51,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::feed::item::{Feed, Record};
 use crate::feed::kafka::source::{KafkaConfig, KafkaSource, RebalanceEvent, SourceError};
-use crate::feed::{kafka_stream_id, Feed, Record};
-use crate::pipeline::run::OnDurable;
+use crate::feed::stream_id::kafka_stream_id;
+use crate::pipeline::OnDurable;
 use drained::Drained;
 use held::Held;
 
