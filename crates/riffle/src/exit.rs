@@ -1,4 +1,5 @@
-//! Exit codes (DESIGN.md §6) and the error type commands return to pick one.
+//! Exit codes (the README's "Commands": 0, 1, 2, 3) and the error type commands return to
+//! pick one.
 
 /// A runtime failure: the store, the network, a failed write.
 pub const RUNTIME: u8 = 1;

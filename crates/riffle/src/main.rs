@@ -1,6 +1,6 @@
 //! `riffle`: the command-line entry point. Glue only: parse flags, set up logging and TLS,
-//! run one subcommand from [`cmd`], and turn its outcome into an exit code (DESIGN.md §6:
-//! 0 ok, 1 runtime failure, 2 bad usage or invalid registry, 3 failed check).
+//! run one subcommand from [`cmd`], and turn its outcome into an exit code (the README's
+//! "Commands": 0 ok, 1 runtime failure, 2 bad usage or invalid registry, 3 failed check).
 mod allocator;
 mod cmd;
 mod config;

@@ -3,10 +3,10 @@
 //! from the watermarks its workers publish in the store and, for a Kafka source, from the
 //! consumer group on the broker (`riffle_ops::lag` owns the report and the verdict).
 //!
-//! Exit 0 when every source feeding a group passes; 3 (a failed check, DESIGN §6) when one
-//! is above the threshold (`--threshold`, else the registry's `ingest.lag_threshold`), has a
-//! partition no member owns, or has no worker publishing; 1 when the store cannot be read;
-//! 2 for bad usage.
+//! Exit 0 when every source feeding a group passes; 3 (a failed check, [`crate::exit`]) when
+//! one is above the threshold (`--threshold`, else the registry's `ingest.lag_threshold`), has
+//! a partition no member owns, or has no worker publishing; 1 when the store cannot be read; 2
+//! for bad usage.
 
 use anyhow::anyhow;
 use clap::Args;

@@ -4,9 +4,10 @@
 //! Kafka delivers **at least once**. Offsets are never committed automatically
 //! (`enable.auto.commit=false`, `enable.auto.offset.store=false`): the pipeline calls
 //! [`KafkaSource::commit`] only after the features the messages produced are durable in the
-//! store, together with its window state (DESIGN §4). After a crash, a rebalance or a lost
-//! commit, messages after the last commit are delivered again; the pipeline's writes are
-//! idempotent on replay, which makes ingestion exactly-once *in effect*.
+//! store, together with its window state (`ARCHITECTURE.md`, "Ingest is exactly-once in
+//! effect"). After a crash, a rebalance or a lost commit, messages after the last commit are
+//! delivered again; the pipeline's writes are idempotent on replay, which makes ingestion
+//! exactly-once *in effect*.
 //!
 //! # Rebalances
 //! Partitions move between members inside [`KafkaSource::poll_batch`] (librdkafka serves the
