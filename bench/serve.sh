@@ -4,6 +4,7 @@
 # survive a noisy 2-core box. Not a test: it asserts nothing, it reports.
 #
 #   bench/serve.sh [--users N] [--duration 10s] [--connections 32]
+#   RIFFLE_BIN=path/to/riffle bench/serve.sh ...   (measure another build of riffle)
 #
 # Needs: wrk, redis-server, redis-benchmark (Debian: wrk, redis-server, redis-tools).
 # Scenarios (wrk, 2 threads, loopback; entity ids drawn so the top 1% get 20% of requests):
@@ -35,7 +36,9 @@ done
 echo "==> building release binaries"
 cargo build -q --release -p riffle
 cargo build -q --release -p riffle-serve --example minimal_http
-bin=target/release/riffle
+# RIFFLE_BIN: another riffle binary to measure (e.g. an older build, to compare builds in
+# alternating runs); the default is the one just built.
+bin=${RIFFLE_BIN:-target/release/riffle}
 minimal=target/release/examples/minimal_http
 
 work=$(mktemp -d)
