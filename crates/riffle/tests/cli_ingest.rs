@@ -8,14 +8,12 @@ mod ingest_support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestCommand;
-use ingest_support::{generate, oracle, Ev, Generated, Rng, HOUR, MINUTE, REGISTRY};
+use ingest_support::{generate, oracle, read_rows, Ev, Generated, Rng, HOUR, MINUTE, REGISTRY};
 use riffle_core::{FeatureValue, Timestamp};
-use riffle_registry::Registry;
-use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
+use riffle_store::StoreUrl;
 use riffle_testkit::RedisServer;
 use serde_json::Value;
 
@@ -33,38 +31,6 @@ fn ingest_with(cmd: &mut TestCommand, registry: &str, store: &str, file: &Path) 
         .arg(file);
     let (stdout, _) = cmd.expect_code(0);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
-}
-
-/// Reads the `tx` rows of `users` (None where missing).
-fn read_rows(url: &StoreUrl, users: &[String]) -> Vec<Option<GroupRow>> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let registry = Arc::new(Registry::from_toml(REGISTRY).unwrap());
-        let mut limits = StoreLimits::from_settings(&registry.store);
-        limits.timeout = Duration::from_secs(10);
-        let store = OnlineStore::open(url, registry, limits).await.unwrap();
-        let groups = [0];
-        let mut out = Vec::new();
-        for chunk in users.chunks(500) {
-            let reads: Vec<EntityRead> = chunk
-                .iter()
-                .map(|id| EntityRead {
-                    entity: 0,
-                    id,
-                    groups: &groups,
-                })
-                .collect();
-            for mut rows in store.read(&reads).await.unwrap() {
-                out.push(match rows.remove(0) {
-                    RowRead::Found(row) => Some(row),
-                    RowRead::Missing => None,
-                    RowRead::Corrupt(e) => panic!("corrupt row: {e}"),
-                    RowRead::Unavailable => panic!("store node unavailable"),
-                });
-            }
-        }
-        out
-    })
 }
 
 fn users_of(events: &[Ev]) -> Vec<String> {

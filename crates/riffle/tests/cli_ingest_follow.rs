@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::TestCommand;
 use riffle_core::{FeatureValue, Timestamp};
 use riffle_registry::Registry;
-use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
+use riffle_store::{GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
 use riffle_testkit::fixtures::SHORT_WINDOWS_TOML;
 use riffle_testkit::RedisServer;
 use serde_json::Value;
@@ -118,22 +118,10 @@ fn read_rows(rt: &tokio::runtime::Runtime, url: &str, users: &[String]) -> Vec<G
         let store = OnlineStore::open(&StoreUrl::parse(url).unwrap(), registry, limits)
             .await
             .unwrap();
-        let groups = [0];
-        let reads: Vec<EntityRead> = users
-            .iter()
-            .map(|id| EntityRead {
-                entity: 0,
-                id,
-                groups: &groups,
-            })
-            .collect();
-        store
-            .read(&reads)
-            .await
-            .unwrap()
-            .into_iter()
+        let rows = ingest_support::group_rows(&store, 0, users).await;
+        rows.into_iter()
             .zip(users)
-            .map(|(mut rows, user)| match rows.remove(0) {
+            .map(|(read, user)| match read {
                 RowRead::Found(row) => row,
                 other => panic!("{user}: {other:?}"),
             })

@@ -17,7 +17,7 @@ use common::TestCommand;
 use ingest_support::{generate, oracle, Ev, HOUR, REGISTRY};
 use riffle_core::Timestamp;
 use riffle_registry::Registry;
-use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
+use riffle_store::{GroupRow, OnlineStore, StoreLimits, StoreUrl};
 use riffle_testkit::RedisServer;
 use serde_json::Value;
 
@@ -36,29 +36,8 @@ fn read_rows(
     store: &OnlineStore,
     users: &[String],
 ) -> Vec<Option<GroupRow>> {
-    rt.block_on(async {
-        let groups = [0];
-        let reads: Vec<EntityRead> = users
-            .iter()
-            .map(|id| EntityRead {
-                entity: 0,
-                id,
-                groups: &groups,
-            })
-            .collect();
-        store
-            .read(&reads)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|mut rows| match rows.remove(0) {
-                RowRead::Found(row) => Some(row),
-                RowRead::Missing => None,
-                RowRead::Corrupt(e) => panic!("corrupt row: {e}"),
-                RowRead::Unavailable => panic!("store node unavailable"),
-            })
-            .collect()
-    })
+    let rows = rt.block_on(ingest_support::group_rows(store, 0, users));
+    rows.into_iter().map(ingest_support::found).collect()
 }
 
 fn wait_healthy(client: &reqwest::blocking::Client, base: &str, child: &mut Child) {

@@ -458,7 +458,7 @@ fn assert_not_fresh_while_behind(
 
 /// Users whose stored values differ from the oracle over every event (missing rows count).
 fn behind_users(store: &str, users: &[String], events: &[Ev]) -> Vec<String> {
-    let rows = kafka::read_rows(&StoreUrl::parse(store).unwrap(), users);
+    let rows = ingest_support::read_rows(&StoreUrl::parse(store).unwrap(), users);
     users
         .iter()
         .zip(rows)

@@ -16,8 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use riffle_registry::Registry;
-use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
+use riffle_store::StoreUrl;
 
 use super::{oracle, Ev, Generated, REGISTRY};
 
@@ -413,38 +412,6 @@ impl Drop for Worker {
     }
 }
 
-/// Reads the `tx` rows of `users` (None where missing).
-pub fn read_rows(url: &StoreUrl, users: &[String]) -> Vec<Option<GroupRow>> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let registry = Arc::new(Registry::from_toml(REGISTRY).expect("registry"));
-        let mut limits = StoreLimits::from_settings(&registry.store);
-        limits.timeout = Duration::from_secs(10);
-        let store = OnlineStore::open(url, registry, limits)
-            .await
-            .expect("store");
-        let groups = [0];
-        let reads: Vec<EntityRead> = users
-            .iter()
-            .map(|id| EntityRead {
-                entity: 0,
-                id,
-                groups: &groups,
-            })
-            .collect();
-        let mut out = Vec::new();
-        for mut rows in store.read(&reads).await.expect("read") {
-            out.push(match rows.remove(0) {
-                RowRead::Found(row) => Some(row),
-                RowRead::Missing => None,
-                RowRead::Corrupt(e) => panic!("corrupt row: {e}"),
-                RowRead::Unavailable => panic!("store node unavailable"),
-            });
-        }
-        out
-    })
-}
-
 /// Every value of every user equals the oracle's read at the row's `computed_at`.
 pub fn check_against_oracle(url: &StoreUrl, events: &[Ev]) {
     let users: Vec<String> = events
@@ -453,7 +420,7 @@ pub fn check_against_oracle(url: &StoreUrl, events: &[Ev]) {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let rows = read_rows(url, &users);
+    let rows = super::read_rows(url, &users);
     for (user, row) in users.iter().zip(rows) {
         let row = row.unwrap_or_else(|| panic!("no row for {user}"));
         let want = oracle(events, user, row.computed_at.millis());

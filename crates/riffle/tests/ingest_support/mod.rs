@@ -9,7 +9,12 @@ pub mod kafka;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use riffle_core::FeatureValue;
+use riffle_registry::Registry;
+use riffle_store::{EntityRead, GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
 
 pub const MINUTE: i64 = 60_000;
 pub const HOUR: i64 = 60 * MINUTE;
@@ -50,6 +55,52 @@ features = [
   { name = "merchants_24h", type = "int64", default = 0, aggregation = "distinct_count", field = "merchant_id", window = "24h" },
 ]
 "#;
+
+/// The rows of group `group` of `ids` (entity 0), in order, one store read per 500 ids.
+pub async fn group_rows(store: &OnlineStore, group: usize, ids: &[String]) -> Vec<RowRead> {
+    let groups = [group];
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let reads: Vec<EntityRead> = chunk
+            .iter()
+            .map(|id| EntityRead {
+                entity: 0,
+                id,
+                groups: &groups,
+            })
+            .collect();
+        for mut rows in store.read(&reads).await.expect("store read") {
+            out.push(rows.remove(0));
+        }
+    }
+    out
+}
+
+/// A row read: the row, or `None` where missing; a corrupt row or an unavailable node
+/// fails the test.
+pub fn found(read: RowRead) -> Option<GroupRow> {
+    match read {
+        RowRead::Found(row) => Some(row),
+        RowRead::Missing => None,
+        RowRead::Corrupt(e) => panic!("corrupt row: {e}"),
+        RowRead::Unavailable => panic!("store node unavailable"),
+    }
+}
+
+/// Reads the `tx` rows of `users` (None where missing) from the store at `url`.
+pub fn read_rows(url: &StoreUrl, users: &[String]) -> Vec<Option<GroupRow>> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let registry = Arc::new(Registry::from_toml(REGISTRY).expect("registry"));
+        let mut limits = StoreLimits::from_settings(&registry.store);
+        limits.timeout = Duration::from_secs(10);
+        let store = OnlineStore::open(url, registry, limits)
+            .await
+            .expect("store");
+        let rows = group_rows(&store, 0, users).await;
+        rows.into_iter().map(found).collect()
+    })
+}
 
 #[derive(Clone, Copy)]
 pub enum Kind {
