@@ -51,7 +51,13 @@ tool=target/release/examples/ingest_bench
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; rm -rf "$work"; }
+# Redis servers are started inside $(...) (start_redis prints the port), where pids+= is lost:
+# their pids go to a file instead.
+cleanup() {
+  for p in "${pids[@]}" $(cat "$work/redis.pids" 2> /dev/null); do kill "$p" 2> /dev/null || true; done
+  wait 2> /dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -75,7 +81,7 @@ start_redis() {
   local port
   port=$(free_port)
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" > "$work/redis-$port.log" 2>&1 &
-  pids+=($!)
+  echo $! >> "$work/redis.pids"
   for _ in $(seq 1 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.05; done
   echo "$port"
 }

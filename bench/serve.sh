@@ -47,6 +47,21 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A cluster node also listens on its port + 10000 (the cluster bus), so its port is at most
+# 55535 and both must be free.
+free_cluster_port() {
+  python3 -c '
+import random, socket
+while True:
+    port = random.randint(20000, 55535)
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); s.close()
+    except OSError:
+        continue
+    print(port)
+    break'
+}
 wait_http() { for _ in $(seq 1 200); do curl -fsS "$1" > /dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
 
 redis_port=$(free_port)
@@ -163,7 +178,7 @@ echo "    batch entities/s: -c$conns $(( ${b32%% *} * 100 )), -c1 $(( ${b1%% *} 
 echo "==> the same on a 3-master Redis Cluster (riffle serve --no-cache --store redis-cluster://…)"
 cluster_ports=()
 for _ in 1 2 3; do
-  p=$(free_port); mkdir -p "$work/c$p"
+  p=$(free_cluster_port); mkdir -p "$work/c$p"
   redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$work/c$p/nodes.conf" \
     --cluster-node-timeout 2000 --save "" --appendonly no --dir "$work/c$p" > "$work/c$p/log" 2>&1 &
   pids+=($!); cluster_ports+=("$p")
