@@ -18,6 +18,7 @@ pub mod raw;
 mod resolve;
 mod resolve_group;
 mod resolve_source;
+mod serving;
 mod settings;
 mod source;
 

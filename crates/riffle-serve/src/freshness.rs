@@ -10,17 +10,10 @@ use riffle_core::{Timestamp, ValueStatus};
 use riffle_registry::FeatureGroup;
 
 /// Status of a stored row of `group` exact as of `event_ts`, seen at `now`, and its age in
-/// milliseconds.
+/// milliseconds (the rule itself is the group's: [`FeatureGroup::status_at_age`]).
 pub fn evaluate(group: &FeatureGroup, event_ts: Timestamp, now: Timestamp) -> (ValueStatus, u64) {
     let age = event_ts.age_at(now);
-    let status = if age <= group.freshness_slo.as_millis() as u64 {
-        ValueStatus::Fresh
-    } else if age <= group.staleness_limit.as_millis() as u64 {
-        ValueStatus::Stale
-    } else {
-        ValueStatus::Expired
-    };
-    (status, age)
+    (group.status_at_age(age), age)
 }
 
 #[cfg(test)]

@@ -64,14 +64,11 @@ impl GroupOutcome {
         group: &'a FeatureGroup,
         feature: usize,
     ) -> (&'a FeatureValue, ValueStatus) {
-        let default = &group.features[feature].default;
-        match (&self.row, self.status) {
-            (Some(row), ValueStatus::Fresh | ValueStatus::Stale) => match row.values.get(feature) {
-                Some(FeatureValue::Null) | None => (default, ValueStatus::Null),
-                Some(v) => (v, self.status),
-            },
-            _ => (default, self.status),
-        }
+        group.served_value(
+            feature,
+            self.row.as_deref().map(|r| r.values.as_slice()),
+            self.status,
+        )
     }
 
     /// Event time of the stored row, if any.

@@ -160,8 +160,7 @@ impl OnlineStore {
                             None => RowRead::Missing,
                             Some(bytes) => match codec::decode(group, &bytes) {
                                 Ok(row) => {
-                                    let ttl_ms = group.ttl.as_millis() as u64;
-                                    if row.computed_at.age_at(now) > ttl_ms {
+                                    if !group.row_alive(row.computed_at.age_at(now)) {
                                         RowRead::Missing
                                     } else {
                                         RowRead::Found(row)
