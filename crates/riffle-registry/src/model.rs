@@ -74,6 +74,9 @@ pub struct FeatureGroup {
     pub push_source: Option<String>,
     /// Index into [`Registry::sources`] for a group computed by `riffle ingest`.
     pub source: Option<usize>,
+    /// History of a group without a source (`riffle training-set`): rows with the join key,
+    /// `event_timestamp` and the group's features, as a path or URL like a source's.
+    pub offline: Option<String>,
     pub features: Vec<Feature>,
 }
 

@@ -62,6 +62,8 @@ pub struct RawSource {
     #[serde(default)]
     pub fields: Vec<RawSourceField>,
     pub dead_letter: Option<String>,
+    /// Where the source's event history lives (training sets).
+    pub offline: Option<String>,
     // kafka
     pub brokers: Option<String>,
     pub topic: Option<String>,
@@ -167,6 +169,8 @@ pub struct RawGroup {
     pub push_source: Option<String>,
     /// Event source whose events this group's aggregations are computed from.
     pub source: Option<String>,
+    /// Where a group without a source keeps its rows' history (training sets).
+    pub offline: Option<String>,
     #[serde(default)]
     pub features: Vec<RawFeature>,
 }

@@ -116,6 +116,13 @@ pub(crate) fn resolve_groups(
                 }
             });
             let features = resolve_features(&path, &g.features, source.map(|i| &sources[i]), p);
+            let offline = crate::resolve_source::resolve_offline(&format!("{path}.offline"), &g.offline, p);
+            if offline.is_some() && source.is_some() {
+                p.add(
+                    format!("{path}.offline"),
+                    "a group with a source is recomputed from the source's `offline` events: declare the history there",
+                );
+            }
             FeatureGroup {
                 id: i,
                 name: g.name.clone(),
@@ -131,6 +138,7 @@ pub(crate) fn resolve_groups(
                 cache_ttl,
                 push_source: g.push_source.clone(),
                 source,
+                offline,
                 features,
             }
         })

@@ -90,6 +90,7 @@ pub(crate) fn resolve_sources(
                     p.add(format!("{path}.dead_letter"), format!("{dl:?} is not a sink: use \"file:PATH\" or \"kafka:TOPIC\""));
                 }
             }
+            let offline = resolve_offline(&format!("{path}.offline"), &s.offline, p);
             Source {
                 name: s.name.clone(),
                 entity,
@@ -108,6 +109,7 @@ pub(crate) fn resolve_sources(
                 max_future: p.duration(&format!("{path}.max_future"), &s.max_future, Duration::from_secs(300)),
                 fields,
                 dead_letter: s.dead_letter.clone(),
+                offline,
             }
         })
         .collect()
@@ -319,6 +321,35 @@ fn check_types(
     }
 }
 
+/// Schemes a history URL may use: what `object_store` reads here.
+const OFFLINE_SCHEMES: [&str; 3] = ["file", "s3", "gs"];
+
+/// An `offline` history location: a path, or a URL of a scheme in [`OFFLINE_SCHEMES`].
+pub(crate) fn resolve_offline(
+    path: &str,
+    raw: &Option<String>,
+    p: &mut Problems,
+) -> Option<String> {
+    let url = raw.as_ref()?;
+    if url.trim().is_empty() {
+        p.add(
+            path,
+            "must not be empty: a path, or a file://, s3:// or gs:// URL",
+        );
+        return None;
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        if !OFFLINE_SCHEMES.contains(&scheme) {
+            p.add(
+                path,
+                format!("{url:?}: scheme {scheme:?} is not read here: use a path, or a file://, s3:// or gs:// URL"),
+            );
+            return None;
+        }
+    }
+    Some(url.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{AggregationKind, Registry, SourceKind};
@@ -405,6 +436,32 @@ features = [
                 text.iter().any(|t| t.starts_with(want)),
                 "missing {want:?} in {text:#?}"
             );
+        }
+    }
+
+    #[test]
+    fn history_locations_are_paths_or_urls_read_here_and_only_where_they_mean_something() {
+        let with_source = STREAM.replace(
+            "topic = \"transactions\"",
+            "topic = \"transactions\"\noffline = \"s3://lake/tx/*.parquet\"",
+        );
+        let r = Registry::from_toml(&with_source).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.sources[0].offline.as_deref(),
+            Some("s3://lake/tx/*.parquet")
+        );
+        let bad = STREAM
+            .replace(
+                "topic = \"transactions\"",
+                "topic = \"transactions\"\noffline = \"hdfs://x/y\"",
+            )
+            .replace("source = \"tx\"", "source = \"tx\"\noffline = \"rows/\"");
+        let text = Registry::from_toml(&bad).unwrap_err().to_string();
+        for want in [
+            "sources[0].offline: \"hdfs://x/y\": scheme \"hdfs\" is not read here",
+            "feature_groups[0].offline: a group with a source is recomputed",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in {text}");
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct Source {
     pub fields: Vec<SourceField>,
     /// Dead-letter sink: `file:PATH` or `kafka:TOPIC` (default: a file beside the store).
     pub dead_letter: Option<String>,
+    /// The source's event history (`riffle training-set`): a file, folder or glob of NDJSON
+    /// or Parquet, as a path or a `file://`, `s3://` or `gs://` URL; the stream's schema.
+    pub offline: Option<String>,
 }
 
 impl Source {
