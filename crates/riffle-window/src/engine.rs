@@ -388,12 +388,7 @@ impl WindowEngine {
     /// The oldest event time accepted now from a stream whose largest event time accepted
     /// is `latest`, and which limit sets it.
     fn late_limit(&self, latest: Option<i64>) -> (i64, LateCause) {
-        let lateness = self
-            .config
-            .allowed_lateness
-            .zip(latest)
-            .map(|(allowed, max)| max.saturating_sub(millis(allowed)));
-        match lateness {
+        match self.config.lateness_floor(latest.map(to_timestamp)) {
             Some(l) if l > self.reach => (l, LateCause::BeyondAllowedLateness),
             _ => (self.reach, LateCause::OutsideEveryWindow),
         }

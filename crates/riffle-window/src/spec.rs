@@ -1,6 +1,7 @@
 //! Feature declarations: what to aggregate, over which window, cut into which tiles; and the
 //! engine's configuration, validated all at once.
 
+use riffle_core::Timestamp;
 use std::time::Duration;
 
 use super::hash::StableHasher;
@@ -94,6 +95,15 @@ impl EngineConfig {
             allowed_lateness: None,
             max_future: DEFAULT_MAX_FUTURE,
         }
+    }
+
+    /// The earliest event time (ms) a stream whose largest accepted event time is
+    /// `stream_latest` still accepts by `allowed_lateness`; `None` when that sets no limit
+    /// (no `allowed_lateness`, or the stream's first event). The window reach at the engine
+    /// clock limits lateness as well ([`crate::WindowEngine::ingest_in_stream`]).
+    pub fn lateness_floor(&self, stream_latest: Option<Timestamp>) -> Option<i64> {
+        let allowed = i64::try_from(self.allowed_lateness?.as_millis()).unwrap_or(i64::MAX);
+        Some(stream_latest?.millis().saturating_sub(allowed))
     }
 }
 
