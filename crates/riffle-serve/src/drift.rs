@@ -288,7 +288,11 @@ impl Drift {
     /// Whether this request's values are sampled: one atomic add.
     pub fn sample(&self) -> bool {
         let every = self.every.load(Ordering::Relaxed);
-        every == 1 || self.tick.fetch_add(1, Ordering::Relaxed) % every == 0
+        every == 1
+            || self
+                .tick
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(every)
     }
 
     /// Counts one served value.

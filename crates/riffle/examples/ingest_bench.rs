@@ -192,7 +192,7 @@ fn produce(flags: &Flags) -> anyhow::Result<()> {
         let line = line?;
         send(&p, topic, &key_of(&source, &line), &line)?;
         n += 1;
-        if n % 10_000 == 0 {
+        if n.is_multiple_of(10_000) {
             p.poll(Duration::ZERO);
         }
     }

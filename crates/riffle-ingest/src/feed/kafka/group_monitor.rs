@@ -158,7 +158,7 @@ impl Watcher {
                 let cooled = last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_COOLDOWN);
                 if may && due && cooled {
                     let for_s = since.elapsed().as_secs();
-                    if remedies % 2 == 0 {
+                    if remedies.is_multiple_of(2) {
                         tracing::warn!(group = %self.config.group_id, ?unowned, "partitions owned by no member for {for_s} s: rejoining the group");
                         self.feed.request_rejoin();
                     } else {
