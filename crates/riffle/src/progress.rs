@@ -93,3 +93,48 @@ impl LoadProgress for LoadBar {
         self.0.finish_and_clear();
     }
 }
+
+/// Draws a `riffle training-set` as one bar per phase (bytes of history read, spine rows
+/// answered), each replaced by the next.
+pub struct TrainingSetBar(std::sync::Mutex<ProgressBar>);
+
+impl TrainingSetBar {
+    pub fn new() -> Self {
+        Self(std::sync::Mutex::new(spinner()))
+    }
+
+    pub fn finish(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish_and_clear();
+    }
+}
+
+impl riffle_offline::Progress for TrainingSetBar {
+    fn phase(&self, name: &str, total: u64, unit: &'static str) {
+        let mut current = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        current.finish_and_clear();
+        *current = if total > 0 {
+            bar(
+                total,
+                &format!("[{{elapsed_precise}}] {{msg}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"),
+            )
+        } else {
+            let spinner = spinner();
+            if unit == "bytes" {
+                if let Ok(style) = ProgressStyle::with_template(
+                    "[{elapsed_precise}] {spinner} {msg}: {bytes} ({bytes_per_sec})",
+                ) {
+                    spinner.set_style(style);
+                }
+            }
+            spinner
+        };
+        current.set_message(name.to_string());
+    }
+
+    fn advance(&self, n: u64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).inc(n);
+    }
+}

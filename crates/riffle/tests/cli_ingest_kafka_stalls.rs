@@ -23,14 +23,12 @@ mod common;
 mod ingest_support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{http_get_status, TestCommand};
+use common::{http_get_status, Serve, TestCommand};
 use ingest_support::kafka::{self, partition_of, Background, Committed, Worker, PARTITIONS, TOPIC};
 use ingest_support::{generate, oracle, Ev, Rng, MINUTE};
 use rdkafka::config::ClientConfig;
@@ -119,54 +117,6 @@ impl Setup {
 
     fn serve(&self) -> Serve {
         Serve::start(&self.config(), &self.redis.url())
-    }
-}
-
-/// `riffle serve` over the test Redis, without its hot cache (every read sees the store),
-/// killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(config: &Path, store: &str) -> Self {
-        let port = riffle_testkit::free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut cmd = TestCommand::new();
-        let child = cmd
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .args(["--store", store, "--no-cache"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .spawn();
-        let serve = Self { child, base };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http_get_status(&serve.base, "/health").is_none() {
-            assert!(Instant::now() < deadline, "riffle serve did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        serve
-    }
-
-    /// The status `serve` gives group `tx` of `user` (`missing` when it has no row).
-    fn status(&self, user: &str) -> String {
-        let (code, body) = http_get_status(&self.base, &format!("/v1/features/user/{user}"))
-            .expect("serve answers");
-        assert_eq!(code, 200, "{body}");
-        let v: Value = serde_json::from_str(&body).expect("JSON");
-        v["results"][0]["groups"][0]["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`load`]: bulk-load precomputed rows of one group from CSV or NDJSON.
 //! - [`ingest`]: replay NDJSON events of a source through the window pipeline.
 //! - [`lag`]: how far each source's ingest is behind, from its published watermarks.
+//! - [`training_set`]: the features serve would have answered at each row of a spine.
 //! - [`demo`]: the fraud example, self-contained: synthetic users, a server, moving values.
 //! - [`loadtest`], [`check`], [`drill`], [`cost`], [`alerts`], [`runbook`], [`baseline`]: the
 //!   operator toolkit (`riffle_ops`).
@@ -20,6 +21,7 @@ pub mod load;
 pub mod loadtest;
 pub mod runbook;
 pub mod serve;
+pub mod training_set;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +45,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// How far ingest is behind per source, and the staleness it implies per group (exit 3 above the threshold).
     Lag(lag::LagArgs),
+    /// The features serve would have answered at each row of a spine, recomputed from history (Parquet out).
+    TrainingSet(training_set::TrainingSetArgs),
     /// Run the fraud example end to end: synthetic users on the embedded store, served.
     Demo(demo::DemoArgs),
     /// Drive load at a running server (open or closed loop) and judge it against the p99 SLOs.
@@ -70,6 +74,7 @@ pub async fn run(cli: Cli) -> CmdResult {
             ingest::run(args).await
         }
         Command::Lag(args) => lag::run(args).await,
+        Command::TrainingSet(args) => training_set::run(args).await,
         Command::Demo(args) => {
             crate::allocator::tune_for_ingest();
             demo::run(args).await

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The fraud example registry of this repository.
 pub fn fraud_config() -> PathBuf {
@@ -126,4 +126,61 @@ pub fn http_get_status(base: &str, path: &str) -> Option<(u16, String)> {
     let (head, body) = buf.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_owned()))
+}
+
+/// `riffle serve` over the test Redis, without its hot cache (every read sees the store),
+/// killed on drop.
+pub struct Serve {
+    child: Child,
+    pub base: String,
+}
+
+impl Serve {
+    pub fn start(config: &Path, store: &str) -> Self {
+        let port = riffle_testkit::free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = TestCommand::new();
+        let child = cmd
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(["--store", store, "--no-cache"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .spawn();
+        let serve = Self { child, base };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get_status(&serve.base, "/health").is_none() {
+            assert!(Instant::now() < deadline, "riffle serve did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        serve
+    }
+
+    /// `GET /v1/features/user/{user}{query}`: the body; any answer but 200 fails the test.
+    pub fn user_body(&self, user: &str, query: &str) -> String {
+        let (code, body) = http_get_status(&self.base, &format!("/v1/features/user/{user}{query}"))
+            .expect("serve answers");
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    /// [`Serve::user_body`] as JSON.
+    pub fn user(&self, user: &str, query: &str) -> serde_json::Value {
+        serde_json::from_str(&self.user_body(user, query)).expect("JSON")
+    }
+
+    /// The status `serve` gives the first group of `user` (`missing` when it has no row).
+    pub fn status(&self, user: &str) -> String {
+        self.user(user, "")["results"][0]["groups"][0]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,250 @@
+//! A source's event history (`[[sources]] offline`), decoded by the very decoder `riffle
+//! ingest` uses on the stream ([`riffle_ingest::decode::Decoder`]), so a history event
+//! means exactly what the same stream event means. NDJSON lines are decoded as they are;
+//! a Parquet or CSV row becomes the JSON object of the fields the source declares.
+//!
+//! Lateness is judged as `riffle ingest --from FILE` judges it: each file is one input
+//! stream read in order, and an event more than the source's `allowed_lateness` behind the
+//! largest event time accepted from its file is too late
+//! ([`riffle_window::EngineConfig::lateness_floor`]). Past that, events are applied in
+//! event-time order.
+//!
+//! Rows that do not decode are counted by reason and the first [`LISTED_BAD_ROWS`] are
+//! listed with their file and line or row: never silently used, never silently dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::object_store::ObjectStoreExt;
+use datafusion::prelude::SessionContext;
+use riffle_core::{EntityId, Timestamp};
+use riffle_ingest::decode::{self, Decoder, Rejection};
+use riffle_ingest::pipeline::specs::named_event;
+use riffle_registry::{Registry, Source};
+use riffle_window::{EngineConfig, Event};
+use serde_json::{Map, Value};
+
+use crate::cells;
+use crate::error::OfflineError;
+use crate::location::{self, Format, HistoryFile};
+use crate::read;
+
+/// At most this many bad rows are listed (all are counted).
+pub const LISTED_BAD_ROWS: usize = 20;
+
+/// A row of history that was not used, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BadRow {
+    /// `FILE:LINE` for NDJSON, `FILE row N` otherwise (both counting from 1).
+    pub at: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The rows of history not used: counted per reason, the first few listed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BadRows {
+    pub counts: BTreeMap<&'static str, u64>,
+    pub listed: Vec<BadRow>,
+}
+
+impl BadRows {
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    pub(crate) fn add(&mut self, at: impl FnOnce() -> String, rejection: Rejection) {
+        *self.counts.entry(rejection.reason()).or_default() += 1;
+        if self.listed.len() < LISTED_BAD_ROWS {
+            self.listed.push(BadRow {
+                at: at(),
+                reason: rejection.reason(),
+                message: rejection.to_string(),
+            });
+        }
+    }
+}
+
+/// One event of history and when it arrived: its place in the order read (files by name,
+/// then lines or rows), the order a stream would have delivered it in.
+#[derive(Debug, Clone)]
+pub struct Arrived {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// One source's history: its events sorted by entity, then event time, then arrival.
+pub struct SourceHistory {
+    pub events: Vec<Arrived>,
+    pub files: usize,
+    pub bad: BadRows,
+}
+
+impl SourceHistory {
+    /// Reads and decodes every file at `location` as events of `source`. `progress` is told
+    /// the bytes of each file read.
+    pub async fn read(
+        ctx: &SessionContext,
+        registry: &Registry,
+        source: &Source,
+        config: &EngineConfig,
+        location: &str,
+        progress: &dyn Fn(u64),
+    ) -> Result<SourceHistory, OfflineError> {
+        let (store, files) = location::list(ctx, location).await?;
+        let decoder = Decoder::new(registry, source);
+        let names: Vec<Arc<str>> = source
+            .fields
+            .iter()
+            .map(|f| f.name.as_str().into())
+            .collect();
+        let mut events = Vec::new();
+        let mut bad = BadRows::default();
+        for file in &files {
+            let mut stream = Lateness::new(config);
+            match file.format {
+                Format::Ndjson => {
+                    let bytes = store
+                        .get(&file.path)
+                        .await
+                        .map_err(|e| OfflineError::read(&file.url, e))?
+                        .bytes()
+                        .await
+                        .map_err(|e| OfflineError::read(&file.url, e))?;
+                    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        match decoder.decode(line, None).and_then(|e| stream.admit(e)) {
+                            Ok(e) => events.push(named_event(&names, e)),
+                            Err(r) => bad.add(|| format!("{}:{}", file.url, i + 1), r),
+                        }
+                    }
+                }
+                Format::Parquet | Format::Csv => {
+                    let table = Table {
+                        source,
+                        decoder: &decoder,
+                        names: &names,
+                    };
+                    table
+                        .read(ctx, file, &mut stream, &mut events, &mut bad)
+                        .await?
+                }
+            }
+            progress(file.size);
+        }
+        let mut events: Vec<Arrived> = events
+            .into_iter()
+            .enumerate()
+            .map(|(seq, event)| Arrived {
+                seq: seq as u64,
+                event,
+            })
+            .collect();
+        // Stable: events of one entity at one time keep the order they arrived in.
+        events.sort_by(|a, b| {
+            (a.event.entity.cmp(&b.event.entity)).then(a.event.time.cmp(&b.event.time))
+        });
+        Ok(SourceHistory {
+            events,
+            files: files.len(),
+            bad,
+        })
+    }
+
+    /// The events of `entity` (sorted by time), found by binary search.
+    pub fn of(&self, entity: &EntityId) -> &[Arrived] {
+        let start = self.events.partition_point(|a| a.event.entity < *entity);
+        let end = start + self.events[start..].partition_point(|a| a.event.entity == *entity);
+        &self.events[start..end]
+    }
+}
+
+/// How one source's rows are decoded from a Parquet or CSV file.
+struct Table<'a> {
+    source: &'a Source,
+    decoder: &'a Decoder,
+    names: &'a [Arc<str>],
+}
+
+impl Table<'_> {
+    /// Decodes the rows of a Parquet or CSV file: each row as the JSON object of the source's
+    /// key, time and fields (absent columns are absent members).
+    async fn read(
+        &self,
+        ctx: &SessionContext,
+        file: &HistoryFile,
+        stream: &mut Lateness<'_>,
+        events: &mut Vec<Event>,
+        bad: &mut BadRows,
+    ) -> Result<(), OfflineError> {
+        let (source, decoder, names) = (self.source, self.decoder, self.names);
+        let wanted: Vec<&str> = [source.key_field.as_str(), source.time_field.as_str()]
+            .into_iter()
+            .chain(source.fields.iter().map(|f| f.name.as_str()))
+            .collect();
+        let mut row_number = 0usize;
+        for batch in read::batches(ctx, file).await? {
+            let columns: Vec<_> = wanted
+                .iter()
+                .filter_map(|name| batch.column_by_name(name).map(|c| (*name, c.clone())))
+                .collect();
+            for row in 0..batch.num_rows() {
+                row_number += 1;
+                let mut object = Map::with_capacity(columns.len());
+                let mut unreadable = None;
+                for (name, column) in &columns {
+                    match cells::to_json(column.as_ref(), row) {
+                        Ok(Value::Null) => {}
+                        Ok(v) => {
+                            object.insert((*name).to_string(), v);
+                        }
+                        Err(e) => unreadable = Some(format!("{name:?}: {e}")),
+                    }
+                }
+                let decoded = match unreadable {
+                    Some(message) => Err(Rejection::SchemaMismatch(message)),
+                    None => decoder
+                        .decode_value(&Value::Object(object), None)
+                        .and_then(|e| stream.admit(e)),
+                };
+                match decoded {
+                    Ok(e) => events.push(named_event(names, e)),
+                    Err(r) => bad.add(|| format!("{} row {row_number}", file.url), r),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One input stream's lateness: the largest event time accepted from it so far.
+struct Lateness<'a> {
+    config: &'a EngineConfig,
+    latest: Option<Timestamp>,
+}
+
+impl<'a> Lateness<'a> {
+    fn new(config: &'a EngineConfig) -> Self {
+        Self {
+            config,
+            latest: None,
+        }
+    }
+
+    /// The event, unless it is too late for its stream.
+    fn admit(&mut self, event: decode::Event) -> Result<decode::Event, Rejection> {
+        if let Some(floor) = self.config.lateness_floor(self.latest) {
+            if event.time.millis() < floor {
+                return Err(Rejection::TooLate(format!(
+                    "event time {} is more than the allowed lateness behind {} in its file",
+                    event.time.to_rfc3339(),
+                    self.latest.map(Timestamp::to_rfc3339).unwrap_or_default()
+                )));
+            }
+        }
+        self.latest = Some(self.latest.map_or(event.time, |l| l.max(event.time)));
+        Ok(event)
+    }
+}
