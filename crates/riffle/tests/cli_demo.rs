@@ -152,6 +152,48 @@ fn demo_serves_the_fraud_example_and_stops_cleanly() {
         assert!(after > 0 && before >= 0, "{before} -> {after}");
     });
 
+    // The training set the banner offers, over the history the demo backfilled.
+    let printed_now = printed.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        printed_now.contains("riffle training-set --config"),
+        "{printed_now}"
+    );
+    let out = data.join("training.parquet");
+    let mut training = TestCommand::new();
+    training
+        .arg("training-set")
+        .arg("--config")
+        .arg(data.join("riffle.toml"))
+        .arg("--spine")
+        .arg(data.join("spine.csv"))
+        .arg("--events")
+        .arg(format!(
+            "transactions={}",
+            data.join("history/transactions.ndjson").display()
+        ))
+        .args([
+            "--features",
+            "user_velocity:tx_count_1h,user_session:session_tx_count_30m",
+        ])
+        .args(["--with-status", "--json", "--out"])
+        .arg(&out);
+    let (summary, _) = training.expect_code(0);
+    let summary: Value = serde_json::from_str(&summary).expect("JSON");
+    assert_eq!(summary["rows"], 600, "{summary}");
+    assert_eq!(
+        summary["sources"]["transactions"]["bad"]["counts"],
+        json!({}),
+        "{summary}"
+    );
+    let file = std::fs::File::open(&out).expect("the training set is written");
+    let rows: usize =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .expect("Parquet")
+            .map(|b| b.expect("a batch").num_rows())
+            .sum();
+    assert_eq!(rows, 600);
+
     let pid = running.0.id();
     riffle_testkit::signal(pid, "TERM").expect("the demo can be signalled");
     let mut running = running;

@@ -2,7 +2,8 @@
 //! from any folder with nothing installed. The registry is compiled in; the store is the
 //! embedded one in a temporary directory (or `--data DIR`, kept). It bulk-loads a synthetic
 //! population (power-law activity) for the batch groups (historical, embeddings, profile),
-//! then runs the real ingest process in-process (`riffle_ingest::process`: generator →
+//! backfills half an hour of synthetic transactions through the real pipeline (kept as the
+//! history `riffle training-set` reads, [`history`]), then runs the real ingest process in-process (`riffle_ingest::process`: generator →
 //! decode → windows → rows and state in the store) for the stream groups (velocity,
 //! session) at `--rate` events per second, serves everything, and prints example calls. The
 //! pipeline's own `/metrics` and `/health` listen on `ingest.listen` (another free port
@@ -32,6 +33,8 @@ use crate::config;
 use crate::exit::{runtime, usage, CmdResult};
 use crate::progress;
 use crate::shutdown;
+
+mod history;
 
 /// The fraud example's registry, carried inside the binary.
 const FRAUD_REGISTRY: &str = include_str!("../../../../examples/fraud/riffle.toml");
@@ -127,6 +130,24 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         started.elapsed().as_secs_f64()
     );
 
+    let started = Instant::now();
+    let history = history::prepare(
+        &registry,
+        FRAUD_REGISTRY,
+        source,
+        &store,
+        &dir,
+        args.users,
+        args.seed,
+    )
+    .await?;
+    println!(
+        "riffle demo: backfilled {} events of the last 30 min through the pipeline in {:.1} s (history: {})",
+        history.count,
+        started.elapsed().as_secs_f64(),
+        history.events.display()
+    );
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let stopped = move || {
@@ -174,6 +195,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         &ingest_addr.to_string(),
         args.users,
         args.rate,
+        &history.command(),
     );
 
     let deps = ServeDeps {
@@ -267,7 +289,7 @@ async fn bind_ingest(addr: &str) -> Result<TcpListener, crate::exit::Failure> {
     }
 }
 
-fn print_banner(addr: &str, ingest: &str, users: u64, rate: f64) {
+fn print_banner(addr: &str, ingest: &str, users: u64, rate: f64, training_set: &str) {
     let base = format!("http://{addr}");
     let last = users.saturating_sub(1);
     println!(
@@ -288,6 +310,10 @@ Try:
   curl -s {base}/metrics | grep '^riffle_' | head -20
   curl -s http://{ingest}/metrics | grep '^riffle_ingest_'
   curl -s {base}/openapi.json
+
+The same features as of past instants, recomputed from the backfilled history by the
+code that serves them (while the demo runs):
+  {training_set}
 
 Ctrl-C stops the demo."#
     );
