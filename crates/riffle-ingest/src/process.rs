@@ -1,7 +1,8 @@
 //! The ingest process, wired in one place for every command that runs one (`riffle ingest`,
 //! `riffle demo`): its input opened as a channel of [`Feed`] items — a file or stdin
-//! (optionally followed), events `POST`ed to `/v1/events`, the generator, or a member of a
-//! Kafka consumer group with the monitor of the whole group —; the [`IngestStatus`] that
+//! (optionally followed), events `POST`ed to `/v1/events`, the generator, an archive's events
+//! read by the caller, or a member of a Kafka consumer group with the monitor of the whole
+//! group —; the [`IngestStatus`] that
 //! `/metrics` and `/health` read, served on the process's listener; the [`pipeline`] run
 //! with its settings from the registry; and once the run ends, everything stopped in
 //! order: the server drained, the Kafka member's last commit and leave, the generator
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dead_letter::DeadLetterTarget;
+use crate::feed::archive::{spawn_archive_reader, ArchiveRecords};
 use crate::feed::file::spawn_reader;
 use crate::feed::generator::{generator_stream_id, GeneratorFeed};
 use crate::feed::http::{self, HttpEvents};
@@ -43,7 +45,6 @@ use crate::server::{self, IngestStatus};
 const RECORDS_PER_ITEM: usize = 256;
 
 /// Where an ingest process's events come from.
-#[derive(Clone)]
 pub enum Input {
     /// NDJSON lines of `path` (`-`: stdin). With `follow`, lines appended to the file are
     /// read until the run is stopped (stdin is read to its end).
@@ -53,6 +54,8 @@ pub enum Input {
     Http { address: String },
     /// Synthetic events of the source's schema.
     Generator(GeneratorInput),
+    /// An archive's events, read by the caller: see [`ArchiveInput`].
+    Archive(ArchiveInput),
     /// The topic of `KafkaConfig`, read as a member of its consumer group; the member's
     /// client id is set to name this process.
     Kafka(KafkaConfig),
@@ -67,6 +70,16 @@ pub struct GeneratorInput {
     pub entities: u64,
     pub seed: u64,
     pub max_events: Option<u64>,
+}
+
+/// An archive's events (Parquet, an object-store URL), read by the caller and handed over
+/// as NDJSON objects in archive order; the run ends after the last one is durable.
+pub struct ArchiveInput {
+    /// The archive, as the run's description names it.
+    pub described: String,
+    /// Its stream id ([`crate::feed::archive_stream_id`]).
+    pub stream_id: u64,
+    pub records: ArchiveRecords,
 }
 
 /// What an ingest process is made of.
@@ -178,6 +191,20 @@ impl IngestProcess {
                 input
             }
             Input::Generator(generate) => open_generator(&registry, source, generate, capacity)?,
+            Input::Archive(archive) => OpenInput {
+                feed: spawn_archive_reader(
+                    archive.records,
+                    archive.stream_id,
+                    RECORDS_PER_ITEM,
+                    capacity,
+                )
+                .map_err(ProcessError::Thread)?,
+                described: archive.described,
+                stream_id: archive.stream_id,
+                continuous: false,
+                kafka: None,
+                generator: None,
+            },
             Input::Kafka(config) => open_kafka(&registry, config, &status, capacity)?,
         };
         Ok(Self {

@@ -12,6 +12,9 @@
 //! History is read through DataFusion and `object_store` ([`location`], [`read`]): a path,
 //! folder or glob, or a `file://`, `s3://` or `gs://` URL, of Parquet, NDJSON or CSV.
 //!
+//! [`archive`] hands the same kinds of history to `riffle ingest --from` as its input, to
+//! backfill from an archive before the stream takes over.
+//!
 //! Modules, in the order a build meets them: [`request`] (which features, which columns),
 //! [`spine`], [`events`] and [`as_of`] (history read and sorted), [`replay`], [`point`]
 //! (a group's row at an instant), [`output`] (typed Parquet), and [`training_set`], which
@@ -19,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod as_of;
 pub mod cells;
 pub mod error;

@@ -338,3 +338,85 @@ fn usage_errors_exit_2() {
     let (_, stderr) = cmd.expect_code(2);
     assert!(stderr.contains("cannot open missing.ndjson"), "{stderr}");
 }
+
+/// `events` as a Parquet file at `path`: event times as an Arrow timestamp when `typed`,
+/// else as epoch milliseconds.
+fn write_parquet(path: &Path, events: &[Ev], typed: bool) {
+    use datafusion::arrow::array::{
+        ArrayRef, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    };
+    use datafusion::arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    let times: Vec<i64> = events.iter().map(|e| e.time).collect();
+    let time: ArrayRef = if typed {
+        Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC"))
+    } else {
+        Arc::new(Int64Array::from(times))
+    };
+    let batch = RecordBatch::try_from_iter([
+        (
+            "user_id",
+            Arc::new(StringArray::from_iter_values(
+                events.iter().map(|e| e.user.as_str()),
+            )) as ArrayRef,
+        ),
+        ("event_time", time),
+        (
+            "amount",
+            Arc::new(Float64Array::from_iter_values(
+                events.iter().map(|e| e.amount),
+            )),
+        ),
+        (
+            "merchant_id",
+            Arc::new(StringArray::from_iter_values(
+                events.iter().map(|e| e.merchant.as_str()),
+            )),
+        ),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn an_archive_of_parquet_files_backfills_like_its_events_from_a_file_and_only_once() {
+    let redis = RedisServer::start().unwrap();
+    let g = generate(
+        41,
+        Timestamp::now().millis(),
+        300,
+        4_000,
+        10 * MINUTE,
+        false,
+    );
+    let mut cmd = TestCommand::new();
+    // The archive: a folder of two files, read in name order (the events' order).
+    let archive = cmd.dir().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    let (first, second) = g.accepted.split_at(g.accepted.len() / 2);
+    write_parquet(&archive.join("part-0.parquet"), first, true);
+    write_parquet(&archive.join("part-1.parquet"), second, false);
+    std::fs::write(archive.join("_SUCCESS"), "").unwrap();
+    let summary = ingest(&mut cmd, &redis.url(), &archive);
+    assert_eq!(
+        count(&summary, "applied"),
+        g.accepted.len() as u64,
+        "{summary}"
+    );
+    assert_eq!(count(&summary, "dead_lettered_total"), 0, "{summary}");
+    check_against_oracle(&StoreUrl::parse(&redis.url()).unwrap(), &g.accepted);
+
+    // The same archive again: recognised, nothing applied twice.
+    let mut again = TestCommand::new();
+    let summary = ingest(&mut again, &redis.url(), &archive);
+    assert_eq!(count(&summary, "applied"), 0, "{summary}");
+    assert_eq!(
+        count(&summary, "already_applied"),
+        g.accepted.len() as u64,
+        "{summary}"
+    );
+}

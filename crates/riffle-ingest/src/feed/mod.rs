@@ -10,6 +10,8 @@
 //! - [`http`]: events `POST`ed to `/v1/events`, each request answered once durable
 //!   ([`ack`]).
 //! - [`generator`]: synthetic events of the source's schema, paced.
+//! - [`archive`]: events kept as history (Parquet, object stores), read by another crate and
+//!   handed over as NDJSON objects, numbered as lines are.
 //!
 //! What they all send is defined once (`item.rs`: [`Feed`], [`Record`]), and so are the
 //! stream ids (`stream_id.rs`). Adding an input is a folder here that sends [`Feed`]s, a
@@ -21,6 +23,7 @@
 //! deduplicated across runs.
 
 pub mod ack;
+pub mod archive;
 pub mod file;
 pub mod generator;
 pub mod http;
@@ -29,8 +32,9 @@ pub mod kafka;
 pub(crate) mod stream_id;
 
 pub use ack::{Ack, AckOutcome};
+pub use archive::{spawn_archive_reader, ArchiveRecords};
 pub use file::spawn_reader;
 pub use generator::{generator_stream_id, GeneratorFeed};
 pub use item::{Feed, Record};
 pub use kafka::KafkaFeed;
-pub use stream_id::{file_stream_id, kafka_stream_id, stdin_stream_id};
+pub use stream_id::{archive_stream_id, file_stream_id, kafka_stream_id, stdin_stream_id};

@@ -26,6 +26,25 @@ pub fn file_stream_id(path: &Path) -> std::io::Result<u64> {
     Ok(h.0)
 }
 
+/// The stream id of an archive: a hash of its location and of each of its files' name, size
+/// and change tag (an ETag or modification time), so the same objects replayed again are
+/// recognised and a changed archive is a new stream.
+pub fn archive_stream_id<'a>(
+    location: &str,
+    files: impl IntoIterator<Item = (&'a str, u64, &'a str)>,
+) -> u64 {
+    let mut h = Fnv::new();
+    h.write(b"archive\0");
+    h.write(location.as_bytes());
+    for (name, size, tag) in files {
+        h.write(b"\0");
+        h.write(name.as_bytes());
+        h.write(&size.to_le_bytes());
+        h.write(tag.as_bytes());
+    }
+    h.0
+}
+
 /// The stream id of this process's stdin: a hash of the start time (not deduplicated
 /// across runs).
 pub fn stdin_stream_id() -> u64 {

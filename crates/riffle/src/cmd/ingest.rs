@@ -4,7 +4,9 @@
 //! progress line on stderr and a summary on stdout.
 //!
 //! - `--from`: replays NDJSON events and exits once every event is durable; with `--follow`
-//!   it keeps tailing the file until Ctrl-C/SIGTERM.
+//!   it keeps tailing the file until Ctrl-C/SIGTERM. A Parquet file, a folder, a glob or a
+//!   `file://`, `s3://` or `gs://` URL is an archive (`riffle_offline::archive`): its events
+//!   are replayed the same way, to backfill from history before the stream takes over.
 //! - `--generate RATE` (or a `generator` source): synthetic events of the source's schema
 //!   (power-law entities, bursts, cold starts; `--entities`, `--seed`) until Ctrl-C/SIGTERM,
 //!   or `--max-events N` of them, then exit once durable.
@@ -49,7 +51,8 @@ pub struct IngestArgs {
     /// The source whose events these are (default: the registry's only source).
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// NDJSON events to replay: a file, or `-` for stdin (default: the source's Kafka topic).
+    /// Events to replay: an NDJSON file, `-` for stdin, or an archive (a Parquet file, a
+    /// folder, a glob, a file://, s3:// or gs:// URL) (default: the source's Kafka topic).
     #[arg(long, value_name = "FILE|-", conflicts_with_all = ["brokers", "topic", "group_id"])]
     pub from: Option<PathBuf>,
     /// With `--from FILE`: keep reading lines appended to the file until Ctrl-C/SIGTERM.
@@ -109,14 +112,29 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     };
     let generated = args.generate.is_some()
         || matches!(registry.sources[source].kind, SourceKind::Generator { .. });
-    let input = match &args.from {
-        Some(from) => Input::File {
+    let archive = args
+        .from
+        .as_ref()
+        .and_then(|f| f.to_str())
+        .filter(|f| riffle_offline::archive::is_archive(f));
+    if archive.is_some() && args.follow {
+        return Err(usage(anyhow!(
+            "--follow tails an NDJSON file, not an archive"
+        )));
+    }
+    let input = match (&args.from, archive) {
+        (Some(_), Some(location)) => Input::Archive(
+            riffle_offline::archive::open(location)
+                .await
+                .map_err(|e| usage(anyhow::Error::new(e).context("cannot replay the archive")))?,
+        ),
+        (Some(from), None) => Input::File {
             path: from.clone(),
             follow: args.follow,
         },
-        None if http => Input::Http { address: listen },
-        None if generated => Input::Generator(generator_input(&registry, source, &args)?),
-        None => Input::Kafka(kafka_config(&registry, source, &args)?),
+        (None, _) if http => Input::Http { address: listen },
+        (None, _) if generated => Input::Generator(generator_input(&registry, source, &args)?),
+        (None, _) => Input::Kafka(kafka_config(&registry, source, &args)?),
     };
     let process = IngestProcess::open(ProcessOptions {
         registry: registry.clone(),
