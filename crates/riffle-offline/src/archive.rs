@@ -18,7 +18,7 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use riffle_ingest::feed::archive_stream_id;
 use riffle_ingest::process::ArchiveInput;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cells;
 use crate::error::OfflineError;
@@ -190,16 +190,9 @@ impl Drop for Reader {
 /// event field can hold is left out: if the source needs it, ingest's decoder dead-letters
 /// the event for the missing field, with its reason.
 fn rows_to_json(batch: &RecordBatch, out: &mut VecDeque<Vec<u8>>) {
-    let schema = batch.schema();
+    let all: Vec<usize> = (0..batch.num_columns()).collect();
     for row in 0..batch.num_rows() {
-        let mut object = Map::with_capacity(batch.num_columns());
-        for (field, column) in schema.fields().iter().zip(batch.columns()) {
-            if let Ok(v) = cells::to_json(column.as_ref(), row) {
-                if v != Value::Null {
-                    object.insert(field.name().clone(), v);
-                }
-            }
-        }
+        let (object, _) = cells::row_object(batch, row, &all);
         out.push_back(serde_json::to_vec(&Value::Object(object)).unwrap_or_default());
     }
 }

@@ -9,7 +9,8 @@ use datafusion::arrow::datatypes::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
-use serde_json::{Number, Value};
+use datafusion::arrow::record_batch::RecordBatch;
+use serde_json::{Map, Number, Value};
 
 /// Cell `row` of `array` as JSON: numbers, booleans and text as themselves, a timestamp as
 /// epoch milliseconds, a list as an array, null as null. `Err` names a type no feature or
@@ -54,6 +55,30 @@ pub fn to_json(array: &dyn Array, row: usize) -> Result<Value, String> {
         }
         other => return Err(format!("a column of type {other} holds no feature value")),
     })
+}
+
+/// Row `row` of `batch` as the JSON object of its non-null cells in `columns` (indexes into
+/// the batch), which is what the same event or row carries as NDJSON; and the cells left out
+/// because no event field or feature can hold their type, named with why.
+pub fn row_object(
+    batch: &RecordBatch,
+    row: usize,
+    columns: &[usize],
+) -> (Map<String, Value>, Vec<String>) {
+    let schema = batch.schema();
+    let mut object = Map::with_capacity(columns.len());
+    let mut unreadable = Vec::new();
+    for &c in columns {
+        let name = schema.field(c).name();
+        match to_json(batch.column(c).as_ref(), row) {
+            Ok(Value::Null) => {}
+            Ok(v) => {
+                object.insert(name.clone(), v);
+            }
+            Err(e) => unreadable.push(format!("{name:?}: {e}")),
+        }
+    }
+    (object, unreadable)
 }
 
 fn list_to_json(values: &dyn Array) -> Result<Value, String> {

@@ -22,7 +22,7 @@ use riffle_ingest::decode::{self, Decoder, Rejection};
 use riffle_ingest::pipeline::specs::named_event;
 use riffle_registry::{Registry, Source};
 use riffle_window::{EngineConfig, Event};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cells;
 use crate::error::OfflineError;
@@ -186,25 +186,15 @@ impl Table<'_> {
             .collect();
         let mut row_number = 0usize;
         for batch in read::batches(ctx, file).await? {
-            let columns: Vec<_> = wanted
+            let columns: Vec<usize> = wanted
                 .iter()
-                .filter_map(|name| batch.column_by_name(name).map(|c| (*name, c.clone())))
+                .filter_map(|name| batch.schema().index_of(name).ok())
                 .collect();
             for row in 0..batch.num_rows() {
                 row_number += 1;
-                let mut object = Map::with_capacity(columns.len());
-                let mut unreadable = None;
-                for (name, column) in &columns {
-                    match cells::to_json(column.as_ref(), row) {
-                        Ok(Value::Null) => {}
-                        Ok(v) => {
-                            object.insert((*name).to_string(), v);
-                        }
-                        Err(e) => unreadable = Some(format!("{name:?}: {e}")),
-                    }
-                }
-                let decoded = match unreadable {
-                    Some(message) => Err(Rejection::SchemaMismatch(message)),
+                let (object, unreadable) = cells::row_object(&batch, row, &columns);
+                let decoded = match unreadable.first() {
+                    Some(message) => Err(Rejection::SchemaMismatch(message.clone())),
                     None => decoder
                         .decode_value(&Value::Object(object), None)
                         .and_then(|e| stream.admit(e)),

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::TestCommand;
-use ingest_support::{generate, oracle, read_rows, Ev, Generated, Rng, HOUR, MINUTE, REGISTRY};
+use ingest_support::{
+    generate, oracle, read_rows, write_parquet, Ev, Generated, Rng, HOUR, MINUTE, REGISTRY,
+};
 use riffle_core::{FeatureValue, Timestamp};
 use riffle_store::StoreUrl;
 use riffle_testkit::RedisServer;
@@ -337,49 +339,6 @@ fn usage_errors_exit_2() {
         .args(["--from", "missing.ndjson"]);
     let (_, stderr) = cmd.expect_code(2);
     assert!(stderr.contains("cannot open missing.ndjson"), "{stderr}");
-}
-
-/// `events` as a Parquet file at `path`: event times as an Arrow timestamp when `typed`,
-/// else as epoch milliseconds.
-fn write_parquet(path: &Path, events: &[Ev], typed: bool) {
-    use datafusion::arrow::array::{
-        ArrayRef, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
-    };
-    use datafusion::arrow::record_batch::RecordBatch;
-    use std::sync::Arc;
-    let times: Vec<i64> = events.iter().map(|e| e.time).collect();
-    let time: ArrayRef = if typed {
-        Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC"))
-    } else {
-        Arc::new(Int64Array::from(times))
-    };
-    let batch = RecordBatch::try_from_iter([
-        (
-            "user_id",
-            Arc::new(StringArray::from_iter_values(
-                events.iter().map(|e| e.user.as_str()),
-            )) as ArrayRef,
-        ),
-        ("event_time", time),
-        (
-            "amount",
-            Arc::new(Float64Array::from_iter_values(
-                events.iter().map(|e| e.amount),
-            )),
-        ),
-        (
-            "merchant_id",
-            Arc::new(StringArray::from_iter_values(
-                events.iter().map(|e| e.merchant.as_str()),
-            )),
-        ),
-    ])
-    .unwrap();
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer =
-        datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
 }
 
 #[test]

@@ -17,7 +17,7 @@ use common::{Serve, TestCommand};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use ingest_support::{generate, oracle, Ev, Generated, Rng, HOUR, MINUTE, REGISTRY};
+use ingest_support::{generate, oracle, write_parquet, Ev, Generated, Rng, HOUR, MINUTE, REGISTRY};
 use riffle_core::{FeatureType, FeatureValue, Timestamp};
 use riffle_testkit::RedisServer;
 use serde_json::Value;
@@ -465,7 +465,15 @@ fn earlier_instants_get_the_oracles_values_from_the_events_up_to_then() {
         writeln!(spine, "{}", serde_json::json!({"user_id": user, "at": ts})).unwrap();
     }
     let spine = s.dir.write("spine-history.ndjson", &spine);
-    let (_, out) = s.training_set(&spine, &["--timestamp-column", "at"]);
+    // The same events as a Parquet archive of two files (a later --events wins).
+    let archive = s.dir.dir().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    let (first, second) = s.g.accepted.split_at(s.g.accepted.len() / 3);
+    write_parquet(&archive.join("a.parquet"), first, true);
+    write_parquet(&archive.join("b.parquet"), second, false);
+    let events = format!("transactions={}/*.parquet", archive.display());
+    let (summary, out) = s.training_set(&spine, &["--timestamp-column", "at", "--events", &events]);
+    assert_eq!(summary["sources"]["transactions"]["files"], 2, "{summary}");
     assert_eq!(out.num_rows(), rows.len());
 
     let mut statuses = BTreeMap::<&str, usize>::new();

@@ -316,3 +316,46 @@ pub fn oracle(events: &[Ev], user: &str, at: i64) -> Vec<FeatureValue> {
         })
         .collect()
 }
+
+/// `events` as a Parquet file at `path`: event times as an Arrow timestamp when `typed`,
+/// else as epoch milliseconds.
+pub fn write_parquet(path: &std::path::Path, events: &[Ev], typed: bool) {
+    use datafusion::arrow::array::{
+        ArrayRef, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    };
+    use datafusion::arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    let times: Vec<i64> = events.iter().map(|e| e.time).collect();
+    let time: ArrayRef = if typed {
+        Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC"))
+    } else {
+        Arc::new(Int64Array::from(times))
+    };
+    let batch = RecordBatch::try_from_iter([
+        (
+            "user_id",
+            Arc::new(StringArray::from_iter_values(
+                events.iter().map(|e| e.user.as_str()),
+            )) as ArrayRef,
+        ),
+        ("event_time", time),
+        (
+            "amount",
+            Arc::new(Float64Array::from_iter_values(
+                events.iter().map(|e| e.amount),
+            )),
+        ),
+        (
+            "merchant_id",
+            Arc::new(StringArray::from_iter_values(
+                events.iter().map(|e| e.merchant.as_str()),
+            )),
+        ),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
