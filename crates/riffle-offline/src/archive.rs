@@ -14,7 +14,8 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt};
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use riffle_ingest::feed::archive_stream_id;
 use riffle_ingest::process::ArchiveInput;
@@ -23,6 +24,7 @@ use serde_json::Value;
 use crate::cells;
 use crate::error::OfflineError;
 use crate::location::{self, Format, HistoryFile};
+use crate::read;
 
 /// Whether `--from` names an archive rather than a plain NDJSON file or stdin: a URL, a
 /// Parquet file, a folder or a glob.
@@ -123,48 +125,17 @@ impl Reader {
         let ctx = &self.ctx;
         let store = &self.store;
         let opened = runtime.block_on(async {
-            match file.format {
-                Format::Ndjson => {
-                    let bytes = store
-                        .get(&file.path)
-                        .await
-                        .map_err(|e| OfflineError::read(&file.url, e))?
-                        .bytes()
-                        .await
-                        .map_err(|e| OfflineError::read(&file.url, e))?;
-                    let lines = bytes
-                        .split(|&b| b == b'\n')
-                        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-                        .map(<[u8]>::to_vec);
-                    Ok((None, lines.collect::<Vec<_>>()))
-                }
-                Format::Parquet | Format::Csv => {
-                    let ext = file.format.extension(&file.url);
-                    let frame = match file.format {
-                        Format::Parquet => {
-                            ctx.read_parquet(
-                                &file.url,
-                                ParquetReadOptions::default().file_extension(&ext),
-                            )
-                            .await
-                        }
-                        _ => {
-                            ctx.read_csv(
-                                &file.url,
-                                CsvReadOptions::new().has_header(true).file_extension(&ext),
-                            )
-                            .await
-                        }
-                    }
-                    .map_err(|e| OfflineError::read(&file.url, e))?;
-                    let stream = frame
-                        .execute_stream()
-                        .await
-                        .map_err(|e| OfflineError::read(&file.url, e))?;
-                    Ok((Some(stream), Vec::new()))
-                }
+            if file.format == Format::Ndjson {
+                let text = read::bytes(store.as_ref(), &file).await?;
+                let lines = read::lines(&text).map(|(_, l)| l.to_vec()).collect();
+                return Ok((None, lines));
             }
+            let stream = read::frame(ctx, &file)
+                .await?
+                .execute_stream()
+                .await
+                .map_err(|e| OfflineError::read(&file.url, e))?;
+            Ok((Some(stream), Vec::new()))
         });
         match opened {
             Ok((stream, lines)) => {

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::object_store::ObjectStoreExt;
 use datafusion::prelude::SessionContext;
 use riffle_core::{EntityId, Timestamp};
 use riffle_ingest::decode::{self, Decoder, Rejection};
@@ -104,20 +103,11 @@ impl SourceHistory {
             let mut stream = Lateness::new(config);
             match file.format {
                 Format::Ndjson => {
-                    let bytes = store
-                        .get(&file.path)
-                        .await
-                        .map_err(|e| OfflineError::read(&file.url, e))?
-                        .bytes()
-                        .await
-                        .map_err(|e| OfflineError::read(&file.url, e))?;
-                    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
+                    let text = read::bytes(store.as_ref(), file).await?;
+                    for (number, line) in read::lines(&text) {
                         match decoder.decode(line, None).and_then(|e| stream.admit(e)) {
                             Ok(e) => events.push(named_event(&names, e)),
-                            Err(r) => bad.add(|| format!("{}:{}", file.url, i + 1), r),
+                            Err(r) => bad.add(|| format!("{}:{number}", file.url), r),
                         }
                     }
                 }
