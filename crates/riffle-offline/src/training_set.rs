@@ -103,107 +103,66 @@ pub async fn build(
         let entity = registry.entity_of(&registry.groups[g]);
         spine.keys(&entity.join_key, entity.key_type)?;
     }
-    let mut points: HashMap<GroupId, Vec<Point>> = HashMap::new();
-    let mut summary = TrainingSetSummary {
-        out: request.out.display().to_string(),
-        rows,
-        features: columns.len(),
-        sources: BTreeMap::new(),
-        groups: BTreeMap::new(),
-        elapsed_ms: 0,
-    };
-
-    // Stream groups, one source at a time.
+    // Every history is located before any is read.
     let mut sources: Vec<usize> = groups
         .iter()
         .filter_map(|&g| registry.groups[g].source)
         .collect();
-    sources.dedup();
     sources.sort_unstable();
     sources.dedup();
-    for source_index in sources {
-        let source = &registry.sources[source_index];
-        let location = history_of(request.events.get(&source.name), source.offline.as_ref())
-            .ok_or_else(|| no_history(registry, &groups, source_index))?;
-        let map = SpecMap::new(registry, source_index);
-        progress.phase(&format!("reading {}'s events", source.name), 0, "bytes");
-        let history = SourceHistory::read(&ctx, registry, source, &map.config, &location, &|n| {
-            progress.advance(n)
+    let source_history = sources
+        .iter()
+        .map(|&s| {
+            let name = &registry.sources[s].name;
+            history_of(
+                request.events.get(name),
+                registry.sources[s].offline.as_ref(),
+            )
+            .map(|location| (s, location))
+            .ok_or_else(|| no_history(registry, &groups, s))
         })
-        .await?;
-        let entity = &registry.entities[source.entity];
-        let ids = spine.keys(&entity.join_key, entity.key_type)?;
-        let instants = by_entity(&ids, &spine.times);
-        progress.phase(
-            &format!("replaying {}'s windows", source.name),
-            rows as u64,
-            "rows",
-        );
-        let mut answered: Vec<Vec<Point>> = vec![vec![Point::MISSING; rows]; map.groups.len()];
-        for (id, at) in &instants {
-            replay_entity(
-                registry,
-                &map,
-                id,
-                history.of(id),
-                at,
-                &mut |g, row, point| {
-                    answered[g][row] = point;
-                },
-            )?;
-            progress.advance(at.len() as u64);
-        }
-        for ((gid, _), answers) in map.groups.iter().zip(answered) {
-            if groups.contains(gid) {
-                points.insert(*gid, answers);
-            }
-        }
-        summary.sources.insert(
-            source.name.clone(),
-            HistoryRead {
-                location,
-                files: history.files,
-                used: history.events.len(),
-                bad: history.bad,
-            },
-        );
-    }
+        .collect::<Result<Vec<_>, _>>()?;
+    let group_history = groups
+        .iter()
+        .map(|&g| &registry.groups[g])
+        .filter(|g| g.source.is_none())
+        .map(|g| {
+            history_of(request.history.get(&g.name), g.offline.as_ref())
+                .map(|location| (g.id, location))
+                .ok_or_else(|| OfflineError::NoHistory {
+                    group: g.name.clone(),
+                    declare: format!("[[feature_groups]] {:?}", g.name),
+                    flag: format!("--history {}=URL", g.name),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
-    // Groups without a source: as-of joins.
-    for &gid in &groups {
-        let group = &registry.groups[gid];
-        if group.source.is_some() {
-            continue;
-        }
-        let location = history_of(request.history.get(&group.name), group.offline.as_ref())
-            .ok_or_else(|| OfflineError::NoHistory {
-                group: group.name.clone(),
-                declare: format!("[[feature_groups]] {:?}", group.name),
-                flag: format!("--history {}=URL", group.name),
-            })?;
-        progress.phase(&format!("reading {}'s rows", group.name), 0, "bytes");
-        let history =
-            GroupHistory::read(&ctx, registry, group, &location, &|n| progress.advance(n)).await?;
-        let entity = registry.entity_of(group);
-        let ids = spine.keys(&entity.join_key, entity.key_type)?;
-        progress.phase(&format!("joining {}", group.name), rows as u64, "rows");
-        let answers: Vec<Point> = ids
-            .iter()
-            .zip(&spine.times)
-            .map(|(id, &t)| as_of(group, history.of(id), t))
-            .collect();
-        progress.advance(rows as u64);
-        points.insert(gid, answers);
-        summary.groups.insert(
-            group.name.clone(),
-            HistoryRead {
-                location,
-                files: history.files,
-                used: history.rows.len(),
-                bad: history.bad,
-            },
-        );
+    let mut build = Build {
+        ctx,
+        registry,
+        spine: &mut spine,
+        progress,
+        points: HashMap::new(),
+        summary: TrainingSetSummary {
+            out: request.out.display().to_string(),
+            rows,
+            features: columns.len(),
+            sources: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            elapsed_ms: 0,
+        },
+    };
+    for (source, location) in source_history {
+        build.replay_source(source, location, &groups).await?;
     }
+    for (group, location) in group_history {
+        build.join_group(group, location).await?;
+    }
+    let Build {
+        points,
+        mut summary,
+        ..
+    } = build;
 
     progress.phase("writing", 0, "rows");
     let outputs: Vec<OutputColumn> = columns
@@ -229,6 +188,106 @@ pub async fn build(
     output::write_parquet(&request.out, &batch)?;
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(summary)
+}
+
+/// One build under way: what it reads with, and the answers so far.
+struct Build<'a> {
+    ctx: SessionContext,
+    registry: &'a Registry,
+    spine: &'a mut Spine,
+    progress: &'a dyn Progress,
+    /// Per group asked for: its row at every spine row.
+    points: HashMap<GroupId, Vec<Point>>,
+    summary: TrainingSetSummary,
+}
+
+impl Build<'_> {
+    /// Answers every group of `source` asked for (`groups`) by replaying its history.
+    async fn replay_source(
+        &mut self,
+        source: usize,
+        location: String,
+        groups: &[GroupId],
+    ) -> Result<(), OfflineError> {
+        let (registry, progress) = (self.registry, self.progress);
+        let src = &registry.sources[source];
+        let map = SpecMap::new(registry, source);
+        progress.phase(&format!("reading {}'s events", src.name), 0, "bytes");
+        let history = SourceHistory::read(&self.ctx, registry, src, &map.config, &location, &|n| {
+            progress.advance(n)
+        })
+        .await?;
+        let entity = &registry.entities[src.entity];
+        let ids = self.spine.keys(&entity.join_key, entity.key_type)?;
+        let rows = self.spine.len();
+        let instants = by_entity(&ids, &self.spine.times);
+        progress.phase(
+            &format!("replaying {}'s windows", src.name),
+            rows as u64,
+            "rows",
+        );
+        let mut answered: Vec<Vec<Point>> = vec![vec![Point::MISSING; rows]; map.groups.len()];
+        for (id, at) in &instants {
+            replay_entity(
+                registry,
+                &map,
+                id,
+                history.of(id),
+                at,
+                &mut |g, row, point| {
+                    answered[g][row] = point;
+                },
+            )?;
+            progress.advance(at.len() as u64);
+        }
+        for ((gid, _), answers) in map.groups.iter().zip(answered) {
+            if groups.contains(gid) {
+                self.points.insert(*gid, answers);
+            }
+        }
+        self.summary.sources.insert(
+            src.name.clone(),
+            HistoryRead {
+                location,
+                files: history.files,
+                used: history.events.len(),
+                bad: history.bad,
+            },
+        );
+        Ok(())
+    }
+
+    /// Answers group `gid` (without a source) by an as-of join on its row history.
+    async fn join_group(&mut self, gid: GroupId, location: String) -> Result<(), OfflineError> {
+        let (registry, progress) = (self.registry, self.progress);
+        let group = &registry.groups[gid];
+        progress.phase(&format!("reading {}'s rows", group.name), 0, "bytes");
+        let history = GroupHistory::read(&self.ctx, registry, group, &location, &|n| {
+            progress.advance(n)
+        })
+        .await?;
+        let entity = registry.entity_of(group);
+        let ids = self.spine.keys(&entity.join_key, entity.key_type)?;
+        let rows = self.spine.len();
+        progress.phase(&format!("joining {}", group.name), rows as u64, "rows");
+        let answers: Vec<Point> = ids
+            .iter()
+            .zip(&self.spine.times)
+            .map(|(id, &t)| as_of(group, history.of(id), t))
+            .collect();
+        progress.advance(rows as u64);
+        self.points.insert(gid, answers);
+        self.summary.groups.insert(
+            group.name.clone(),
+            HistoryRead {
+                location,
+                files: history.files,
+                used: history.rows.len(),
+                bad: history.bad,
+            },
+        );
+        Ok(())
+    }
 }
 
 /// The history to read: the command line's, else the registry's.
