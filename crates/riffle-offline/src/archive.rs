@@ -38,7 +38,7 @@ pub fn is_archive(from: &str) -> bool {
 /// Lists the archive at `location` and returns it as ingest's input. Its stream id hashes
 /// the location and every file's name, size and change tag.
 pub async fn open(location: &str) -> Result<ArchiveInput, OfflineError> {
-    let ctx = SessionContext::new();
+    let ctx = read::ordered_context();
     let (store, files) = location::list(&ctx, location).await?;
     let mut tags = Vec::with_capacity(files.len());
     for file in &files {

@@ -166,7 +166,7 @@ mod tests {
         for name in ["day-2.ndjson", "day-1.ndjson", "_SUCCESS", ".hidden.ndjson"] {
             std::fs::write(dir.path().join(name), "{}\n").unwrap();
         }
-        let ctx = SessionContext::new();
+        let ctx = crate::read::ordered_context();
         let (_, files) = list(&ctx, &format!("{}/", dir.path().display()))
             .await
             .unwrap();
@@ -184,7 +184,7 @@ mod tests {
     async fn a_file_of_unknown_format_or_nothing_at_all_is_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("events.txt"), "x").unwrap();
-        let ctx = SessionContext::new();
+        let ctx = crate::read::ordered_context();
         let err = list(&ctx, &format!("{}/", dir.path().display()))
             .await
             .unwrap_err();

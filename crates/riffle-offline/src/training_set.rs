@@ -16,6 +16,7 @@ use crate::error::OfflineError;
 use crate::events::{BadRows, SourceHistory};
 use crate::output::{self, OutputColumn};
 use crate::point::Point;
+use crate::read;
 use crate::replay::replay_entity;
 use crate::request::{self, Selection};
 use crate::spine::Spine;
@@ -86,7 +87,7 @@ pub async fn build(
     let started = Instant::now();
     let columns = request::columns(registry, &request.selection, request.full_feature_names)?;
     check_overrides(registry, request)?;
-    let ctx = SessionContext::new();
+    let ctx = read::ordered_context();
     progress.phase("reading the spine", 0, "rows");
     let mut spine = Spine::read(&ctx, &request.spine, &request.timestamp_column, now).await?;
     let rows = spine.len();
