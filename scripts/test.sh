@@ -48,5 +48,7 @@ say "cargo test --workspace"
 cargo test --workspace --all-targets
 
 say "Feast SDK compatibility (Feast 0.67's own client against riffle serve)"
-cargo build -q -p riffle
+# `cargo test` above built the binary the end-to-end tests run; `cargo build -p riffle` here
+# would resolve features without the dev-dependencies and build DataFusion and the rest again.
+[ -x target/debug/riffle ] || { echo "cargo test did not build target/debug/riffle" >&2; exit 1; }
 FEAST_PYTHON="$feast_venv/bin/python" RIFFLE_BIN="$PWD/target/debug/riffle" tests/feast-sdk/run.sh
