@@ -46,7 +46,7 @@ impl GroupHistory {
         registry: &Registry,
         group: &FeatureGroup,
         location: &str,
-        progress: &dyn Fn(u64),
+        progress: &(dyn Fn(u64) + Sync),
     ) -> Result<GroupHistory, OfflineError> {
         let entity = registry.entity_of(group);
         let (_, files) = location::list(ctx, location).await?;

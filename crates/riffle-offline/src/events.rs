@@ -88,7 +88,7 @@ impl SourceHistory {
         source: &Source,
         config: &EngineConfig,
         location: &str,
-        progress: &dyn Fn(u64),
+        progress: &(dyn Fn(u64) + Sync),
     ) -> Result<SourceHistory, OfflineError> {
         let (store, files) = location::list(ctx, location).await?;
         let decoder = Decoder::new(registry, source);

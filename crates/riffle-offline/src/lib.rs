@@ -38,4 +38,7 @@ pub mod training_set;
 
 pub use error::OfflineError;
 pub use request::Selection;
-pub use training_set::{build, Progress, Quiet, TrainingSetRequest, TrainingSetSummary};
+pub use spine::Spine;
+pub use training_set::{
+    answer, build, FeatureRequest, Progress, Quiet, TrainingSetRequest, TrainingSetSummary,
+};

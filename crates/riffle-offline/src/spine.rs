@@ -47,8 +47,19 @@ impl Spine {
         };
         let batch =
             concat_batches(&schema, &batches).map_err(|e| OfflineError::read(location, e))?;
+        Spine::from_batch(location, batch, time_column, now)
+    }
+
+    /// A spine already in memory (`name` is what errors call it), checked as [`Spine::read`]
+    /// checks a file.
+    pub fn from_batch(
+        name: &str,
+        batch: RecordBatch,
+        time_column: &str,
+        now: Timestamp,
+    ) -> Result<Spine, OfflineError> {
         let mut spine = Spine {
-            file: location.to_string(),
+            file: name.to_string(),
             batch,
             times: Vec::new(),
             keys: HashMap::new(),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use riffle_core::{EntityId, Timestamp};
 use riffle_ingest::pipeline::SpecMap;
@@ -21,15 +22,23 @@ use crate::replay::replay_entity;
 use crate::request::{self, Selection};
 use crate::spine::Spine;
 
-/// Everything `riffle training-set` is asked.
+/// Everything `riffle training-set` is asked: a spine to read, the features to answer it
+/// with, and where to write the result.
 #[derive(Debug, Clone)]
 pub struct TrainingSetRequest {
     /// The spine: a file, folder or glob (CSV, NDJSON or Parquet), path or URL.
     pub spine: String,
     /// The Parquet file written.
     pub out: PathBuf,
-    pub selection: Selection,
     pub timestamp_column: String,
+    pub features: FeatureRequest,
+}
+
+/// The features to answer every spine row with, how their columns are named, and where
+/// their history is read from.
+#[derive(Debug, Clone)]
+pub struct FeatureRequest {
+    pub selection: Selection,
     pub with_status: bool,
     pub full_feature_names: bool,
     /// Source name → its event history, overriding the registry's `offline`.
@@ -41,6 +50,7 @@ pub struct TrainingSetRequest {
 /// What a build did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainingSetSummary {
+    /// Where the training set was written (empty for one [`answer`]ed in memory).
     pub out: String,
     pub rows: usize,
     pub features: usize,
@@ -60,8 +70,9 @@ pub struct HistoryRead {
     pub bad: BadRows,
 }
 
-/// Told how far a build is, for a progress bar.
-pub trait Progress {
+/// Told how far a build is, for a progress bar; `Sync`, so a build is a future any thread
+/// of a runtime may run.
+pub trait Progress: Sync {
     /// A phase begins; `total` is its length in `unit`s.
     fn phase(&self, name: &str, total: u64, unit: &'static str);
     /// `n` more units of the current phase are done.
@@ -77,7 +88,7 @@ impl Progress for Quiet {
 }
 
 /// Builds the training set `request` asks for from `registry`, at `now` (no spine time may
-/// be later).
+/// be later), and writes it.
 pub async fn build(
     registry: &Registry,
     request: &TrainingSetRequest,
@@ -85,11 +96,36 @@ pub async fn build(
     progress: &dyn Progress,
 ) -> Result<TrainingSetSummary, OfflineError> {
     let started = Instant::now();
+    // The request is checked before the spine is read.
+    request::columns(
+        registry,
+        &request.features.selection,
+        request.features.full_feature_names,
+    )?;
+    check_overrides(registry, &request.features)?;
+    progress.phase("reading the spine", 0, "rows");
+    let ctx = read::ordered_context();
+    let spine = Spine::read(&ctx, &request.spine, &request.timestamp_column, now).await?;
+    let (batch, mut summary) = answer(registry, &request.features, spine, progress).await?;
+    progress.phase("writing", 0, "rows");
+    output::write_parquet(&request.out, &batch)?;
+    summary.out = request.out.display().to_string();
+    summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(summary)
+}
+
+/// Answers every row of `spine` with the features `request` asks for: the spine's columns
+/// followed by one typed column per feature (and its status, on request), row for row.
+pub async fn answer(
+    registry: &Registry,
+    request: &FeatureRequest,
+    mut spine: Spine,
+    progress: &dyn Progress,
+) -> Result<(RecordBatch, TrainingSetSummary), OfflineError> {
+    let started = Instant::now();
     let columns = request::columns(registry, &request.selection, request.full_feature_names)?;
     check_overrides(registry, request)?;
     let ctx = read::ordered_context();
-    progress.phase("reading the spine", 0, "rows");
-    let mut spine = Spine::read(&ctx, &request.spine, &request.timestamp_column, now).await?;
     let rows = spine.len();
 
     // The groups asked for, each answered once at every spine row.
@@ -145,7 +181,7 @@ pub async fn build(
         progress,
         points: HashMap::new(),
         summary: TrainingSetSummary {
-            out: request.out.display().to_string(),
+            out: String::new(),
             rows,
             features: columns.len(),
             sources: BTreeMap::new(),
@@ -165,7 +201,6 @@ pub async fn build(
         ..
     } = build;
 
-    progress.phase("writing", 0, "rows");
     let outputs: Vec<OutputColumn> = columns
         .iter()
         .map(|c| {
@@ -186,9 +221,8 @@ pub async fn build(
         })
         .collect();
     let batch = output::batch(&spine.batch, &outputs)?;
-    output::write_parquet(&request.out, &batch)?;
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(summary)
+    Ok((batch, summary))
 }
 
 /// One build under way: what it reads with, and the answers so far.
@@ -312,7 +346,7 @@ fn no_history(registry: &Registry, groups: &[GroupId], source: usize) -> Offline
 }
 
 /// `--events`/`--history` must name a source or a group without a source.
-fn check_overrides(registry: &Registry, request: &TrainingSetRequest) -> Result<(), OfflineError> {
+fn check_overrides(registry: &Registry, request: &FeatureRequest) -> Result<(), OfflineError> {
     for name in request.events.keys() {
         if registry.source(name).is_none() {
             return Err(OfflineError::Request(format!(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::Args;
 use riffle_core::Timestamp;
-use riffle_offline::{Selection, TrainingSetRequest, TrainingSetSummary};
+use riffle_offline::{FeatureRequest, Selection, TrainingSetRequest, TrainingSetSummary};
 
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult};
@@ -68,12 +68,14 @@ pub async fn run(args: TrainingSetArgs) -> CmdResult {
     let request = TrainingSetRequest {
         spine: args.spine,
         out: args.out,
-        selection,
         timestamp_column: args.timestamp_column,
-        with_status: args.with_status,
-        full_feature_names: args.full_feature_names,
-        events: pairs("--events", &args.events)?,
-        history: pairs("--history", &args.history)?,
+        features: FeatureRequest {
+            selection,
+            with_status: args.with_status,
+            full_feature_names: args.full_feature_names,
+            events: pairs("--events", &args.events)?,
+            history: pairs("--history", &args.history)?,
+        },
     };
     let bar = TrainingSetBar::new();
     let built = riffle_offline::build(&registry, &request, Timestamp::now(), &bar).await;
