@@ -47,7 +47,7 @@ fi
 say "cargo test --workspace"
 cargo test --workspace --all-targets
 
-say "Feast SDK compatibility (Feast 0.67's own client against riffle serve)"
+say "Feast SDK compatibility (Feast 0.67's own client against riffle serve and riffle serve-offline)"
 # `cargo test` above built the binary the end-to-end tests run; `cargo build -p riffle` here
 # would resolve features without the dev-dependencies and build DataFusion and the rest again.
 [ -x target/debug/riffle ] || { echo "cargo test did not build target/debug/riffle" >&2; exit 1; }

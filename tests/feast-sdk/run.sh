@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Feast SDK compatibility: starts `riffle serve` on the Feast fixtures' registry, points a
-# Feast repo (online_store: remote) at it, and runs test_feast_sdk.py with Feast's SDK.
+# Feast repo (online_store: remote) at it, and runs test_feast_sdk.py with Feast's SDK; then
+# test_feast_offline.py, which starts `riffle serve-offline` on a registry with history and
+# runs Feast's get_historical_features against it (offline_store: remote).
 # Needs FEAST_PYTHON (a python with feast==0.67.0) and a built riffle binary (RIFFLE_BIN).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,3 +36,4 @@ entity_key_serialization_version: 3
 YAML
 (cd "$work/repo" && "$(dirname "$py")/feast" apply > "$work/apply.log" 2>&1) || { cat "$work/apply.log"; exit 1; }
 "$py" "$here/test_feast_sdk.py" "$work/repo" "http://127.0.0.1:$port" || { echo "--- riffle log"; tail -50 "$work/serve.log"; exit 1; }
+"$py" "$here/test_feast_offline.py" "$bin" "$work/offline"

@@ -5,6 +5,7 @@
 //! - [`ingest`]: replay NDJSON events of a source through the window pipeline.
 //! - [`lag`]: how far each source's ingest is behind, from its published watermarks.
 //! - [`training_set`]: the features serve would have answered at each row of a spine.
+//! - [`serve_offline`]: the same, for Feast's SDK (its remote offline store, Arrow Flight).
 //! - [`demo`]: the fraud example, self-contained: synthetic users, a server, moving values.
 //! - [`loadtest`], [`check`], [`drill`], [`cost`], [`alerts`], [`runbook`], [`baseline`]: the
 //!   operator toolkit (`riffle_ops`).
@@ -21,6 +22,7 @@ pub mod load;
 pub mod loadtest;
 pub mod runbook;
 pub mod serve;
+pub mod serve_offline;
 pub mod training_set;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,8 @@ pub enum Command {
     Lag(lag::LagArgs),
     /// The features serve would have answered at each row of a spine, recomputed from history (Parquet out).
     TrainingSet(training_set::TrainingSetArgs),
+    /// Feast's remote offline store (Arrow Flight): get_historical_features answered like training-set.
+    ServeOffline(serve_offline::ServeOfflineArgs),
     /// Run the fraud example end to end: synthetic users on the embedded store, served.
     Demo(demo::DemoArgs),
     /// Drive load at a running server (open or closed loop) and judge it against the p99 SLOs.
@@ -75,6 +79,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         }
         Command::Lag(args) => lag::run(args).await,
         Command::TrainingSet(args) => training_set::run(args).await,
+        Command::ServeOffline(args) => serve_offline::run(args).await,
         Command::Demo(args) => {
             crate::allocator::tune_for_ingest();
             demo::run(args).await
