@@ -17,6 +17,7 @@ mod problems;
 pub mod raw;
 mod resolve;
 mod resolve_group;
+mod resolve_logging;
 mod resolve_source;
 mod serving;
 mod settings;
@@ -31,7 +32,8 @@ pub use model::{
     UnsafePolicy,
 };
 pub use settings::{
-    BreakerSettings, CacheSettings, ReadFrom, RowEncoding, ServeSettings, StoreSettings,
+    BreakerSettings, CacheSettings, LoggingSettings, ReadFrom, RowEncoding, ServeSettings,
+    StoreSettings,
 };
 pub use source::{Aggregation, AggregationKind, IngestSettings, Source, SourceField, SourceKind};
 

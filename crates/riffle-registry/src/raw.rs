@@ -107,6 +107,19 @@ pub struct RawServe {
     pub cache: RawCache,
     #[serde(default)]
     pub breaker: RawBreaker,
+    /// `[serve.logging]`: absent, nothing is logged.
+    pub logging: Option<RawLogging>,
+}
+
+/// `[serve.logging]`: a sample of the values served, as Parquet files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogging {
+    pub sample_rate: Option<f64>,
+    pub path: Option<String>,
+    pub rotate_rows: Option<u64>,
+    pub rotate_after: Option<String>,
+    pub queue: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

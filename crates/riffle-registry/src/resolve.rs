@@ -1,6 +1,7 @@
 //! From [`RawRegistry`] to [`Registry`]: every rule checked, every problem collected
 //! ([`Problems`]). The serve and store settings, entities and services are resolved here;
-//! groups in `resolve_group.rs`, sources and ingest settings in `resolve_source.rs`.
+//! groups in `resolve_group.rs`, sources and ingest settings in `resolve_source.rs`,
+//! `[serve.logging]` in `resolve_logging.rs`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,6 +10,7 @@ use crate::model::*;
 use crate::problems::Problems;
 use crate::raw::*;
 use crate::resolve_group::resolve_groups;
+use crate::resolve_logging::resolve_logging;
 use crate::resolve_source::{resolve_ingest, resolve_sources};
 use crate::settings::*;
 
@@ -111,6 +113,7 @@ fn resolve_serve(raw: &RawServe, p: &mut Problems) -> ServeSettings {
         read_requires_token: raw.read_requires_token.unwrap_or(d.read_requires_token),
         cache,
         breaker,
+        logging: raw.logging.as_ref().map(|l| resolve_logging(l, p)),
     }
 }
 

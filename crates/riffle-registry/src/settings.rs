@@ -1,5 +1,6 @@
 //! Resolved serve and store settings, with Riffle's defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How `riffle serve` behaves.
@@ -18,6 +19,8 @@ pub struct ServeSettings {
     pub read_requires_token: bool,
     pub cache: CacheSettings,
     pub breaker: BreakerSettings,
+    /// `[serve.logging]`: `None` logs nothing (and costs the read path nothing).
+    pub logging: Option<LoggingSettings>,
 }
 
 impl Default for ServeSettings {
@@ -31,8 +34,33 @@ impl Default for ServeSettings {
             read_requires_token: false,
             cache: CacheSettings::default(),
             breaker: BreakerSettings::default(),
+            logging: None,
         }
     }
+}
+
+/// The feature log (`[serve.logging]`): the values served to a sample of entities, chosen
+/// by a stable hash of the entity id, written as Parquet files for the consistency
+/// validator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggingSettings {
+    /// Share of entity ids whose every read is logged, in (0, 1].
+    pub sample_rate: f64,
+    /// The local folder the files go to (created if missing).
+    pub path: PathBuf,
+    /// A file is completed once it holds this many rows.
+    pub rotate_rows: u64,
+    /// ... or once it has been open this long.
+    pub rotate_after: Duration,
+    /// Records (one sampled entity of one request) waiting for the writer; beyond it they
+    /// are dropped and counted, never waited for.
+    pub queue: usize,
+}
+
+impl LoggingSettings {
+    pub const DEFAULT_ROTATE_ROWS: u64 = 1_000_000;
+    pub const DEFAULT_ROTATE_AFTER: Duration = Duration::from_secs(600);
+    pub const DEFAULT_QUEUE: usize = 10_000;
 }
 
 /// The in-process hot cache.

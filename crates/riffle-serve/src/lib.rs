@@ -9,6 +9,9 @@
 //! - [`cache`], [`breaker`], [`freshness`]: the layers themselves; [`watermarks`]: the
 //!   sources' published watermarks that stream groups' freshness is measured from.
 //! - [`push`]: the write path shared by the three write endpoints.
+//! - [`feature_log`]: the values served to a sample of entities, as Parquet files for the
+//!   consistency validator (`[serve.logging]`), written by a background task off the
+//!   request path.
 //! - [`drift`]: sampled distributions of the values served per feature (`/v1/distributions`),
 //!   and their PSI against a baseline.
 //! - [`health`] (`/health`, `/metrics`, `/v1/distributions`), [`store_ping`] (the store ping
@@ -26,6 +29,7 @@ pub mod breaker;
 pub mod cache;
 pub mod drift;
 pub mod error;
+pub mod feature_log;
 pub mod freshness;
 pub mod health;
 pub mod ids;
@@ -102,7 +106,8 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves on `listener` until `shutdown` completes, then finishes the requests in flight
+/// and the feature log's last file.
 pub async fn run(
     listener: tokio::net::TcpListener,
     deps: ServeDeps,
@@ -123,13 +128,19 @@ pub async fn serve_state(
     let first = state.reader.watermarks.refresh();
     let _ = tokio::time::timeout(watermarks::REFRESH_EVERY, first).await;
     let info = state.reader.store().info();
+    let log_state = state.clone();
     tracing::info!(
         addr = %listener.local_addr()?,
         store = info.kind,
         cache = state.reader.cache.enabled(),
         "riffle serve listening"
     );
-    axum::serve(listener, router(state))
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // Every request has been answered: write what the feature log holds, complete its file.
+    if let Some(log) = &log_state.feature_log {
+        log.close().await;
+    }
+    served
 }

@@ -34,7 +34,7 @@ use crate::error::ApiError;
 use crate::freshness;
 use crate::metrics::Metrics;
 use crate::selection::Selection;
-use crate::watermarks::WatermarkBoard;
+use crate::watermarks::{Basis, WatermarkBoard};
 
 /// One read request in this many has its values sampled into the distributions.
 pub const DEFAULT_SAMPLE_EVERY: u64 = 16;
@@ -48,6 +48,9 @@ pub struct GroupOutcome {
     pub row: Option<Arc<GroupRow>>,
     /// Age of the row at serve time, ms.
     pub age_ms: Option<u64>,
+    /// What the age was measured from (a watermark, or the row's event time), when there
+    /// is a row.
+    pub basis: Option<Basis>,
 }
 
 impl GroupOutcome {
@@ -55,6 +58,7 @@ impl GroupOutcome {
         status: ValueStatus::Unavailable,
         row: None,
         age_ms: None,
+        basis: None,
     };
 
     /// The value served for feature `feature` of `group`, and its status: the stored value
@@ -86,6 +90,8 @@ pub struct Lookup {
     pub entity_levels: Vec<Degradation>,
     /// Worst over all entities.
     pub level: Degradation,
+    /// The instant the values were judged at (ages and statuses are as of it).
+    pub at: Timestamp,
 }
 
 impl Lookup {
@@ -265,7 +271,7 @@ impl Reader {
             }
         }
 
-        Ok(self.account(sel, ids.len(), outcomes, endpoint))
+        Ok(self.account(sel, ids.len(), outcomes, endpoint, now))
     }
 
     /// Counts served values and ages, remembers per-group freshness, and computes levels.
@@ -275,6 +281,7 @@ impl Reader {
         entities: usize,
         outcomes: Vec<GroupOutcome>,
         endpoint: &'static str,
+        at: Timestamp,
     ) -> Lookup {
         let per = sel.groups.len();
         let now_ms = Timestamp::now().millis();
@@ -325,6 +332,7 @@ impl Reader {
             groups_per_entity: per,
             entity_levels,
             level,
+            at,
         }
     }
 
@@ -332,26 +340,28 @@ impl Reader {
     fn evaluate(&self, group: usize, cached: Option<Cached>, now: Timestamp) -> GroupOutcome {
         match cached {
             Some(Cached::Found(row, lag_ms)) => {
-                let basis = self
-                    .watermarks
-                    .basis(group, row.partition)
-                    .time_for(row.event_ts);
+                let basis = self.watermarks.basis(group, row.partition);
                 // Read from a replica `lag_ms` behind: the row is that much older than it
                 // looks, as if seen `lag_ms` later.
                 let seen_at = Timestamp::from_millis(now.millis().saturating_add(lag_ms as i64))
                     .unwrap_or(now);
-                let (status, age) =
-                    freshness::evaluate(&self.registry.groups[group], basis, seen_at);
+                let (status, age) = freshness::evaluate(
+                    &self.registry.groups[group],
+                    basis.time_for(row.event_ts),
+                    seen_at,
+                );
                 GroupOutcome {
                     status,
                     row: Some(row),
                     age_ms: Some(age),
+                    basis: Some(basis),
                 }
             }
             Some(Cached::Missing) => GroupOutcome {
                 status: ValueStatus::Missing,
                 row: None,
                 age_ms: None,
+                basis: None,
             },
             None => GroupOutcome::UNAVAILABLE,
         }

@@ -37,6 +37,10 @@
 //! | `riffle_store_replica_failovers_total` | counter | `replica` | reads that failed or timed out on the replica and were retried on the primary |
 //! | `riffle_store_replica_lag_seconds` | gauge | `replica` | the replica's replication lag, by the heartbeat (sampled at scrape; absent while unknown: link down, unreachable) |
 //! | `riffle_store_replica_healthy` | gauge | `replica` | 1 when the replica may be read from (reachable, link up, lag within `store.replica_max_lag`), else 0 |
+//! | `riffle_feature_log_rows_total` | counter | — | feature-log rows in completed files (`[serve.logging]`; [`crate::feature_log::counters`]) |
+//! | `riffle_feature_log_dropped_rows_total` | counter | `reason` | feature-log rows dropped: `queue_full` (the writer's queue was full), `write_failed` (lost with a failed write), `stopped` (offered after shutdown) |
+//! | `riffle_feature_log_files_total` | counter | — | feature-log files completed and renamed into place |
+//! | `riffle_feature_log_write_errors_total` | counter | — | feature-log writes that failed (folder, file, Parquet, sync or rename) |
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -47,6 +51,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry as PromRegistry;
 use riffle_core::{Degradation, ValueStatus};
 use riffle_registry::Registry;
+
+use crate::feature_log::counters::LogCounters;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -180,6 +186,8 @@ pub struct Metrics {
     replica_healthy: Family<ReplicaLabels, Gauge>,
     /// `[samples, mean, p99, default_ratio, psi, psi_threshold]`.
     feature_families: [Family<FeatureLabels, FloatGauge>; 6],
+    /// The feature log's counters (zero without `[serve.logging]`).
+    pub feature_log: LogCounters,
 }
 
 pub(crate) fn status_index(status: ValueStatus) -> usize {
@@ -412,8 +420,11 @@ impl Metrics {
             replica_healthy.clone(),
         );
 
+        let feature_log = LogCounters::register(&mut registry);
+
         Self {
             registry,
+            feature_log,
             store_reads,
             replica_failovers,
             replica_lag,

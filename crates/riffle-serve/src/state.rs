@@ -1,5 +1,5 @@
-//! The state every handler shares: registry, read path, metrics, token, limits; and
-//! [`ServeDeps`], what the caller builds it from.
+//! The state every handler shares: registry, read path, metrics, token, limits, feature
+//! log; and [`ServeDeps`], what the caller builds it from.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use crate::api::json::JsonNames;
 use riffle_store::OnlineStore;
 
+use crate::feature_log::FeatureLog;
 use crate::lookup::Reader;
 use crate::metrics::Metrics;
 use crate::selection::SelectionCache;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub json_names: JsonNames,
     /// Resolved selections of `GET` reads by (entity, raw query).
     pub selections: SelectionCache,
+    /// The feature log (`[serve.logging]`); `None`: nothing is logged.
+    pub feature_log: Option<FeatureLog>,
 }
 
 impl AppState {
@@ -53,7 +56,9 @@ impl AppState {
         let concurrency = Arc::new(Semaphore::new(
             deps.registry.serve.max_concurrent_requests.max(1),
         ));
+        let feature_log = FeatureLog::start(deps.registry.clone(), metrics.feature_log.clone());
         Self {
+            feature_log,
             json_names: JsonNames::new(&deps.registry),
             selections: SelectionCache::new(1024),
             registry: deps.registry,

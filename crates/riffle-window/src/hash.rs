@@ -1,8 +1,9 @@
 //! A stable 64-bit hash: FNV-1a over the bytes, finished with MurmurHash3's `fmix64` so every
 //! output bit depends on every input bit (HyperLogLog reads the top and the low bits).
 //!
-//! Distinct-value hashes and spec fingerprints end up in snapshots, so this function must
-//! never change. std's `DefaultHasher` is randomly keyed and documented as unstable across
+//! Distinct-value hashes and spec fingerprints end up in snapshots, and serve's feature log
+//! samples entities by it (the same entity in every process), so this function must never
+//! change. std's `DefaultHasher` is randomly keyed and documented as unstable across
 //! Rust releases, which is why it is not used here.
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -29,6 +30,13 @@ impl StableHasher {
     }
 }
 
+/// The stable hash of `bytes` (pinned: the same value in every process and release).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h = StableHasher::new();
+    h.write(bytes);
+    h.finish()
+}
+
 fn fmix64(mut k: u64) -> u64 {
     k ^= k >> 33;
     k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -53,6 +61,7 @@ mod tests {
         };
         assert_eq!(hash(b""), fmix64(FNV_OFFSET));
         assert_eq!(hash(b"merchant-42"), PINNED_MERCHANT_42);
+        assert_eq!(stable_hash(b"merchant-42"), PINNED_MERCHANT_42);
         assert_ne!(hash(b"a"), hash(b"b"));
     }
 

@@ -124,6 +124,7 @@ mod tests;
 pub use distinct::EXACT_DISTINCT_LIMIT;
 pub use engine::WindowEngine;
 pub use event::{Event, LateCause, Rejected};
+pub use hash::stable_hash;
 pub use hll::{HLL_PRECISION, HLL_RELATIVE_ERROR};
 pub use snapshot::{SnapshotError, Watermarks, SNAPSHOT_VERSION};
 pub use spec::{

@@ -55,6 +55,31 @@ fn serve_with_an_invalid_registry_exits_2_listing_every_problem() {
 }
 
 #[test]
+fn serve_with_a_bad_feature_log_exits_2_naming_each_field() {
+    let mut cmd = TestCommand::new();
+    let fraud = std::fs::read_to_string(common::fraud_config()).expect("the fraud registry");
+    let bad = fraud.replacen(
+        "[store]",
+        "[serve.logging]\nsample_rate = 0.0\npath = \"\"\nqueue = 0\n\n[store]",
+        1,
+    );
+    let config = cmd.write("riffle.toml", &bad);
+    let (_, stderr) = cmd
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .expect_code(2);
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+    for path in [
+        "serve.logging.sample_rate: 0 is not a share of entities",
+        "serve.logging.path: must name a folder",
+        "serve.logging.queue: must be at least 1",
+    ] {
+        assert!(stderr.contains(path), "{path} missing from:\n{stderr}");
+    }
+}
+
+#[test]
 fn load_with_an_invalid_registry_exits_2_listing_every_problem() {
     let mut cmd = TestCommand::new();
     cmd.write("riffle.toml", BROKEN);

@@ -133,6 +133,15 @@ pub async fn get_online_features(
     let sel = selection(registry, &req)?;
     let ids = entity_ids(registry, &sel, &req, state.max_batch())?;
     let lookup = state.reader.read(&sel, &ids, ENDPOINT).await?;
+    if let Some(log) = &state.feature_log {
+        log.record(
+            &sel,
+            &ids,
+            &lookup,
+            ENDPOINT,
+            req.feature_service.as_deref(),
+        );
+    }
     let body = FeastResponse {
         registry,
         sel: &sel,

@@ -160,6 +160,9 @@ async fn respond(
     endpoint: &'static str,
 ) -> Result<Response, ApiError> {
     let lookup = state.reader.read(sel, ids, endpoint).await?;
+    if let Some(log) = &state.feature_log {
+        log.record(sel, ids, &lookup, endpoint, None);
+    }
     Ok(render(state, sel, ids, &lookup).into_response())
 }
 

@@ -22,15 +22,27 @@ pub fn registry_from(text: &str) -> Arc<Registry> {
     Arc::new(Registry::from_toml(text).expect("test registry is valid"))
 }
 
-/// A running server; stopped gracefully on drop.
+/// A running server; stopped gracefully on drop (or by [`Server::stop`], which waits).
 pub struct Server {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
+    /// Stops the server gracefully and waits until it has finished (requests in flight,
+    /// the feature log's last file).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task ends cleanly");
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -129,7 +141,7 @@ pub async fn start(registry: Arc<Registry>, url: &StoreUrl, opts: Options) -> Se
         cache_enabled: opts.cache,
         write_token: opts.token,
     };
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         riffle_serve::run(listener, deps, async {
             let _ = stopped.await;
         })
@@ -140,6 +152,7 @@ pub async fn start(registry: Arc<Registry>, url: &StoreUrl, opts: Options) -> Se
         addr,
         client: reqwest::Client::new(),
         stop: Some(stop),
+        task: Some(task),
         _dir: None,
     }
 }
