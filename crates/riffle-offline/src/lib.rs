@@ -15,6 +15,8 @@
 //! [`archive`] hands the same kinds of history to `riffle ingest --from` as its input, to
 //! backfill from an archive before the stream takes over.
 //!
+//! [`validate`] is the consistency validator: what serve logged, recomputed at its instant.
+//!
 //! Modules, in the order a build meets them: [`request`] (which features, which columns),
 //! [`spine`], [`events`] and [`as_of`] (history read and sorted), [`replay`], [`point`]
 //! (a group's row at an instant), [`output`] (typed Parquet), and [`training_set`], which
@@ -35,10 +37,12 @@ pub mod replay;
 pub mod request;
 pub mod spine;
 pub mod training_set;
+pub mod validate;
 
 pub use error::OfflineError;
 pub use request::Selection;
 pub use spine::Spine;
 pub use training_set::{
-    answer, build, FeatureRequest, Progress, Quiet, TrainingSetRequest, TrainingSetSummary,
+    answer, build, compute, Answered, FeatureRequest, Progress, Quiet, TrainingSetRequest,
+    TrainingSetSummary,
 };

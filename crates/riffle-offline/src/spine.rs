@@ -23,6 +23,11 @@ pub struct Spine {
     pub file: String,
     pub batch: RecordBatch,
     pub times: Vec<Timestamp>,
+    /// Per row, when set and before its time: the answer is what a pipeline *behind* would
+    /// have served at the row's time, one that had applied history only up to this instant
+    /// (its clock still at the row's time, as ingest's wall clock moves windows while it
+    /// lags). Empty: every row caught up.
+    pub history_until: Vec<Option<Timestamp>>,
     keys: HashMap<String, Arc<[EntityId]>>,
 }
 
@@ -62,6 +67,7 @@ impl Spine {
             file: name.to_string(),
             batch,
             times: Vec::new(),
+            history_until: Vec::new(),
             keys: HashMap::new(),
         };
         let column = spine.column(time_column, "the timestamp column (--timestamp-column)")?;
@@ -84,6 +90,15 @@ impl Spine {
         }
         spine.times = times;
         Ok(spine)
+    }
+
+    /// Row `row`'s history cut-off, when it has one before its time.
+    pub fn cut_off(&self, row: usize) -> Option<Timestamp> {
+        self.history_until
+            .get(row)
+            .copied()
+            .flatten()
+            .filter(|until| *until < self.times[row])
     }
 
     pub fn len(&self) -> usize {

@@ -119,9 +119,29 @@ pub async fn build(
 pub async fn answer(
     registry: &Registry,
     request: &FeatureRequest,
-    mut spine: Spine,
+    spine: Spine,
     progress: &dyn Progress,
 ) -> Result<(RecordBatch, TrainingSetSummary), OfflineError> {
+    let answered = compute(registry, request, spine, progress).await?;
+    let batch = output::batch(&answered.spine.batch, &answered.columns)?;
+    Ok((batch, answered.summary))
+}
+
+/// A spine answered: one column of values (and statuses, on request) per feature asked
+/// for, row `i` of each answering spine row `i`.
+pub struct Answered {
+    pub spine: Spine,
+    pub columns: Vec<OutputColumn>,
+    pub summary: TrainingSetSummary,
+}
+
+/// [`answer`], the values kept typed rather than made a record batch.
+pub async fn compute(
+    registry: &Registry,
+    request: &FeatureRequest,
+    mut spine: Spine,
+    progress: &dyn Progress,
+) -> Result<Answered, OfflineError> {
     let started = Instant::now();
     let columns = request::columns(registry, &request.selection, request.full_feature_names)?;
     check_overrides(registry, request)?;
@@ -220,9 +240,12 @@ pub async fn answer(
             }
         })
         .collect();
-    let batch = output::batch(&spine.batch, &outputs)?;
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok((batch, summary))
+    Ok(Answered {
+        spine,
+        columns: outputs,
+        summary,
+    })
 }
 
 /// One build under way: what it reads with, and the answers so far.
@@ -255,7 +278,9 @@ impl Build<'_> {
         let entity = &registry.entities[src.entity];
         let ids = self.spine.keys(&entity.join_key, entity.key_type)?;
         let rows = self.spine.len();
-        let instants = by_entity(&ids, &self.spine.times);
+        let instants = by_entity(&ids, &self.spine.times, |row| {
+            self.spine.cut_off(row).is_none()
+        });
         progress.phase(
             &format!("replaying {}'s windows", src.name),
             rows as u64,
@@ -274,6 +299,27 @@ impl Build<'_> {
                 },
             )?;
             progress.advance(at.len() as u64);
+        }
+        // Rows answered as a pipeline behind served them: the entity's history up to the
+        // cut-off, the clock at the row's time.
+        for row in 0..rows {
+            let Some(until) = self.spine.cut_off(row) else {
+                continue;
+            };
+            let (id, t) = (&ids[row], self.spine.times[row]);
+            let events = history.of(id);
+            let applied = &events[..events.partition_point(|a| a.event.time <= until)];
+            replay_entity(
+                registry,
+                &map,
+                id,
+                applied,
+                &[(t, row)],
+                &mut |g, row, point| {
+                    answered[g][row] = point;
+                },
+            )?;
+            progress.advance(1);
         }
         for ((gid, _), answers) in map.groups.iter().zip(answered) {
             if groups.contains(gid) {
@@ -308,7 +354,15 @@ impl Build<'_> {
         let answers: Vec<Point> = ids
             .iter()
             .zip(&self.spine.times)
-            .map(|(id, &t)| as_of(group, history.of(id), t))
+            .enumerate()
+            .map(|(row, (id, &t))| {
+                let rows = history.of(id);
+                let applied = match self.spine.cut_off(row) {
+                    Some(until) => &rows[..rows.partition_point(|r| r.time <= until)],
+                    None => rows,
+                };
+                as_of(group, applied, t)
+            })
             .collect();
         progress.advance(rows as u64);
         self.points.insert(gid, answers);
@@ -368,9 +422,14 @@ fn check_overrides(registry: &Registry, request: &FeatureRequest) -> Result<(), 
     Ok(())
 }
 
-/// The spine's instants grouped by entity: per entity, `(time, row)` sorted by time.
-fn by_entity(ids: &[EntityId], times: &[Timestamp]) -> Vec<(EntityId, Vec<(Timestamp, usize)>)> {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
+/// The spine's instants grouped by entity: per entity, `(time, row)` sorted by time, for
+/// the rows `keep` keeps.
+fn by_entity(
+    ids: &[EntityId],
+    times: &[Timestamp],
+    keep: impl Fn(usize) -> bool,
+) -> Vec<(EntityId, Vec<(Timestamp, usize)>)> {
+    let mut order: Vec<usize> = (0..ids.len()).filter(|&row| keep(row)).collect();
     order.sort_by(|&a, &b| {
         ids[a]
             .cmp(&ids[b])

@@ -6,6 +6,7 @@
 //! - [`lag`]: how far each source's ingest is behind, from its published watermarks.
 //! - [`training_set`]: the features serve would have answered at each row of a spine.
 //! - [`serve_offline`]: the same, for Feast's SDK (its remote offline store, Arrow Flight).
+//! - [`validate`]: what serve logged, recomputed from history at its instant and compared.
 //! - [`demo`]: the fraud example, self-contained: synthetic users, a server, moving values.
 //! - [`loadtest`], [`check`], [`drill`], [`cost`], [`alerts`], [`runbook`], [`baseline`]: the
 //!   operator toolkit (`riffle_ops`).
@@ -24,6 +25,7 @@ pub mod runbook;
 pub mod serve;
 pub mod serve_offline;
 pub mod training_set;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +53,8 @@ pub enum Command {
     TrainingSet(training_set::TrainingSetArgs),
     /// Feast's remote offline store (Arrow Flight): get_historical_features answered like training-set.
     ServeOffline(serve_offline::ServeOfflineArgs),
+    /// Recompute the values serve logged from history at their instants; mismatches per feature (exit 3 above the bound).
+    Validate(validate::ValidateArgs),
     /// Run the fraud example end to end: synthetic users on the embedded store, served.
     Demo(demo::DemoArgs),
     /// Drive load at a running server (open or closed loop) and judge it against the p99 SLOs.
@@ -80,6 +84,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Lag(args) => lag::run(args).await,
         Command::TrainingSet(args) => training_set::run(args).await,
         Command::ServeOffline(args) => serve_offline::run(args).await,
+        Command::Validate(args) => validate::run(args).await,
         Command::Demo(args) => {
             crate::allocator::tune_for_ingest();
             demo::run(args).await

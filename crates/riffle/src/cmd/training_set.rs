@@ -101,7 +101,10 @@ pub async fn run(args: TrainingSetArgs) -> CmdResult {
 }
 
 /// `NAME=URL` flags into a map.
-fn pairs(flag: &str, values: &[String]) -> Result<HashMap<String, String>, crate::exit::Failure> {
+pub(crate) fn pairs(
+    flag: &str,
+    values: &[String],
+) -> Result<HashMap<String, String>, crate::exit::Failure> {
     values
         .iter()
         .map(|v| {

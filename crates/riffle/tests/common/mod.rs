@@ -156,6 +156,25 @@ impl Serve {
         serve
     }
 
+    /// Stops serve with SIGTERM and waits for its graceful exit (requests in flight
+    /// answered, the feature log's last file completed); any other end fails the test.
+    pub fn stop(mut self) {
+        riffle_testkit::signal(self.child.id(), "TERM").expect("serve can be signalled");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.child.try_wait().expect("serve can be waited for") {
+                Some(status) => {
+                    assert!(status.success(), "serve stopped with {status}");
+                    return;
+                }
+                None => {
+                    assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
     /// `GET /v1/features/user/{user}{query}`: the body; any answer but 200 fails the test.
     pub fn user_body(&self, user: &str, query: &str) -> String {
         let (code, body) = http_get_status(&self.base, &format!("/v1/features/user/{user}{query}"))
