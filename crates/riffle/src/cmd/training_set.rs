@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::Args;
 use riffle_core::Timestamp;
-use riffle_offline::{FeatureRequest, Selection, TrainingSetRequest, TrainingSetSummary};
+use riffle_offline::{
+    FeatureRequest, OfflineError, Selection, TrainingSetRequest, TrainingSetSummary,
+};
 
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult};
@@ -80,15 +82,7 @@ pub async fn run(args: TrainingSetArgs) -> CmdResult {
     let bar = TrainingSetBar::new();
     let built = riffle_offline::build(&registry, &request, Timestamp::now(), &bar).await;
     bar.finish();
-    let summary = match built {
-        Ok(summary) => summary,
-        Err(e) if e.is_usage() => {
-            return Err(usage(
-                anyhow::Error::new(e).context("no training set was written"),
-            ))
-        }
-        Err(e) => return Err(runtime(e)),
-    };
+    let summary = built.map_err(|e| offline_failure(e, "no training set was written"))?;
     if args.json {
         println!(
             "{}",
@@ -98,6 +92,16 @@ pub async fn run(args: TrainingSetArgs) -> CmdResult {
         print_table(&summary);
     }
     Ok(())
+}
+
+/// An offline command's failure: exit 2 when the user's input is at fault (`what` says
+/// what did not happen), 1 when the run failed.
+pub(crate) fn offline_failure(e: OfflineError, what: &'static str) -> crate::exit::Failure {
+    if e.is_usage() {
+        usage(anyhow::Error::new(e).context(what))
+    } else {
+        runtime(e)
+    }
 }
 
 /// `NAME=URL` flags into a map.

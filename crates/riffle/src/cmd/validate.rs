@@ -11,7 +11,7 @@ use riffle_core::Timestamp;
 use riffle_offline::validate::report::Report;
 use riffle_offline::validate::{self, ValidateRequest};
 
-use crate::cmd::training_set::pairs;
+use crate::cmd::training_set::{offline_failure, pairs};
 use crate::config::{self, ConfigArgs};
 use crate::exit::{check_failed, runtime, usage, CmdResult};
 use crate::progress::TrainingSetBar;
@@ -54,15 +54,7 @@ pub async fn run(args: ValidateArgs) -> CmdResult {
     let bar = TrainingSetBar::new();
     let done = validate::validate(&registry, &request, Timestamp::now(), &bar).await;
     bar.finish();
-    let report = match done {
-        Ok(report) => report,
-        Err(e) if e.is_usage() => {
-            return Err(usage(
-                anyhow::Error::new(e).context("nothing was validated"),
-            ))
-        }
-        Err(e) => return Err(runtime(e)),
-    };
+    let report = done.map_err(|e| offline_failure(e, "nothing was validated"))?;
     if args.json {
         println!(
             "{}",
