@@ -128,12 +128,17 @@ pub(super) fn defaults(input: &CheckInput<'_>) -> Item {
         "Fallback value for every feature",
         Outcome::Pass,
         format!(
-            "All {n} features of {} groups declare a training default (the registry requires it){}. Confirm with the model owners that they equal the training defaults exactly.",
+            "All {n} features of {} groups declare a training default (the registry requires it){}. Training sets from `riffle training-set` (and Feast's get_historical_features through `riffle serve-offline`) fill the same defaults where serve would, by the same code; {}",
             reg.groups.len(),
             if failing.is_empty() {
                 String::new()
             } else {
                 format!("; {} answer 503 instead of defaults (on_unsafe = \"fail\")", failing.join(", "))
+            },
+            if reg.serve.logging.is_some() {
+                "served values are logged ([serve.logging]): `riffle validate` proves they equal what training sees."
+            } else {
+                "turn on [serve.logging] and run `riffle validate` to prove served values equal what training sees."
             }
         ),
     )
