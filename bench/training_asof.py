@@ -259,7 +259,7 @@ entity_key_serialization_version: 3
         config, riffle, other, lambda d, g: d[g["features"][0]["name"]].notna()
     )
     json.dump(
-        {"rows": len(df), "seconds": elapsed, "version": feast_version, "agreement": agree},
+        {"rows": len(entity_df), "returned": len(df), "seconds": elapsed, "version": feast_version, "agreement": agree},
         open(result, "w"),
     )
 
@@ -283,12 +283,14 @@ def report(results: str) -> None:
     line("peak RSS", f"{w['rss_mb']:,.0f} MB")
     print()
     print(f"As-of part: the batch groups ({', '.join(a['groups'])}; {a['features']} features), same history, same spine")
-    print(f"  {'':<28}{'rows':>12}{'seconds':>10}{'rows/s':>14}{'riffle ÷':>10}")
+    print(f"  {'':<38}{'rows':>12}{'seconds':>10}{'rows/s':>14}{'riffle ÷':>10}")
     ra = rate(a)
     for label, x in (("riffle training-set", a), (f"DuckDB {d['version']} ASOF JOIN ({d['threads']} threads)", d),
                      (f"Feast {f['version']} (file offline store)", f)):
         ratio = "" if x is a else f"{ra / rate(x):>9.1f}×"
-        print(f"  {label:<28}{x['rows']:>12,}{x['seconds']:>10.2f}{rate(x):>14,.0f}{ratio:>10}")
+        print(f"  {label:<38}{x['rows']:>12,}{x['seconds']:>10.2f}{rate(x):>14,.0f}{ratio:>10}")
+    if f["returned"] < f["rows"]:
+        print(f"  (Feast returned {f['returned']:,} rows for {f['rows']:,}: it drops spine rows repeating a user and instant)")
     if f["rows"] < a["rows"]:
         print(f"  (Feast ran on the spine's first {f['rows']:,} rows, --feast-spine: rows/s compared; its time is mostly reading the history, so this flatters riffle)")
     line("riffle as-of peak RSS", f"{a['rss_mb']:,.0f} MB (process wall {a['process_wall']:.2f} s)")
