@@ -10,7 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use riffle_core::{EntityId, Timestamp};
 use riffle_ingest::pipeline::SpecMap;
-use riffle_registry::{GroupId, Registry};
+use riffle_registry::{FeatureGroup, GroupId, Registry};
 
 use crate::as_of::{as_of, GroupHistory};
 use crate::error::OfflineError;
@@ -160,39 +160,18 @@ pub async fn compute(
         let entity = registry.entity_of(&registry.groups[g]);
         spine.keys(&entity.join_key, entity.key_type)?;
     }
-    // Every history is located before any is read.
-    let mut sources: Vec<usize> = groups
-        .iter()
-        .filter_map(|&g| registry.groups[g].source)
-        .collect();
-    sources.sort_unstable();
-    sources.dedup();
-    let source_history = sources
-        .iter()
-        .map(|&s| {
-            let name = &registry.sources[s].name;
-            history_of(
-                request.events.get(name),
-                registry.sources[s].offline.as_ref(),
-            )
-            .map(|location| (s, location))
-            .ok_or_else(|| no_history(registry, &groups, s))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let group_history = groups
-        .iter()
-        .map(|&g| &registry.groups[g])
-        .filter(|g| g.source.is_none())
-        .map(|g| {
-            history_of(request.history.get(&g.name), g.offline.as_ref())
-                .map(|location| (g.id, location))
-                .ok_or_else(|| OfflineError::NoHistory {
-                    group: g.name.clone(),
-                    declare: format!("[[feature_groups]] {:?}", g.name),
-                    flag: format!("--history {}=URL", g.name),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // Every history is located before any is read: a source's once, for its first group.
+    let mut source_history: Vec<(usize, String)> = Vec::new();
+    let mut group_history: Vec<(GroupId, String)> = Vec::new();
+    for &g in &groups {
+        let group = &registry.groups[g];
+        match group.source {
+            Some(s) if source_history.iter().any(|(seen, _)| *seen == s) => {}
+            Some(s) => source_history.push((s, history_location(registry, request, group)?)),
+            None => group_history.push((g, history_location(registry, request, group)?)),
+        }
+    }
+    source_history.sort_unstable_by_key(|(s, _)| *s);
 
     let mut build = Build {
         ctx,
@@ -380,23 +359,37 @@ impl Build<'_> {
 }
 
 /// The history to read: the command line's, else the registry's.
-fn history_of(flag: Option<&String>, declared: Option<&String>) -> Option<String> {
-    flag.or(declared).cloned()
-}
-
-fn no_history(registry: &Registry, groups: &[GroupId], source: usize) -> OfflineError {
-    let name = &registry.sources[source].name;
-    let group = groups
-        .iter()
-        .map(|&g| &registry.groups[g])
-        .find(|g| g.source == Some(source))
-        .map(|g| g.name.clone())
-        .unwrap_or_default();
-    OfflineError::NoHistory {
-        group,
-        declare: format!("its source [[sources]] {name:?}"),
-        flag: format!("--events {name}=URL"),
-    }
+/// Where `group` is recomputed from: its source's events, or (without a source) its own
+/// rows; the request's `--events`/`--history` first, then the registry's `offline`.
+pub(crate) fn history_location(
+    registry: &Registry,
+    request: &FeatureRequest,
+    group: &FeatureGroup,
+) -> Result<String, OfflineError> {
+    let (flag, declared, declare, flag_hint) = match group.source {
+        Some(s) => {
+            let source = &registry.sources[s];
+            (
+                request.events.get(&source.name),
+                source.offline.as_ref(),
+                format!("its source [[sources]] {:?}", source.name),
+                format!("--events {}=URL", source.name),
+            )
+        }
+        None => (
+            request.history.get(&group.name),
+            group.offline.as_ref(),
+            format!("[[feature_groups]] {:?}", group.name),
+            format!("--history {}=URL", group.name),
+        ),
+    };
+    flag.or(declared)
+        .cloned()
+        .ok_or_else(|| OfflineError::NoHistory {
+            group: group.name.clone(),
+            declare,
+            flag: flag_hint,
+        })
 }
 
 /// `--events`/`--history` must name a source or a group without a source.

@@ -25,7 +25,7 @@ use crate::error::OfflineError;
 use crate::read;
 use crate::request::Selection;
 use crate::spine::Spine;
-use crate::training_set::{compute, FeatureRequest, Progress};
+use crate::training_set::{compute, history_location, FeatureRequest, Progress};
 use log::Logged;
 use report::{NotChecked, Report, Tally};
 use verdict::judge;
@@ -81,11 +81,11 @@ pub async fn validate(
             });
             continue;
         };
-        if let Some(reason) = no_history(registry, group, request) {
+        if let Err(no_history) = history_location(registry, &features_of(group, request), group) {
             report.not_checked.push(NotChecked {
                 group: name,
                 values: values.len(),
-                reason,
+                reason: no_history.to_string(),
             });
             continue;
         }
@@ -113,30 +113,20 @@ pub async fn validate(
     Ok(report)
 }
 
-/// Why `group`'s values cannot be recomputed, if they cannot.
-fn no_history(
-    registry: &Registry,
-    group: &FeatureGroup,
-    request: &ValidateRequest,
-) -> Option<String> {
-    match group.source {
-        Some(s) => {
-            let source = &registry.sources[s];
-            (source.offline.is_none() && !request.events.contains_key(&source.name)).then(|| {
-                format!(
-                    "no history declared: `offline` on its source {:?}, or --events {}=URL",
-                    source.name, source.name
-                )
-            })
-        }
-        None => {
-            (group.offline.is_none() && !request.history.contains_key(&group.name)).then(|| {
-                format!(
-                    "no history declared: `offline` on the group, or --history {}=URL",
-                    group.name
-                )
-            })
-        }
+/// Every feature of `group`, with their statuses, from the history `request` names.
+fn features_of(group: &FeatureGroup, request: &ValidateRequest) -> FeatureRequest {
+    FeatureRequest {
+        selection: Selection::Features(
+            group
+                .features
+                .iter()
+                .map(|f| format!("{}:{}", group.name, f.name))
+                .collect(),
+        ),
+        with_status: true,
+        full_feature_names: true,
+        events: request.events.clone(),
+        history: request.history.clone(),
     }
 }
 
@@ -173,19 +163,7 @@ async fn check_group(
         now,
     )?;
     spine.history_until = instants.iter().map(|(_, _, until)| *until).collect();
-    let features = FeatureRequest {
-        selection: Selection::Features(
-            group
-                .features
-                .iter()
-                .map(|f| format!("{}:{}", group.name, f.name))
-                .collect(),
-        ),
-        with_status: true,
-        full_feature_names: true,
-        events: request.events.clone(),
-        history: request.history.clone(),
-    };
+    let features = features_of(group, request);
     let answered = compute(registry, &features, spine, progress).await?;
     let row_of: HashMap<Instant<'_>, usize> = instants
         .iter()
