@@ -64,12 +64,16 @@ pub enum Input {
 /// What the generator makes: `rate` events per second (with bursts and cold starts) of
 /// `entities` entities drawn by a power law, the same events for the same `seed`;
 /// `max_events` of them, or until the run is stopped.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GeneratorInput {
     pub rate: f64,
     pub entities: u64,
     pub seed: u64,
     pub max_events: Option<u64>,
+    /// Every generated event is also appended to this NDJSON file, in the order sent, as a
+    /// topic's archive keeps a stream: the source's history for `riffle training-set` and
+    /// `riffle validate`.
+    pub archive: Option<PathBuf>,
 }
 
 /// An archive's events (Parquet, an object-store URL), read by the caller and handed over
@@ -371,7 +375,17 @@ fn open_generator(
         entities,
         seed,
         max_events,
+        archive,
     } = generate;
+    let archive = archive
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|error| ProcessError::Open { path, error })
+        })
+        .transpose()?;
     let plan = EventPlan::new(rate, entities, seed);
     let generator = EventGenerator::new(registry, &registry.sources[source], &plan)
         .map_err(ProcessError::Generator)?;
@@ -384,6 +398,7 @@ fn open_generator(
         max_events,
         RECORDS_PER_ITEM,
         capacity,
+        archive,
     )
     .map_err(ProcessError::Thread)?;
     Ok(OpenInput {
@@ -471,6 +486,7 @@ mod tests {
             entities: 50,
             seed: 7,
             max_events: Some(300),
+            archive: Some(dir.path().join("archive.ndjson")),
         });
         let options = options(input, dir.path());
         let limits = StoreLimits::from_settings(&options.registry.store);
@@ -493,5 +509,11 @@ mod tests {
         assert_eq!(summary.events_read, 300);
         assert_eq!(summary.applied + summary.dead_lettered_total(), 300);
         assert!(summary.rows_written > 0);
+        // The archive holds the very events sent, one per line.
+        let archived = std::fs::read_to_string(dir.path().join("archive.ndjson")).unwrap();
+        assert_eq!(archived.lines().count(), 300);
+        assert!(archived
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
     }
 }

@@ -65,11 +65,30 @@ impl BadRows {
 }
 
 /// One event of history and when it arrived: its place in the order read (files by name,
-/// then lines or rows), the order a stream would have delivered it in.
+/// then lines or rows), the order a stream would have delivered it in, and the watermark
+/// its stream had once it arrived.
 #[derive(Debug, Clone)]
 pub struct Arrived {
     pub seq: u64,
+    /// The largest event time accepted from its file before this event (`None`: the
+    /// first): the watermark of a pipeline reading the file when this event reached it.
+    pub watermark_before: Option<Timestamp>,
     pub event: Event,
+}
+
+impl Arrived {
+    /// Whether a pipeline whose watermark was `until` had surely applied this event: it
+    /// arrived before the watermark reached `until` (or is the event that reached it).
+    pub fn settled_at(&self, until: Timestamp) -> bool {
+        self.watermark_before.is_none_or(|w| w < until)
+    }
+
+    /// Whether such a pipeline may or may not have applied it: it arrived while the
+    /// watermark stood at `until`, being no later itself. Which of these a pipeline had
+    /// applied depends on where its last flush fell, which history does not say.
+    pub fn pending_at(&self, until: Timestamp) -> bool {
+        self.watermark_before == Some(until) && self.event.time <= until
+    }
 }
 
 /// One source's history: its events sorted by entity, then event time, then arrival.
@@ -109,7 +128,7 @@ impl SourceHistory {
                     let text = read::bytes(store.as_ref(), file).await?;
                     for (number, line) in read::lines(&text) {
                         match decoder.decode(line, None).and_then(|e| stream.admit(e)) {
-                            Ok(e) => arrive(&mut events, named_event(&names, e)),
+                            Ok((e, before)) => arrive(&mut events, named_event(&names, e), before),
                             Err(r) => bad.add(|| format!("{}:{number}", file.url), r),
                         }
                     }
@@ -149,10 +168,14 @@ impl SourceHistory {
     }
 }
 
-/// Appends `event` as the next to arrive.
-fn arrive(events: &mut Vec<Arrived>, event: Event) {
+/// Appends `event` as the next to arrive, its stream's watermark then `watermark_before`.
+fn arrive(events: &mut Vec<Arrived>, event: Event, watermark_before: Option<Timestamp>) {
     let seq = events.len() as u64;
-    events.push(Arrived { seq, event });
+    events.push(Arrived {
+        seq,
+        watermark_before,
+        event,
+    });
 }
 
 /// How one source's rows are decoded from a Parquet or CSV file.
@@ -194,7 +217,7 @@ impl Table<'_> {
                         .and_then(|e| stream.admit(e)),
                 };
                 match decoded {
-                    Ok(e) => arrive(events, named_event(names, e)),
+                    Ok((e, before)) => arrive(events, named_event(names, e), before),
                     Err(r) => bad.add(|| format!("{} row {row_number}", file.url), r),
                 }
             }
@@ -217,8 +240,12 @@ impl<'a> Lateness<'a> {
         }
     }
 
-    /// The event, unless it is too late for its stream.
-    fn admit(&mut self, event: decode::Event) -> Result<decode::Event, Rejection> {
+    /// The event and the stream's watermark before it, unless it is too late for its
+    /// stream.
+    fn admit(
+        &mut self,
+        event: decode::Event,
+    ) -> Result<(decode::Event, Option<Timestamp>), Rejection> {
         if let Some(floor) = self.config.lateness_floor(self.latest) {
             if event.time.millis() < floor {
                 return Err(Rejection::TooLate(format!(
@@ -228,7 +255,58 @@ impl<'a> Lateness<'a> {
                 )));
             }
         }
-        self.latest = Some(self.latest.map_or(event.time, |l| l.max(event.time)));
-        Ok(event)
+        let before = self.latest;
+        self.latest = Some(before.map_or(event.time, |l| l.max(event.time)));
+        Ok((event, before))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms).unwrap()
+    }
+
+    /// Events of one stream in arrival order, `(event time, watermark before it)`.
+    fn arrivals(times: &[i64]) -> Vec<Arrived> {
+        let mut latest: Option<Timestamp> = None;
+        let entity = riffle_core::EntityId::new("u1").unwrap();
+        times
+            .iter()
+            .enumerate()
+            .map(|(seq, &t)| {
+                let before = latest;
+                latest = Some(latest.map_or(at(t), |l| l.max(at(t))));
+                Arrived {
+                    seq: seq as u64,
+                    watermark_before: before,
+                    event: Event::new(entity.clone(), at(t)),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pipeline_at_a_watermark_had_what_arrived_before_it_and_perhaps_what_came_while_it_stood() {
+        // Arrival order: 10, 20 (the watermark reaches 20), 15 and 19 (while it stands at
+        // 20), 25 (it moves on), 18 (after it passed 20).
+        let events = arrivals(&[10, 20, 15, 19, 25, 18]);
+        let until = at(20);
+        let settled: Vec<i64> = events
+            .iter()
+            .filter(|a| a.settled_at(until))
+            .map(|a| a.event.time.millis())
+            .collect();
+        let pending: Vec<i64> = events
+            .iter()
+            .filter(|a| a.pending_at(until))
+            .map(|a| a.event.time.millis())
+            .collect();
+        assert_eq!(settled, [10, 20]);
+        assert_eq!(pending, [15, 19]);
+        // Not "every event up to 20": 18 arrived after the watermark passed 20.
+        assert!(!events[5].settled_at(until) && !events[5].pending_at(until));
     }
 }

@@ -2,6 +2,7 @@
 //! (int64, float64, bool, utf8, list of float32) and, on request, its status, as one Parquet
 //! file written beside its final name and renamed into place, so a reader never sees half.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,11 @@ pub struct OutputColumn {
     pub values: Vec<FeatureValue>,
     /// `Some` with `--with-status`.
     pub statuses: Option<Vec<ValueStatus>>,
+    /// For a row answered as a pipeline behind (a spine's history cut-off): the other
+    /// values it may have served, had its last flush taken in some of the events that
+    /// arrived while its watermark stood at the cut-off. Not written; `riffle validate`
+    /// accepts any of them as lag.
+    pub alternatives: BTreeMap<usize, Vec<FeatureValue>>,
 }
 
 /// The spine's columns followed by `columns`, as one record batch.

@@ -78,6 +78,51 @@ pub fn replay_entity(
     Ok(())
 }
 
+/// At most this many events that arrived while a pipeline's watermark stood at a cut-off
+/// are tried one more at a time ([`replay_behind`]); past it, all of them are one last try.
+pub const MAX_PENDING_TRIED: usize = 16;
+
+/// Answers spine row `row` at `t` as a pipeline *behind* served it, one whose watermark
+/// was `until`: every event it surely had applied ([`Arrived::settled_at`]), then also the
+/// first 1, 2, … of those it may have ([`Arrived::pending_at`], in arrival order), as
+/// history cannot say where its last flush fell among them. `answer(try, group index in
+/// map, point)`: try 0 takes none of them, and is the row's answer; the others are the
+/// values such a pipeline may also have had.
+#[allow(clippy::too_many_arguments)]
+pub fn replay_behind(
+    registry: &Registry,
+    map: &SpecMap,
+    entity: &EntityId,
+    events: &[Arrived],
+    until: Timestamp,
+    (t, row): (Timestamp, usize),
+    answer: &mut dyn FnMut(usize, usize, Point),
+) -> Result<(), OfflineError> {
+    let settled: Vec<&Arrived> = events.iter().filter(|a| a.settled_at(until)).collect();
+    let mut pending: Vec<&Arrived> = events.iter().filter(|a| a.pending_at(until)).collect();
+    pending.sort_by_key(|a| a.seq);
+    let tries: Vec<usize> = (0..=pending.len().min(MAX_PENDING_TRIED))
+        .chain((pending.len() > MAX_PENDING_TRIED).then_some(pending.len()))
+        .collect();
+    for (n, &taken) in tries.iter().enumerate() {
+        let mut applied: Vec<Arrived> = settled
+            .iter()
+            .chain(&pending[..taken])
+            .map(|a| (*a).clone())
+            .collect();
+        applied.sort_by(|a, b| a.event.time.cmp(&b.event.time).then(a.seq.cmp(&b.seq)));
+        replay_entity(
+            registry,
+            map,
+            entity,
+            &applied,
+            &[(t, row)],
+            &mut |g, _, point| answer(n, g, point),
+        )?;
+    }
+    Ok(())
+}
+
 /// Whether any group of the source still has the row (values are read only then).
 fn any_row_alive(registry: &Registry, map: &SpecMap, age_ms: u64) -> bool {
     map.groups

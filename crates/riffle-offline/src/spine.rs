@@ -23,10 +23,13 @@ pub struct Spine {
     pub file: String,
     pub batch: RecordBatch,
     pub times: Vec<Timestamp>,
-    /// Per row, when set and before its time: the answer is what a pipeline *behind* would
-    /// have served at the row's time, one that had applied history only up to this instant
-    /// (its clock still at the row's time, as ingest's wall clock moves windows while it
-    /// lags). Empty: every row caught up.
+    /// Per row, when set and not after its time: the answer is what a pipeline *behind*
+    /// would have served at the row's time, one whose watermark was this instant: a
+    /// source's events its stream had delivered before its largest event time reached the
+    /// instant ([`crate::events::Arrived::settled_at`]; the ones that arrived while it stood
+    /// there give the alternatives, [`crate::replay::replay_behind`]), a group's rows up to
+    /// the instant; its clock still at the row's time, as ingest's wall clock moves windows
+    /// while it lags. Empty: every row caught up.
     pub history_until: Vec<Option<Timestamp>>,
     keys: HashMap<String, Arc<[EntityId]>>,
 }
@@ -92,13 +95,13 @@ impl Spine {
         Ok(spine)
     }
 
-    /// Row `row`'s history cut-off, when it has one before its time.
+    /// Row `row`'s history cut-off, when it has one not after its time.
     pub fn cut_off(&self, row: usize) -> Option<Timestamp> {
         self.history_until
             .get(row)
             .copied()
             .flatten()
-            .filter(|until| *until < self.times[row])
+            .filter(|until| *until <= self.times[row])
     }
 
     pub fn len(&self) -> usize {

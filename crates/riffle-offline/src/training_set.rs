@@ -18,7 +18,7 @@ use crate::events::{BadRows, SourceHistory};
 use crate::output::{self, OutputColumn};
 use crate::point::Point;
 use crate::read;
-use crate::replay::replay_entity;
+use crate::replay::{replay_behind, replay_entity};
 use crate::request::{self, Selection};
 use crate::spine::Spine;
 
@@ -179,6 +179,7 @@ pub async fn compute(
         spine: &mut spine,
         progress,
         points: HashMap::new(),
+        alternatives: HashMap::new(),
         summary: TrainingSetSummary {
             out: String::new(),
             rows,
@@ -196,6 +197,7 @@ pub async fn compute(
     }
     let Build {
         points,
+        alternatives,
         mut summary,
         ..
     } = build;
@@ -216,6 +218,20 @@ pub async fn compute(
                 statuses: request
                     .with_status
                     .then(|| served.iter().map(|(_, s)| *s).collect()),
+                alternatives: alternatives
+                    .get(&c.feature.group)
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|(&row, others)| {
+                                let values = others
+                                    .iter()
+                                    .map(|p| p.served(group, c.feature.feature).0.clone())
+                                    .collect();
+                                (row, values)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -227,6 +243,9 @@ pub async fn compute(
     })
 }
 
+/// Spine row → the other rows a pipeline behind may have served there.
+type Alternatives = BTreeMap<usize, Vec<Point>>;
+
 /// One build under way: what it reads with, and the answers so far.
 struct Build<'a> {
     ctx: SessionContext,
@@ -235,6 +254,8 @@ struct Build<'a> {
     progress: &'a dyn Progress,
     /// Per group asked for: its row at every spine row.
     points: HashMap<GroupId, Vec<Point>>,
+    /// Per group: the other rows a pipeline behind may have served, by spine row.
+    alternatives: HashMap<GroupId, Alternatives>,
     summary: TrainingSetSummary,
 }
 
@@ -279,26 +300,32 @@ impl Build<'_> {
             )?;
             progress.advance(at.len() as u64);
         }
-        // Rows answered as a pipeline behind served them: the entity's history up to the
-        // cut-off, the clock at the row's time.
+        // Rows answered as a pipeline behind served them (the values it may also have
+        // had kept as alternatives), the clock at the row's time.
+        let mut alternatives: Vec<Alternatives> = vec![BTreeMap::new(); map.groups.len()];
         for row in 0..rows {
             let Some(until) = self.spine.cut_off(row) else {
                 continue;
             };
             let (id, t) = (&ids[row], self.spine.times[row]);
-            let events = history.of(id);
-            let applied = &events[..events.partition_point(|a| a.event.time <= until)];
-            replay_entity(
+            replay_behind(
                 registry,
                 &map,
                 id,
-                applied,
-                &[(t, row)],
-                &mut |g, row, point| {
-                    answered[g][row] = point;
+                history.of(id),
+                until,
+                (t, row),
+                &mut |tried, g, point| match tried {
+                    0 => answered[g][row] = point,
+                    _ => alternatives[g].entry(row).or_default().push(point),
                 },
             )?;
             progress.advance(1);
+        }
+        for ((gid, _), others) in map.groups.iter().zip(alternatives) {
+            if groups.contains(gid) && !others.is_empty() {
+                self.alternatives.insert(*gid, others);
+            }
         }
         for ((gid, _), answers) in map.groups.iter().zip(answered) {
             if groups.contains(gid) {

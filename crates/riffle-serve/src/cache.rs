@@ -7,7 +7,8 @@
 //! Expiry is checked on read against the deadline stored with the entry, so an expired
 //! entry is never served. Store *failures* are never cached: the next request asks again
 //! (through the breaker). Freshness is evaluated on every serve from the row's event time,
-//! so a cached row ages correctly.
+//! so a cached row ages correctly: from the watermark it was read at, or the present one
+//! if that is older.
 //!
 //! Why not `moka`: profiling the hot-cache path (perf, `wrk -c32`, four groups a request)
 //! put `moka`'s reads at ~15% of the server's user time, a third of it the read-log
@@ -32,16 +33,27 @@ use riffle_registry::{GroupId, Registry};
 use riffle_store::GroupRow;
 use tokio::time::Instant;
 
+use crate::watermarks::Basis;
+
 /// Key: (group, entity id). The id is shared by all groups of one entity in a request.
 pub type CacheKey = (GroupId, Arc<str>);
 
 /// What the cache remembers of the store's answer.
 #[derive(Debug, Clone)]
 pub enum Cached {
-    /// The row, and the replication lag (ms) of the replica it was read from (0: the
-    /// primary), which freshness adds to its age on every serve.
-    Found(Arc<GroupRow>, u64),
-    Missing,
+    /// A row as read from the store.
+    Found {
+        row: Arc<GroupRow>,
+        /// The replication lag (ms) of the replica it was read from (0: the primary),
+        /// which freshness adds to its age on every serve.
+        lag_ms: u64,
+        /// What its freshness was measured from when it was read: a copy kept in the cache
+        /// is only as new as the pipeline was then, however far the watermark has moved.
+        read_at: Basis,
+    },
+    /// The store had no row; `read_at` as for a row (a pipeline behind may not have
+    /// written it yet).
+    Missing { read_at: Basis },
 }
 
 /// A cached answer and the moment it stops being served.
@@ -105,8 +117,8 @@ impl HotCache {
     pub fn insert(&self, key: CacheKey, value: Cached) {
         if let Some(cache) = &self.inner {
             let ttl = match value {
-                Cached::Found(..) => self.ttl.get(key.0).copied().unwrap_or(self.negative_ttl),
-                Cached::Missing => self.negative_ttl,
+                Cached::Found { .. } => self.ttl.get(key.0).copied().unwrap_or(self.negative_ttl),
+                Cached::Missing { .. } => self.negative_ttl,
             };
             let expires_at = Instant::now() + ttl;
             cache.insert(
@@ -169,15 +181,16 @@ default = 0
     }
 
     fn row() -> Cached {
-        Cached::Found(
-            Arc::new(GroupRow {
+        Cached::Found {
+            row: Arc::new(GroupRow {
                 event_ts: Timestamp::now(),
                 computed_at: Timestamp::now(),
                 values: vec![FeatureValue::Int64(1)],
                 partition: None,
             }),
-            0,
-        )
+            lag_ms: 0,
+            read_at: Basis::EventTime,
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -186,9 +199,14 @@ default = 0
         let found: CacheKey = (0, Arc::from("u1"));
         let missing: CacheKey = (0, Arc::from("u2"));
         cache.insert(found.clone(), row());
-        cache.insert(missing.clone(), Cached::Missing);
-        assert!(matches!(cache.get(&found), Some(Cached::Found(..))));
-        assert!(matches!(cache.get(&missing), Some(Cached::Missing)));
+        cache.insert(
+            missing.clone(),
+            Cached::Missing {
+                read_at: Basis::EventTime,
+            },
+        );
+        assert!(matches!(cache.get(&found), Some(Cached::Found { .. })));
+        assert!(matches!(cache.get(&missing), Some(Cached::Missing { .. })));
         tokio::time::advance(Duration::from_millis(60)).await;
         assert!(
             cache.get(&missing).is_none(),

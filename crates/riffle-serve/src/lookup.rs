@@ -49,7 +49,7 @@ pub struct GroupOutcome {
     /// Age of the row at serve time, ms.
     pub age_ms: Option<u64>,
     /// What the age was measured from (a watermark, or the row's event time), when there
-    /// is a row.
+    /// is a row; for a group served `missing`, the watermark its answer was read at.
     pub basis: Option<Basis>,
 }
 
@@ -225,8 +225,14 @@ impl Reader {
                     for ((&slot, read), &group) in slots.iter().zip(row_reads).zip(gids) {
                         let key: CacheKey = (group, keys[*e].clone());
                         let cached = match read {
-                            RowRead::Found(row) => Cached::Found(Arc::new(row), lag_ms),
-                            RowRead::Missing => Cached::Missing,
+                            RowRead::Found(row) => Cached::Found {
+                                read_at: self.watermarks.basis(group, row.partition),
+                                row: Arc::new(row),
+                                lag_ms,
+                            },
+                            RowRead::Missing => Cached::Missing {
+                                read_at: self.watermarks.basis(group, None),
+                            },
                             // Its node could not answer (a cluster node down): like a
                             // failed call for this entity only, never cached.
                             RowRead::Unavailable => continue,
@@ -339,8 +345,15 @@ impl Reader {
     /// Freshness of one cached or stored answer.
     fn evaluate(&self, group: usize, cached: Option<Cached>, now: Timestamp) -> GroupOutcome {
         match cached {
-            Some(Cached::Found(row, lag_ms)) => {
-                let basis = self.watermarks.basis(group, row.partition);
+            Some(Cached::Found {
+                row,
+                lag_ms,
+                read_at,
+            }) => {
+                let basis = self
+                    .watermarks
+                    .basis(group, row.partition)
+                    .kept_since(read_at);
                 // Read from a replica `lag_ms` behind: the row is that much older than it
                 // looks, as if seen `lag_ms` later.
                 let seen_at = Timestamp::from_millis(now.millis().saturating_add(lag_ms as i64))
@@ -357,11 +370,12 @@ impl Reader {
                     basis: Some(basis),
                 }
             }
-            Some(Cached::Missing) => GroupOutcome {
+            // No row, no age; the basis still says how far the pipeline had got.
+            Some(Cached::Missing { read_at }) => GroupOutcome {
                 status: ValueStatus::Missing,
                 row: None,
                 age_ms: None,
-                basis: None,
+                basis: Some(self.watermarks.basis(group, None).kept_since(read_at)),
             },
             None => GroupOutcome::UNAVAILABLE,
         }
@@ -454,19 +468,43 @@ features = [{ name = "n", type = "int64", default = 0 }]
             partition: None,
         });
         // From the primary (or a replica that keeps up): 20 s old, fresh.
-        let primary = reader.evaluate(0, Some(Cached::Found(row.clone(), 0)), now);
+        let primary = reader.evaluate(
+            0,
+            Some(Cached::Found {
+                row: row.clone(),
+                lag_ms: 0,
+                read_at: Basis::EventTime,
+            }),
+            now,
+        );
         assert_eq!(
             (primary.status, primary.age_ms),
             (ValueStatus::Fresh, Some(20_000))
         );
         // From a replica 15 s behind: 35 s old, past the 30 s SLO.
-        let lagging = reader.evaluate(0, Some(Cached::Found(row.clone(), 15_000)), now);
+        let lagging = reader.evaluate(
+            0,
+            Some(Cached::Found {
+                row: row.clone(),
+                lag_ms: 15_000,
+                read_at: Basis::EventTime,
+            }),
+            now,
+        );
         assert_eq!(
             (lagging.status, lagging.age_ms),
             (ValueStatus::Stale, Some(35_000))
         );
         // 10 minutes behind: past the staleness limit, the default is served.
-        let far = reader.evaluate(0, Some(Cached::Found(row, 600_000)), now);
+        let far = reader.evaluate(
+            0,
+            Some(Cached::Found {
+                row,
+                lag_ms: 600_000,
+                read_at: Basis::EventTime,
+            }),
+            now,
+        );
         assert_eq!(far.status, ValueStatus::Expired);
     }
 }

@@ -46,12 +46,28 @@ impl Basis {
         }
     }
 
+    /// The basis of a row read from the store under `read_at` and served now under
+    /// `self`: the older of the two, as a copy kept since is only as new as the pipeline
+    /// was when it was read. A watermark that has not moved keeps its present kind (such as
+    /// `last_watermark` once ingest stopped).
+    pub fn kept_since(self, read_at: Basis) -> Basis {
+        match (self.watermark(), read_at.watermark()) {
+            (Some(now), Some(then)) if then < now => read_at,
+            _ => self,
+        }
+    }
+
+    /// The watermark, for a basis that is one.
+    pub fn watermark(self) -> Option<Timestamp> {
+        match self {
+            Basis::Partition(t) | Basis::Watermark(t) | Basis::LastWatermark(t) => Some(t),
+            Basis::EventTime => None,
+        }
+    }
+
     /// The time a row with event time `event_ts` is aged from.
     pub fn time_for(self, event_ts: Timestamp) -> Timestamp {
-        match self {
-            Basis::Partition(t) | Basis::Watermark(t) | Basis::LastWatermark(t) => t,
-            Basis::EventTime => event_ts,
-        }
+        self.watermark().unwrap_or(event_ts)
     }
 }
 
@@ -139,5 +155,35 @@ impl WatermarkBoard {
             (None, Some(t)) => Basis::LastWatermark(t),
             (None, None) => Basis::EventTime,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms).unwrap()
+    }
+
+    #[test]
+    fn a_kept_copy_is_as_old_as_the_watermark_it_was_read_at() {
+        let read_at = Basis::Watermark(at(1_000));
+        assert_eq!(Basis::Watermark(at(5_000)).kept_since(read_at), read_at);
+        assert_eq!(
+            Basis::Partition(at(5_000)).kept_since(Basis::Partition(at(4_000))),
+            Basis::Partition(at(4_000))
+        );
+        // Unmoved, it takes the present kind: ingest stopped since.
+        assert_eq!(
+            Basis::LastWatermark(at(1_000)).kept_since(read_at),
+            Basis::LastWatermark(at(1_000))
+        );
+        // Read before any watermark was published: aged by the present basis.
+        assert_eq!(
+            Basis::Watermark(at(5_000)).kept_since(Basis::EventTime),
+            Basis::Watermark(at(5_000))
+        );
+        assert_eq!(Basis::EventTime.kept_since(read_at), Basis::EventTime);
     }
 }

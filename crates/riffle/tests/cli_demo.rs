@@ -1,7 +1,10 @@
 //! `riffle demo` smoke test: start it on a free port with a small population, wait for
 //! `/health`, ask Feast's `/get-online-features` for a known and an unknown user (bulk-loaded
 //! groups), watch the in-process generator → ingest pipeline move u0's stream-computed
-//! velocity while its status stays `fresh`, then stop it with SIGTERM and expect a clean exit.
+//! velocity while its status stays `fresh`; run the `riffle training-set` and `riffle
+//! validate` commands it offers over the history it kept and the values it logged (the
+//! consistency validator passes on this honest live traffic, stream groups included);
+//! then stop it with SIGTERM and expect a clean exit.
 
 mod common;
 
@@ -150,10 +153,68 @@ fn demo_serves_the_fraud_example_and_stops_cleanly() {
             panic!("u0's tx_count_1h never moved while fresh (last seen {seen:?})")
         });
         assert!(after > 0 && before >= 0, "{before} -> {after}");
+
+        // More values served (and logged): every group of a few users, active and not.
+        for _ in 0..5 {
+            let body = json!({"entity": "user", "ids": ["u0", "u1", "u2", "u7", "u1500", "u_new"]});
+            let resp = client
+                .post(format!("{base}/v1/features"))
+                .json(&body)
+                .send()
+                .await
+                .expect("the demo answers");
+            assert_eq!(resp.status().as_u16(), 200);
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        // The log completes a file every 10 s: the next one holds the reads above.
+        let log = data.join("served-log");
+        let before = completed_logs(&log);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while completed_logs(&log) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "no completed feature log in {}",
+                log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     });
 
-    // The training set the banner offers, over the history the demo backfilled.
+    // The consistency validator the banner offers, on what was served: it passes.
     let printed_now = printed.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        printed_now.contains("riffle validate --config"),
+        "{printed_now}"
+    );
+    let mut validate = TestCommand::new();
+    validate
+        .arg("validate")
+        .arg("--config")
+        .arg(data.join("riffle.toml"))
+        .arg("--log")
+        .arg(data.join("served-log"))
+        .arg("--json");
+    let (report, _) = validate.expect_code(0);
+    let report: Value = serde_json::from_str(&report).expect("JSON");
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["not_checked"], json!([]), "{report:#}");
+    let compared = |feature: &str| {
+        report["features"]
+            .as_array()
+            .and_then(|all| all.iter().find(|f| f["feature"] == feature))
+            .and_then(|f| f["compared"].as_u64())
+            .unwrap_or(0)
+    };
+    for feature in [
+        "user_velocity:tx_count_1h",
+        "user_session:session_tx_count_30m",
+        "user_profile:credit_score_bucket",
+        "user_embeddings:user_embedding",
+    ] {
+        assert!(compared(feature) > 0, "{feature} not compared: {report:#}");
+    }
+
+    // The training set the banner offers, over the history the demo kept.
     assert!(
         printed_now.contains("riffle training-set --config"),
         "{printed_now}"
@@ -166,14 +227,9 @@ fn demo_serves_the_fraud_example_and_stops_cleanly() {
         .arg(data.join("riffle.toml"))
         .arg("--spine")
         .arg(data.join("spine.csv"))
-        .arg("--events")
-        .arg(format!(
-            "transactions={}",
-            data.join("history/transactions.ndjson").display()
-        ))
         .args([
             "--features",
-            "user_velocity:tx_count_1h,user_session:session_tx_count_30m",
+            "user_velocity:tx_count_1h,user_session:session_tx_count_30m,user_profile:credit_score_bucket",
         ])
         .args(["--with-status", "--json", "--out"])
         .arg(&out);
@@ -221,6 +277,18 @@ fn demo_serves_the_fraud_example_and_stops_cleanly() {
     assert!(printed.contains("riffle demo: ingested"), "{printed}");
     assert!(printed.contains("riffle demo: stopped"), "{printed}");
     assert!(data.join("riffle.redb").exists());
+}
+
+/// Completed feature-log files in `dir` (not the hidden `.partial` one being written).
+fn completed_logs(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]

@@ -27,8 +27,10 @@ pub struct Logged {
     pub value: Value,
     /// Its served status (`fresh`, `stale`, `expired`, `missing`, `null`, `unavailable`).
     pub status: String,
-    /// The instant the served row was true as of: the watermark the group was aged from,
-    /// else the row's event time; `None` when no row was served.
+    /// The instant the served row was true as of: the later of the watermark the group
+    /// was aged from (as it stood when the row was read from the store) and the row's event
+    /// time (for a group fed by a source, the watermark of the flush that wrote it, which
+    /// may be ahead of the one the server had read); `None` when no row was served.
     pub basis: Option<Timestamp>,
 }
 
@@ -105,7 +107,10 @@ fn rows(batch: &RecordBatch, file: &str, out: &mut LogRead) -> Result<(), Offlin
                 value: serde_json::from_str(&value_text)
                     .map_err(|e| format!("value {value_text:?} is not JSON: {e}"))?,
                 status: text(status.as_ref())?,
-                basis: time(watermark.as_ref())?.or(time(event_time.as_ref())?),
+                basis: match (time(watermark.as_ref())?, time(event_time.as_ref())?) {
+                    (Some(w), Some(e)) => Some(w.max(e)),
+                    (w, e) => w.or(e),
+                },
             })
         })();
         match parsed {

@@ -142,14 +142,10 @@ async fn check_group(
     progress: &dyn Progress,
     report: &mut Report,
 ) -> Result<Vec<Option<Tally>>, OfflineError> {
-    // Every (entity, instant) asked once as a caught-up pipeline would answer it, and as
-    // one behind would have, with history only up to the served row's basis.
-    let behind = |v: &Logged| v.basis.filter(|b| *b < v.at);
     let mut instants: Vec<Instant<'_>> = Vec::new();
     let mut seen: HashSet<Instant<'_>> = HashSet::new();
     for v in values {
-        for until in [None, behind(v)] {
-            let key = (v.entity_id.as_str(), v.at, until);
+        for key in asked(v) {
             if seen.insert(key) {
                 instants.push(key);
             }
@@ -194,13 +190,19 @@ async fn check_group(
         let row = row_of[&(v.entity_id.as_str(), v.at, None)];
         let status = column.statuses.as_ref().map(|s| s[row]);
         let offline = &column.values[row];
-        let at_basis =
-            behind(v).map(|b| &column.values[row_of[&(v.entity_id.as_str(), v.at, Some(b))]]);
+        let behind: Vec<&FeatureValue> = asked(v)
+            .skip(1)
+            .flat_map(|key| {
+                let row = row_of[&key];
+                std::iter::once(&column.values[row])
+                    .chain(column.alternatives.get(&row).into_iter().flatten())
+            })
+            .collect();
         let verdict = judge(
             &served,
             &v.status,
             (offline, status.unwrap_or(riffle_core::ValueStatus::Fresh)),
-            at_basis,
+            &behind,
         );
         tallies[f].get_or_insert_with(Tally::default).add(
             verdict,
@@ -215,6 +217,22 @@ async fn check_group(
 
 /// An entity's id, an instant, and the instant its history is cut off at (`None`: caught up).
 type Instant<'a> = (&'a str, Timestamp, Option<Timestamp>);
+
+/// What one logged value is recomputed as: first a caught-up pipeline at the served
+/// instant; then, for a row served from behind (its basis before the instant), a pipeline
+/// whose watermark was the basis (with each of the values it may have had, by where its
+/// last flush fell: `OutputColumn::alternatives`), its windows moved to the served
+/// instant (ingest's clock moves on while it lags) or still where they were at the basis
+/// (the row as written, served before the next flush moved them).
+fn asked(v: &Logged) -> impl Iterator<Item = Instant<'_>> {
+    let id = v.entity_id.as_str();
+    let behind = v.basis.filter(|b| *b < v.at);
+    std::iter::once((id, v.at, None)).chain(
+        behind
+            .into_iter()
+            .flat_map(move |b| [(id, v.at, Some(b)), (id, b, Some(b))]),
+    )
+}
 
 /// The spine of `instants`: the join key as text and the instant.
 fn spine_batch(join_key: &str, instants: &[Instant<'_>]) -> Result<RecordBatch, OfflineError> {

@@ -46,8 +46,8 @@ pub struct FeatureReport {
     pub feature: String,
     pub compared: u64,
     pub matched: u64,
-    /// Different, but equal to the offline value at the watermark the server aged the row
-    /// by: the pipeline was behind, and the served status said how far.
+    /// Different, but equal to the offline value of a pipeline behind at the served row's
+    /// basis: the pipeline was behind, and the served status said how far.
     pub lag_explained: u64,
     /// Served as `expired` or `unavailable` (the default, and the server said so).
     pub degraded: u64,

@@ -10,8 +10,9 @@ use riffle_core::{FeatureValue, ValueStatus};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Match,
-    /// Different now, equal to the offline value at the served row's watermark (or event
-    /// time): ingest or loading was behind, and the server's age said so.
+    /// Different now, equal to the offline value at the served row's basis (the watermark
+    /// it was read at, or the flush that wrote it): ingest or loading was behind, and the
+    /// server's age said so.
     Lag,
     /// The server marked the value `expired` or `unavailable` and served the default.
     Degraded,
@@ -31,12 +32,13 @@ pub enum Kind {
 }
 
 /// Judges `served` (with its served status) against `offline` (value and status at the
-/// served instant) and `at_basis` (the offline value at the served row's basis instant).
+/// served instant) and `behind` (the offline values a pipeline at the served row's basis
+/// would have given: windows moved to the served instant, or not yet moved).
 pub fn judge(
     served: &FeatureValue,
     served_status: &str,
     offline: (&FeatureValue, ValueStatus),
-    at_basis: Option<&FeatureValue>,
+    behind: &[&FeatureValue],
 ) -> Verdict {
     if same(served, offline.0) {
         return Verdict::Match;
@@ -44,7 +46,7 @@ pub fn judge(
     if matches!(served_status, "expired" | "unavailable") {
         return Verdict::Degraded;
     }
-    if at_basis.is_some_and(|b| same(served, b)) {
+    if behind.iter().any(|b| same(served, b)) {
         return Verdict::Lag;
     }
     let offline_has_row = !matches!(offline.1, ValueStatus::Missing);
@@ -96,9 +98,9 @@ mod tests {
     fn equal_values_match_and_floats_forgive_the_last_bits() {
         let a = FeatureValue::Float64(0.1 + 0.2);
         let b = FeatureValue::Float64(0.3);
-        assert_eq!(judge(&a, "fresh", (&b, FRESH), None), Verdict::Match);
+        assert_eq!(judge(&a, "fresh", (&b, FRESH), &[]), Verdict::Match);
         let c = FeatureValue::Float64(0.3001);
-        assert_ne!(judge(&c, "fresh", (&b, FRESH), None), Verdict::Match);
+        assert_ne!(judge(&c, "fresh", (&b, FRESH), &[]), Verdict::Match);
     }
 
     #[test]
@@ -107,11 +109,11 @@ mod tests {
         let now = FeatureValue::Int64(5);
         let then = FeatureValue::Int64(3);
         assert_eq!(
-            judge(&served, "stale", (&now, FRESH), Some(&then)),
+            judge(&served, "stale", (&now, FRESH), &[&then]),
             Verdict::Lag
         );
         assert_eq!(
-            judge(&served, "fresh", (&now, FRESH), Some(&now)),
+            judge(&served, "fresh", (&now, FRESH), &[&now]),
             Verdict::Mismatch(Kind::Value)
         );
     }
@@ -121,15 +123,15 @@ mod tests {
         let default = FeatureValue::Int64(0);
         let real = FeatureValue::Int64(7);
         assert_eq!(
-            judge(&default, "expired", (&real, FRESH), None),
+            judge(&default, "expired", (&real, FRESH), &[]),
             Verdict::Degraded
         );
         assert_eq!(
-            judge(&default, "missing", (&real, FRESH), None),
+            judge(&default, "missing", (&real, FRESH), &[]),
             Verdict::Mismatch(Kind::Missing)
         );
         assert_eq!(
-            judge(&real, "fresh", (&default, ValueStatus::Missing), None),
+            judge(&real, "fresh", (&default, ValueStatus::Missing), &[]),
             Verdict::Mismatch(Kind::Extra)
         );
     }

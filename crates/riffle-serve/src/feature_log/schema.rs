@@ -15,7 +15,7 @@
 //! | `event_timestamp` | timestamp(ms, UTC) | yes | event time of the stored row served (null: no row) |
 //! | `age_ms` | int64 | yes | the row's age as served, from its basis (plus a replica's lag) |
 //! | `freshness_basis` | utf8 | yes | what the age was measured from: `watermark`, `partition_watermark`, `last_watermark` or `event_ts` |
-//! | `watermark` | timestamp(ms, UTC) | yes | the watermark the group was served at (null when aged by event time) |
+//! | `watermark` | timestamp(ms, UTC) | yes | the watermark the group was served at, a row read from the cache at the one it was read at (null when aged by event time); for a group served `missing`, the watermark its answer was read at |
 //! | `feature` | utf8 | no | feature name |
 //! | `feature_type` | utf8 | no | its declared type (`int64`, `float64`, `bool`, `string`, `float_vector[N]`) |
 //! | `value` | utf8 | no | the value served, as JSON text, exactly as the HTTP answer wrote it |
@@ -108,13 +108,9 @@ pub fn batch(registry: &Registry, records: &[Record]) -> Result<RecordBatch, Arr
                 group_status.append_value(g.status.as_str());
                 event_ts.append_option(g.event_ts.map(|t| t.millis()));
                 age_ms.append_option(g.age_ms.map(|a| i64::try_from(a).unwrap_or(i64::MAX)));
-                basis.append_option(g.basis.map(Basis::as_str));
-                watermark.append_option(g.basis.and_then(|b| match b {
-                    Basis::Partition(t) | Basis::Watermark(t) | Basis::LastWatermark(t) => {
-                        Some(t.millis())
-                    }
-                    Basis::EventTime => None,
-                }));
+                // A basis without a row aged nothing: only its watermark is kept.
+                basis.append_option(g.event_ts.and(g.basis).map(Basis::as_str));
+                watermark.append_option(g.basis.and_then(Basis::watermark).map(|t| t.millis()));
                 let declared = &fg.features[f.feature];
                 feature.append_value(&declared.name);
                 feature_type.append_value(declared.ty.to_string());

@@ -2,10 +2,13 @@
 //! from any folder with nothing installed. The registry is compiled in; the store is the
 //! embedded one in a temporary directory (or `--data DIR`, kept). It bulk-loads a synthetic
 //! population (power-law activity) for the batch groups (historical, embeddings, profile),
-//! backfills half an hour of synthetic transactions through the real pipeline (kept as the
-//! history `riffle training-set` reads, [`history`]), then runs the real ingest process in-process (`riffle_ingest::process`: generator →
-//! decode → windows → rows and state in the store) for the stream groups (velocity,
-//! session) at `--rate` events per second, serves everything, and prints example calls. The
+//! backfills half an hour of synthetic transactions through the real pipeline, then runs
+//! the real ingest process in-process (`riffle_ingest::process`: generator → decode →
+//! windows → rows and state in the store) for the stream groups (velocity, session) at
+//! `--rate` events per second, serves everything, and prints example calls. Everything it
+//! loads, backfills and generates is kept as history and every value served is logged
+//! ([`registry`], [`history`]), so `riffle training-set` and `riffle validate` can be
+//! tried on it at once, by the commands it prints. The
 //! pipeline's own `/metrics` and `/health` listen on `ingest.listen` (another free port
 //! when that one is taken). Ctrl-C stops it: the pipeline flushes, the servers drain.
 
@@ -22,7 +25,7 @@ use riffle_ingest::process::{
     GeneratorInput, IngestProcess, Input, ProcessError, ProcessOptions, Quiet,
 };
 use riffle_ingest::writer::{Batch, PipelinedWriter};
-use riffle_registry::{GroupId, Registry};
+use riffle_registry::GroupId;
 use riffle_serve::ServeDeps;
 use riffle_store::{OnlineStore, StoreUrl};
 use riffle_synth::Population;
@@ -35,9 +38,9 @@ use crate::progress;
 use crate::shutdown;
 
 mod history;
+mod registry;
 
-/// The fraud example's registry, carried inside the binary.
-const FRAUD_REGISTRY: &str = include_str!("../../../../examples/fraud/riffle.toml");
+use registry::SOURCE;
 
 /// Users per store write while loading: big batches keep 100k users to seconds.
 const USERS_PER_BATCH: u64 = 2_000;
@@ -67,9 +70,6 @@ pub struct DemoArgs {
     pub rate: f64,
 }
 
-/// The stream the demo generates (a source of the fraud example).
-const SOURCE: &str = "transactions";
-
 pub async fn run(args: DemoArgs) -> CmdResult {
     if args.users == 0 {
         return Err(usage(anyhow!("--users must be at least 1")));
@@ -79,10 +79,6 @@ pub async fn run(args: DemoArgs) -> CmdResult {
             "--rate must be a positive number of events per second"
         )));
     }
-    let registry = Registry::from_toml(FRAUD_REGISTRY)
-        .context("the built-in fraud registry is invalid (a bug in this build)")
-        .map_err(runtime)?;
-    let registry = Arc::new(registry);
     // Bind first: a taken port is reported before any work.
     let listener = config::bind(&args.listen, "riffle demo").await?;
     let addr = listener
@@ -101,6 +97,18 @@ pub async fn run(args: DemoArgs) -> CmdResult {
             (temp.path().to_owned(), Some(temp))
         }
     };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+        .map_err(runtime)?;
+    // Absolute: the registry written beside the data names its history by these paths.
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))
+        .map_err(runtime)?;
+    let demo = registry::demo_registry(&dir).map_err(runtime)?;
+    // A log left by an earlier demo in the same folder was served from another history.
+    let _ = std::fs::remove_dir_all(&demo.log);
+    let registry = Arc::new(demo.registry.clone());
     let store = config::open_url(&registry, &StoreUrl::Embedded(dir.clone())).await?;
 
     let source = registry
@@ -120,7 +128,9 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         .context("cannot build the synthetic population")
         .map_err(runtime)?;
     let started = Instant::now();
-    load_population(&store, &population, &streamed).await?;
+    let mut kept = history::GroupRows::create(&registry)?;
+    load_population(&store, &population, &streamed, &mut kept).await?;
+    kept.finish()?;
     let batch_groups = population.groups().count() - streamed.len();
     println!(
         "riffle demo: loaded {} users ({} rows, {batch_groups} batch groups) into {} in {:.1} s",
@@ -132,13 +142,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
 
     let started = Instant::now();
     let history = history::prepare(
-        &registry,
-        FRAUD_REGISTRY,
-        source,
-        &store,
-        &dir,
-        args.users,
-        args.seed,
+        &demo, &registry, source, &store, &dir, args.users, args.seed,
     )
     .await?;
     println!(
@@ -177,6 +181,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
             entities: args.users,
             seed: args.seed,
             max_events: None,
+            archive: Some(history.events.clone()),
         }),
         dead_letter: DeadLetterTarget::File(dir.join(format!("dead-letter-{SOURCE}.ndjson"))),
         listener: Some(ingest_listener),
@@ -195,7 +200,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         &ingest_addr.to_string(),
         args.users,
         args.rate,
-        &history.command(),
+        &history,
     );
 
     let deps = ServeDeps {
@@ -238,6 +243,7 @@ async fn load_population(
     store: &Arc<OnlineStore>,
     population: &Population,
     skip: &HashSet<GroupId>,
+    kept: &mut history::GroupRows,
 ) -> CmdResult {
     let bar = progress::counter(population.len(), "users");
     let mut writer = PipelinedWriter::new(store.clone(), 4);
@@ -245,6 +251,7 @@ async fn load_population(
     let now = Timestamp::now();
     for mut batch in population.batches(USERS_PER_BATCH, now) {
         batch.rows.retain(|r| !skip.contains(&r.group));
+        kept.keep(&batch.rows)?;
         writer
             .submit(Batch {
                 index: batch.index,
@@ -289,9 +296,11 @@ async fn bind_ingest(addr: &str) -> Result<TcpListener, crate::exit::Failure> {
     }
 }
 
-fn print_banner(addr: &str, ingest: &str, users: u64, rate: f64, training_set: &str) {
+fn print_banner(addr: &str, ingest: &str, users: u64, rate: f64, history: &history::History) {
     let base = format!("http://{addr}");
     let last = users.saturating_sub(1);
+    let training_set = history.training_set_command();
+    let validate = history.validate_command();
     println!(
         r#"riffle demo: serving the fraud example on {base}
   users u0 … u{last} (u0 is the most active; u_new does not exist: it gets the training defaults)
@@ -311,9 +320,14 @@ Try:
   curl -s http://{ingest}/metrics | grep '^riffle_ingest_'
   curl -s {base}/openapi.json
 
-The same features as of past instants, recomputed from the backfilled history by the
-code that serves them (while the demo runs):
+The same features as of past instants, recomputed from the history kept by the code
+that serves them (while the demo runs):
   {training_set}
+
+Every value served is logged; the consistency validator recomputes each at the instant it
+was served and says, per feature, whether serving and training agree (the log completes a
+file every 10 s; try a few calls above first):
+  {validate}
 
 Ctrl-C stops the demo."#
     );

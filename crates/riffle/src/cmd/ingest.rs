@@ -9,7 +9,8 @@
 //!   are replayed the same way, to backfill from history before the stream takes over.
 //! - `--generate RATE` (or a `generator` source): synthetic events of the source's schema
 //!   (power-law entities, bursts, cold starts; `--entities`, `--seed`) until Ctrl-C/SIGTERM,
-//!   or `--max-events N` of them, then exit once durable.
+//!   or `--max-events N` of them, then exit once durable; `--archive-to FILE` also keeps
+//!   them, as the source's history.
 //! - `--http-events` (or an `http` source): events `POST`ed to `/v1/events` on the
 //!   listener, each request answered once its events are durable; until Ctrl-C/SIGTERM.
 //! - otherwise the source's Kafka topic (or the `--brokers/--topic/--group-id` overrides,
@@ -75,6 +76,11 @@ pub struct IngestArgs {
     /// Ctrl-C/SIGTERM).
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
+    /// With the generator: also append every generated event to FILE as an NDJSON line,
+    /// as a topic's archive keeps a stream, so it can be the source's history
+    /// (`riffle training-set --events`, `riffle validate --events`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "brokers", "topic"])]
+    pub archive_to: Option<PathBuf>,
     /// Take events `POST`ed to `/v1/events` on the listener (JSON object, array, or NDJSON)
     /// instead of the source's own input; an `http` source needs no flag.
     #[arg(long, conflicts_with_all = ["from", "brokers", "topic", "generate"])]
@@ -120,6 +126,11 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     if archive.is_some() && args.follow {
         return Err(usage(anyhow!(
             "--follow tails an NDJSON file, not an archive"
+        )));
+    }
+    if args.archive_to.is_some() && (http || !generated) {
+        return Err(usage(anyhow!(
+            "--archive-to keeps the generator's events: use it with --generate RATE or a generator source"
         )));
     }
     let input = match (&args.from, archive) {
@@ -207,6 +218,7 @@ fn generator_input(
         entities,
         seed: args.seed,
         max_events: args.max_events,
+        archive: args.archive_to.clone(),
     })
 }
 

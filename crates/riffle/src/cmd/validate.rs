@@ -163,8 +163,9 @@ fn print_table(r: &Report) {
         );
     }
     println!(
-        "lag: different now, equal to history at the watermark the server aged the row by \
-         (the pipeline was behind, and the status said so). degraded: served as expired or \
-         unavailable. missing/extra: serve had no row where history has one, or the reverse."
+        "lag: different now, equal to what history gives a pipeline behind at the row's basis \
+         (the watermark it was read at, or the flush that wrote it): the pipeline was behind, \
+         and the status said so. degraded: served as expired or unavailable. missing/extra: \
+         serve had no row where history has one, or the reverse."
     );
 }

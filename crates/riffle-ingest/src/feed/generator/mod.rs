@@ -5,7 +5,14 @@
 //!
 //! Records of one run share a stream id derived from the seed and the process start (like
 //! stdin: generated events are not deduplicated across runs) and carry offsets 1, 2, 3, …
+//!
+//! With an archive, every event is also appended to it as an NDJSON line before it is
+//! sent, and the file is flushed every tick: what a topic's archive would keep, so the
+//! generated stream can be replayed as history. An archive that cannot be written is
+//! warned of once and then left alone: the stream goes on.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -45,13 +52,27 @@ impl GeneratorFeed {
         limit: Option<u64>,
         chunk: usize,
         capacity: usize,
+        archive: Option<File>,
     ) -> std::io::Result<(Self, mpsc::Receiver<std::io::Result<Feed>>)> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let mut archive = archive.map(|f| Archive {
+            out: Some(BufWriter::new(f)),
+        });
         let thread = std::thread::Builder::new()
             .name("riffle-generator".into())
-            .spawn(move || generate(generator, pacer, stream, limit, chunk.max(1), &tx, &flag))?;
+            .spawn(move || {
+                let run = Run {
+                    stream,
+                    limit,
+                    chunk: chunk.max(1),
+                };
+                generate(generator, pacer, &run, &tx, &flag, archive.as_mut());
+                if let Some(archive) = archive.as_mut() {
+                    archive.flush();
+                }
+            })?;
         Ok((
             Self {
                 stop,
@@ -73,15 +94,51 @@ impl GeneratorFeed {
     }
 }
 
-fn generate(
-    mut generator: EventGenerator,
-    mut pacer: Pacer,
+/// What one generator run sends: its stream id, how many events in all, records per item.
+struct Run {
     stream: u64,
     limit: Option<u64>,
     chunk: usize,
+}
+
+/// The file generated events are kept in; `None` once a write failed.
+struct Archive {
+    out: Option<BufWriter<File>>,
+}
+
+impl Archive {
+    fn keep(&mut self, payload: &[u8]) {
+        let written = self
+            .out
+            .as_mut()
+            .map(|out| out.write_all(payload).and_then(|()| out.write_all(b"\n")));
+        if let Some(Err(e)) = written {
+            tracing::warn!(error = %e, "cannot write the generator's archive; events are no longer archived");
+            self.out = None;
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(Err(e)) = self.out.as_mut().map(|out| out.flush()) {
+            tracing::warn!(error = %e, "cannot write the generator's archive; events are no longer archived");
+            self.out = None;
+        }
+    }
+}
+
+fn generate(
+    mut generator: EventGenerator,
+    mut pacer: Pacer,
+    run: &Run,
     tx: &mpsc::Sender<std::io::Result<Feed>>,
     stop: &AtomicBool,
+    mut archive: Option<&mut Archive>,
 ) {
+    let Run {
+        stream,
+        limit,
+        chunk,
+    } = *run;
     let started = Instant::now();
     let mut offset = 0u64;
     loop {
@@ -99,11 +156,15 @@ fn generate(
             let records: Vec<Record> = (0..n)
                 .map(|_| {
                     offset += 1;
+                    let payload = generator.next_event(now);
+                    if let Some(archive) = archive.as_deref_mut() {
+                        archive.keep(&payload);
+                    }
                     Record {
                         stream,
                         offset,
                         partition: None,
-                        payload: generator.next_event(now),
+                        payload,
                     }
                 })
                 .collect();
@@ -111,6 +172,9 @@ fn generate(
             if tx.blocking_send(Ok(Feed::Records(records))).is_err() {
                 return;
             }
+        }
+        if let Some(archive) = archive.as_deref_mut() {
+            archive.flush();
         }
         if limit.is_some_and(|l| offset >= l) {
             return;
@@ -132,7 +196,7 @@ mod tests {
         let generator = EventGenerator::new(&reg, &reg.sources[0], &plan).unwrap();
         let pacer = Pacer::new(1e9, Bursts::none(1));
         let (feed, mut rx) =
-            GeneratorFeed::start(generator, pacer, 9, Some(1_234), 100, 2).unwrap();
+            GeneratorFeed::start(generator, pacer, 9, Some(1_234), 100, 2, None).unwrap();
         let mut offsets = Vec::new();
         while let Some(item) = rx.blocking_recv() {
             let Ok(Feed::Records(records)) = item else {
