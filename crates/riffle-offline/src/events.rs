@@ -78,9 +78,10 @@ pub struct Arrived {
 
 impl Arrived {
     /// Whether a pipeline whose watermark was `until` had surely applied this event: it
-    /// arrived before the watermark reached `until` (or is the event that reached it).
+    /// arrived before the watermark reached `until` (or is the event that reached it), and
+    /// is no later (applying a later one would have moved the watermark past `until`).
     pub fn settled_at(&self, until: Timestamp) -> bool {
-        self.watermark_before.is_none_or(|w| w < until)
+        self.watermark_before.is_none_or(|w| w < until) && self.event.time <= until
     }
 
     /// Whether such a pipeline may or may not have applied it: it arrived while the
@@ -308,5 +309,7 @@ mod tests {
         assert_eq!(pending, [15, 19]);
         // Not "every event up to 20": 18 arrived after the watermark passed 20.
         assert!(!events[5].settled_at(until) && !events[5].pending_at(until));
+        // A pipeline at 10 had not applied 20, which would have moved it past 10.
+        assert!(events[0].settled_at(at(10)) && !events[1].settled_at(at(10)));
     }
 }

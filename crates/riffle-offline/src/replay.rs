@@ -88,7 +88,6 @@ pub const MAX_PENDING_TRIED: usize = 16;
 /// history cannot say where its last flush fell among them. `answer(try, group index in
 /// map, point)`: try 0 takes none of them, and is the row's answer; the others are the
 /// values such a pipeline may also have had.
-#[allow(clippy::too_many_arguments)]
 pub fn replay_behind(
     registry: &Registry,
     map: &SpecMap,
