@@ -16,16 +16,83 @@
 //! - values as ingest writes them (a `Null` aggregate as the training default).
 //!
 //! Each entity gets an engine of its own, so the clock only ever moves forward and memory is
-//! one entity's tiles at a time.
+//! one entity's tiles at a time; entities are independent, so [`replay_all`] replays them on
+//! every core.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use riffle_core::{EntityId, Timestamp, ValueStatus};
 use riffle_ingest::pipeline::SpecMap;
 use riffle_registry::Registry;
 use riffle_window::WindowEngine;
 
+use crate::cores;
 use crate::error::OfflineError;
-use crate::events::Arrived;
+use crate::packed::{EntityEvents, Packed};
 use crate::point::Point;
+
+/// The spine rows of one source's groups to answer.
+pub struct Asked<'a> {
+    /// Per entity, its instants (caught-up rows).
+    pub caught_up: &'a [(EntityId, Vec<(Timestamp, usize)>)],
+    /// Rows answered as a pipeline behind served them: `(row, entity, time, history
+    /// cut-off)`: the entity's history up to the cut-off, the clock at the row's time.
+    pub behind: &'a [(usize, EntityId, Timestamp, Timestamp)],
+    /// How many rows the spine has.
+    pub rows: usize,
+}
+
+/// Entities taken at a time by a thread: enough to make the shared counter cheap, few
+/// enough that the threads finish together.
+const ENTITIES_PER_TAKE: usize = 64;
+
+/// Answers every row `asked` names for every group of `map` from `history`, on `threads`
+/// threads: per group of `map`, the point of every spine row (`missing` where not asked).
+/// `progress` is told the rows answered as they are.
+pub fn replay_all(
+    registry: &Registry,
+    map: &SpecMap,
+    history: &Packed,
+    asked: &Asked<'_>,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<Vec<Point>>, OfflineError> {
+    let jobs = asked.caught_up.len() + asked.behind.len();
+    let next = AtomicUsize::new(0);
+    let work = || -> Result<Vec<(usize, usize, Point)>, OfflineError> {
+        let mut out = Vec::new();
+        let mut answer = |g, row, point| out.push((g, row, point));
+        loop {
+            let start = next.fetch_add(ENTITIES_PER_TAKE, Ordering::Relaxed);
+            if start >= jobs {
+                break;
+            }
+            let mut done = 0;
+            for job in start..(start + ENTITIES_PER_TAKE).min(jobs) {
+                if let Some((id, at)) = asked.caught_up.get(job) {
+                    replay_entity(registry, map, &history.of(id), at, &mut answer)?;
+                    done += at.len();
+                } else {
+                    let (row, id, t, until) = &asked.behind[job - asked.caught_up.len()];
+                    let events = history.of(id);
+                    let applied = events.first(events.count_until(*until));
+                    replay_entity(registry, map, &applied, &[(*t, *row)], &mut answer)?;
+                    done += 1;
+                }
+            }
+            progress(done as u64);
+        }
+        Ok(out)
+    };
+    let outs = cores::in_order((0..threads.max(1)).collect(), |_| work());
+    let mut answered: Vec<Vec<Point>> = vec![vec![Point::MISSING; asked.rows]; map.groups.len()];
+    for out in outs {
+        for (g, row, point) in out? {
+            answered[g][row] = point;
+        }
+    }
+    Ok(answered)
+}
 
 /// One entity's instants to answer at, sorted by time: `(time, spine row)`.
 pub type Instants<'a> = &'a [(Timestamp, usize)];
@@ -35,29 +102,29 @@ pub type Instants<'a> = &'a [(Timestamp, usize)];
 pub fn replay_entity(
     registry: &Registry,
     map: &SpecMap,
-    entity: &EntityId,
-    events: &[Arrived],
+    events: &EntityEvents<'_>,
     instants: Instants<'_>,
     answer: &mut dyn FnMut(usize, usize, Point),
 ) -> Result<(), OfflineError> {
     let mut engine = WindowEngine::new(map.config.clone())
         .map_err(|e| OfflineError::Request(format!("the window specs: {e}")))?;
+    let entity = events.entity();
     let mut next_event = 0;
     // When the entity's row was last rewritten (None: never written).
     let mut written: Option<Timestamp> = None;
-    let mut due: Vec<&Arrived> = Vec::new();
+    let mut due: Vec<usize> = Vec::new();
     for &(t, row) in instants {
         let first = next_event;
-        next_event += events[first..].partition_point(|a| a.event.time <= t);
+        next_event = events.count_until(t).max(first);
         due.clear();
-        due.extend(&events[first..next_event]);
-        due.sort_by_key(|a| a.seq);
-        for arrived in &due {
-            let event = &arrived.event;
+        due.extend(first..next_event);
+        due.sort_by_key(|&i| events.seq(i));
+        for &i in &due {
+            let event = events.event(i);
             step_to(&mut engine, entity, event.time, &mut written);
             // A history event arrives at its own time: never from the future. A field a spec
             // cannot read rejects the event, as ingest would.
-            if engine.ingest(event, event.time).is_ok() && !engine.take_dirty().is_empty() {
+            if engine.ingest(&event, event.time).is_ok() && !engine.take_dirty().is_empty() {
                 written = written.max(Some(event.time));
             }
         }
