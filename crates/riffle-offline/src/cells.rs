@@ -89,7 +89,7 @@ fn list_to_json(values: &dyn Array) -> Result<Value, String> {
 }
 
 /// A timestamp cell in epoch milliseconds (sub-millisecond parts are floored).
-fn timestamp_millis(array: &dyn Array, unit: TimeUnit, row: usize) -> i64 {
+pub(crate) fn timestamp_millis(array: &dyn Array, unit: TimeUnit, row: usize) -> i64 {
     match unit {
         TimeUnit::Second => array
             .as_primitive::<TimestampSecondType>()

@@ -27,16 +27,20 @@
 pub mod archive;
 pub mod as_of;
 pub mod cells;
+pub mod cores;
 pub mod error;
 pub mod events;
 pub mod location;
+pub mod ndjson;
 pub mod output;
+pub mod packed;
 pub mod point;
 pub mod read;
 pub mod replay;
 pub mod request;
 pub mod spine;
 pub mod training_set;
+pub mod typed_cells;
 pub mod validate;
 
 pub use error::OfflineError;

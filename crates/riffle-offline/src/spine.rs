@@ -26,7 +26,7 @@ pub struct Spine {
     /// Per row, when set and not after its time: the answer is what a pipeline *behind*
     /// would have served at the row's time, one whose watermark was this instant: a
     /// source's events its stream had delivered before its largest event time reached the
-    /// instant ([`crate::events::Arrived::settled_at`]; the ones that arrived while it stood
+    /// instant ([`crate::packed::EntityEvents::settled_at`]; the ones that arrived while it stood
     /// there give the alternatives, [`crate::replay::replay_behind`]), a group's rows up to
     /// the instant; its clock still at the row's time, as ingest's wall clock moves windows
     /// while it lags. Empty: every row caught up.

@@ -13,12 +13,13 @@ use riffle_ingest::pipeline::SpecMap;
 use riffle_registry::{FeatureGroup, GroupId, Registry};
 
 use crate::as_of::{as_of, GroupHistory};
+use crate::cores;
 use crate::error::OfflineError;
 use crate::events::{BadRows, SourceHistory};
 use crate::output::{self, OutputColumn};
 use crate::point::Point;
 use crate::read;
-use crate::replay::{replay_behind, replay_entity};
+use crate::replay::{replay_all, Asked};
 use crate::request::{self, Selection};
 use crate::spine::Spine;
 
@@ -278,58 +279,36 @@ impl Build<'_> {
         let entity = &registry.entities[src.entity];
         let ids = self.spine.keys(&entity.join_key, entity.key_type)?;
         let rows = self.spine.len();
-        let instants = by_entity(&ids, &self.spine.times, |row| {
+        let caught_up = by_entity(&ids, &self.spine.times, |row| {
             self.spine.cut_off(row).is_none()
         });
+        let behind: Vec<_> = (0..rows)
+            .filter_map(|row| {
+                let until = self.spine.cut_off(row)?;
+                Some((row, ids[row].clone(), self.spine.times[row], until))
+            })
+            .collect();
         progress.phase(
             &format!("replaying {}'s windows", src.name),
             rows as u64,
             "rows",
         );
-        let mut answered: Vec<Vec<Point>> = vec![vec![Point::MISSING; rows]; map.groups.len()];
-        for (id, at) in &instants {
-            replay_entity(
-                registry,
-                &map,
-                id,
-                history.of(id),
-                at,
-                &mut |g, row, point| {
-                    answered[g][row] = point;
-                },
-            )?;
-            progress.advance(at.len() as u64);
-        }
-        // Rows answered as a pipeline behind served them (the values it may also have
-        // had kept as alternatives), the clock at the row's time.
-        let mut alternatives: Vec<Alternatives> = vec![BTreeMap::new(); map.groups.len()];
-        for row in 0..rows {
-            let Some(until) = self.spine.cut_off(row) else {
-                continue;
-            };
-            let (id, t) = (&ids[row], self.spine.times[row]);
-            replay_behind(
-                registry,
-                &map,
-                id,
-                history.of(id),
-                until,
-                (t, row),
-                &mut |tried, g, point| match tried {
-                    0 => answered[g][row] = point,
-                    _ => alternatives[g].entry(row).or_default().push(point),
-                },
-            )?;
-            progress.advance(1);
-        }
-        for ((gid, _), others) in map.groups.iter().zip(alternatives) {
-            if groups.contains(gid) && !others.is_empty() {
-                self.alternatives.insert(*gid, others);
-            }
-        }
-        for ((gid, _), answers) in map.groups.iter().zip(answered) {
+        let asked = Asked {
+            caught_up: &caught_up,
+            behind: &behind,
+            rows,
+        };
+        let threads = cores::count();
+        let replayed = replay_all(registry, &map, &history.events, &asked, threads, &|n| {
+            progress.advance(n)
+        })?;
+        let answers = replayed.answered.into_iter().zip(replayed.alternatives);
+        for ((gid, _), (answers, others)) in map.groups.iter().zip(answers) {
             if groups.contains(gid) {
                 self.points.insert(*gid, answers);
+                if !others.is_empty() {
+                    self.alternatives.insert(*gid, others);
+                }
             }
         }
         self.summary.sources.insert(
@@ -357,19 +336,21 @@ impl Build<'_> {
         let ids = self.spine.keys(&entity.join_key, entity.key_type)?;
         let rows = self.spine.len();
         progress.phase(&format!("joining {}", group.name), rows as u64, "rows");
-        let answers: Vec<Point> = ids
-            .iter()
-            .zip(&self.spine.times)
-            .enumerate()
-            .map(|(row, (id, &t))| {
-                let rows = history.of(id);
-                let applied = match self.spine.cut_off(row) {
+        let spine = &*self.spine;
+        let answers: Vec<Point> = cores::in_order(cores::runs(rows, cores::count()), |run| {
+            run.map(|row| {
+                let rows = history.of(&ids[row]);
+                let applied = match spine.cut_off(row) {
                     Some(until) => &rows[..rows.partition_point(|r| r.time <= until)],
                     None => rows,
                 };
-                as_of(group, applied, t)
+                as_of(group, applied, spine.times[row])
             })
-            .collect();
+            .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         progress.advance(rows as u64);
         self.points.insert(gid, answers);
         self.summary.groups.insert(
