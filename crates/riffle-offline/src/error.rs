@@ -28,6 +28,10 @@ pub enum OfflineError {
         column: String,
         message: String,
     },
+    /// History passed a limit of how it is held in memory (4 billion entities or blocks,
+    /// 4 GiB of values in one block), or its packed form did not read back (a bug).
+    #[error("the history cannot be held in memory: {0}")]
+    Held(String),
     /// The training set could not be written.
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
@@ -43,6 +47,6 @@ impl OfflineError {
 
     /// Whether the user's input is at fault (exit 2) rather than the run (exit 1).
     pub fn is_usage(&self) -> bool {
-        !matches!(self, OfflineError::Write { .. })
+        !matches!(self, OfflineError::Write { .. } | OfflineError::Held(_))
     }
 }

@@ -106,7 +106,7 @@ impl SourceHistory {
                 Format::Ndjson => {
                     let mut each = |parts: Vec<ndjson::Part>, read: u64| {
                         for part in parts {
-                            let block = events.add_block(part.packed);
+                            let block = events.add_block(part.packed)?;
                             for line in part.lines {
                                 match line {
                                     ndjson::Line::Event {
@@ -115,7 +115,9 @@ impl SourceHistory {
                                         time,
                                         at,
                                     } => match stream.admit(time) {
-                                        Ok(before) => events.push(&entity, time, before, block, at),
+                                        Ok(before) => {
+                                            events.push(&entity, time, before, block, at)?
+                                        }
                                         Err(r) => bad.add(|| format!("{}:{number}", file.url), r),
                                     },
                                     ndjson::Line::Bad { number, rejection } => {
@@ -125,6 +127,7 @@ impl SourceHistory {
                             }
                         }
                         progress(read);
+                        Ok(())
                     };
                     ndjson::read(store.as_ref(), file, &decoder, threads, &mut each).await?;
                 }
@@ -190,16 +193,16 @@ impl Table<'_> {
                 };
                 match decoded {
                     Ok((e, before)) => {
-                        let at = u32::try_from(block.len()).expect("a batch packs under 4 GiB");
+                        let at = packed::offset(&block)?;
                         packed::pack(&e.fields, &mut block);
                         kept.push((e.entity, e.time, before, at));
                     }
                     Err(r) => bad.add(|| format!("{} row {row_number}", file.url), r),
                 }
             }
-            let block = events.add_block(block);
+            let block = events.add_block(block)?;
             for (entity, time, before, at) in kept {
-                events.push(&entity, time, before, block, at);
+                events.push(&entity, time, before, block, at)?;
             }
         }
         Ok(())

@@ -47,7 +47,7 @@ pub async fn read(
     file: &HistoryFile,
     decoder: &Decoder,
     threads: usize,
-    each: &mut (dyn FnMut(Vec<Part>, u64) + Send),
+    each: &mut (dyn FnMut(Vec<Part>, u64) -> Result<(), OfflineError> + Send),
 ) -> Result<(), OfflineError> {
     // Text of an unfinished last line carried into the next block.
     let mut carry: Vec<u8> = Vec::new();
@@ -72,16 +72,21 @@ pub async fn read(
             None => 0,
         };
         carry = text.split_off(whole);
-        let parts = decode(decoder, &text, line, threads);
+        let parts = decode(decoder, &text, line, threads)?;
         line += text.iter().filter(|&&b| b == b'\n').count();
-        each(parts, read);
+        each(parts, read)?;
     }
     Ok(())
 }
 
 /// Decodes the lines of `text` (whole lines, the first numbered `first`) on up to `threads`
 /// threads, one run of lines each; the parts come back in line order.
-pub fn decode(decoder: &Decoder, text: &[u8], first: usize, threads: usize) -> Vec<Part> {
+pub fn decode(
+    decoder: &Decoder,
+    text: &[u8],
+    first: usize,
+    threads: usize,
+) -> Result<Vec<Part>, OfflineError> {
     let mut number = first;
     let runs: Vec<(&[u8], usize)> = split(text, threads.max(1))
         .into_iter()
@@ -92,6 +97,8 @@ pub fn decode(decoder: &Decoder, text: &[u8], first: usize, threads: usize) -> V
         })
         .collect();
     cores::in_order(runs, |(text, start)| decode_run(decoder, text, start))
+        .into_iter()
+        .collect()
 }
 
 /// `text` cut into up to `n` runs of about equal length, each ending at a line end.
@@ -118,7 +125,7 @@ fn split(text: &[u8], n: usize) -> Vec<Range<usize>> {
 }
 
 /// Decodes the lines of one run, the first numbered `first`.
-fn decode_run(decoder: &Decoder, text: &[u8], first: usize) -> Part {
+fn decode_run(decoder: &Decoder, text: &[u8], first: usize) -> Result<Part, OfflineError> {
     let mut part = Part {
         lines: Vec::with_capacity(text.len() / 100),
         packed: Vec::with_capacity(text.len() / 2),
@@ -127,7 +134,7 @@ fn decode_run(decoder: &Decoder, text: &[u8], first: usize) -> Part {
         let number = first + number - 1;
         part.lines.push(match decoder.decode(line, None) {
             Ok(event) => {
-                let at = u32::try_from(part.packed.len()).expect("a block packs under 4 GiB");
+                let at = packed::offset(&part.packed)?;
                 packed::pack(&event.fields, &mut part.packed);
                 Line::Event {
                     number,
@@ -139,7 +146,7 @@ fn decode_run(decoder: &Decoder, text: &[u8], first: usize) -> Part {
             Err(rejection) => Line::Bad { number, rejection },
         });
     }
-    part
+    Ok(part)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use riffle_core::{EntityId, FeatureValue, Timestamp};
 
 use crate::cores;
+use crate::error::OfflineError;
 
 /// One event of history: whose, when, when it arrived, and where its values are.
 #[derive(Debug, Clone, Copy)]
@@ -62,10 +63,12 @@ impl Packed {
     }
 
     /// Keeps a block of packed values; events then name it by the number returned.
-    pub fn add_block(&mut self, mut block: Vec<u8>) -> u32 {
+    pub fn add_block(&mut self, mut block: Vec<u8>) -> Result<u32, OfflineError> {
+        let number = u32::try_from(self.blocks.len())
+            .map_err(|_| OfflineError::Held("more than 4 billion blocks of values".into()))?;
         block.shrink_to_fit();
         self.blocks.push(block);
-        u32::try_from(self.blocks.len() - 1).expect("fewer than 4 billion blocks of history")
+        Ok(number)
     }
 
     /// Appends the next event to arrive: `entity`'s at `time`, its stream's watermark then
@@ -77,11 +80,12 @@ impl Packed {
         watermark_before: Option<Timestamp>,
         block: u32,
         at: u32,
-    ) {
+    ) -> Result<(), OfflineError> {
         let entity = match self.index.get(entity) {
             Some(&e) => e,
             None => {
-                let e = u32::try_from(self.ids.len()).expect("fewer than 4 billion entities");
+                let e = u32::try_from(self.ids.len())
+                    .map_err(|_| OfflineError::Held("more than 4 billion entities".into()))?;
                 self.ids.push(entity.clone());
                 self.index.insert(entity.clone(), e);
                 e
@@ -96,6 +100,7 @@ impl Packed {
             block,
             at,
         });
+        Ok(())
     }
 
     /// How many events were kept.
@@ -220,14 +225,22 @@ impl EntityEvents<'_> {
 
     /// Event `i` as the window engine takes it: the fields it carried, by name, in declared
     /// order (absent ones left out).
-    pub fn event(&self, i: usize) -> riffle_window::Event {
+    pub fn event(&self, i: usize) -> Result<riffle_window::Event, OfflineError> {
         let slot = &self.slots[i];
-        let bytes = &self.packed.blocks[slot.block as usize][slot.at as usize..];
-        riffle_window::Event {
+        let fields = self.packed.blocks[slot.block as usize]
+            .get(slot.at as usize..)
+            .and_then(|bytes| unpack(bytes, &self.packed.names))
+            .ok_or_else(|| {
+                OfflineError::Held(format!(
+                    "an event of {} does not read back as it was packed (a bug)",
+                    self.entity
+                ))
+            })?;
+        Ok(riffle_window::Event {
             entity: self.entity.clone(),
             time: slot.time,
-            fields: unpack(bytes, &self.packed.names),
-        }
+            fields,
+        })
     }
 }
 
@@ -238,6 +251,12 @@ const FALSE: u8 = 3;
 const TRUE: u8 = 4;
 const STRING: u8 = 5;
 const FLOAT_VECTOR: u8 = 6;
+
+/// Where the next values packed into `block` start: an event names its values by this.
+pub fn offset(block: &[u8]) -> Result<u32, OfflineError> {
+    u32::try_from(block.len())
+        .map_err(|_| OfflineError::Held("more than 4 GiB of values in one block".into()))
+}
 
 /// Appends one event's field values (one per declared field, `Null` where absent) to `out`:
 /// a tag byte each, then its bits (numbers little-endian, text and vectors after their
@@ -281,52 +300,52 @@ fn length(mut n: usize, out: &mut Vec<u8>) {
 }
 
 /// The values [`pack`] wrote at the start of `bytes`, paired with `names` and without the
-/// `Null`s, as [`riffle_ingest::pipeline::specs::named_event`] pairs a decoded event's.
-fn unpack(mut bytes: &[u8], names: &[Arc<str>]) -> Vec<(Arc<str>, FeatureValue)> {
+/// `Null`s, as [`riffle_ingest::pipeline::specs::named_event`] pairs a decoded event's;
+/// `None` when the bytes end early (not what [`pack`] wrote).
+fn unpack(mut bytes: &[u8], names: &[Arc<str>]) -> Option<Vec<(Arc<str>, FeatureValue)>> {
     let mut fields = Vec::with_capacity(names.len());
     for name in names {
-        let (&tag, rest) = bytes.split_first().expect("a packed value per field");
-        bytes = rest;
+        let [tag] = take(&mut bytes)?;
         let value = match tag {
             NULL => continue,
-            INT64 => FeatureValue::Int64(i64::from_le_bytes(take(&mut bytes))),
-            FLOAT64 => FeatureValue::Float64(f64::from_bits(u64::from_le_bytes(take(&mut bytes)))),
+            INT64 => FeatureValue::Int64(i64::from_le_bytes(take(&mut bytes)?)),
+            FLOAT64 => FeatureValue::Float64(f64::from_bits(u64::from_le_bytes(take(&mut bytes)?))),
             FALSE => FeatureValue::Bool(false),
             TRUE => FeatureValue::Bool(true),
             STRING => {
-                let n = read_length(&mut bytes);
-                let (text, rest) = bytes.split_at(n);
-                bytes = rest;
+                let n = read_length(&mut bytes)?;
+                let text = bytes.get(..n)?;
+                bytes = &bytes[n..];
                 // Packed from a `String`, so it is UTF-8.
                 FeatureValue::String(String::from_utf8_lossy(text).into_owned())
             }
             _ => {
-                let n = read_length(&mut bytes);
+                let n = read_length(&mut bytes)?;
                 let floats = (0..n)
-                    .map(|_| f32::from_bits(u32::from_le_bytes(take(&mut bytes))))
-                    .collect();
+                    .map(|_| take(&mut bytes).map(|b| f32::from_bits(u32::from_le_bytes(b))))
+                    .collect::<Option<_>>()?;
                 FeatureValue::FloatVector(floats)
             }
         };
         fields.push((name.clone(), value));
     }
-    fields
+    Some(fields)
 }
 
-fn take<const N: usize>(bytes: &mut &[u8]) -> [u8; N] {
-    let (head, rest) = bytes.split_at(N);
+/// The next `N` bytes, if there are that many.
+fn take<const N: usize>(bytes: &mut &[u8]) -> Option<[u8; N]> {
+    let (head, rest) = bytes.split_first_chunk::<N>()?;
     *bytes = rest;
-    head.try_into().expect("split at N")
+    Some(*head)
 }
 
-fn read_length(bytes: &mut &[u8]) -> usize {
+fn read_length(bytes: &mut &[u8]) -> Option<usize> {
     let (mut n, mut shift) = (0usize, 0);
     loop {
-        let (&b, rest) = bytes.split_first().expect("a packed length");
-        *bytes = rest;
+        let [b] = take(bytes)?;
         n |= usize::from(b & 0x7f) << shift;
         if b < 0x80 {
-            return n;
+            return Some(n);
         }
         shift += 7;
     }
@@ -346,10 +365,10 @@ mod tests {
         let entity = EntityId::new("u1").unwrap();
         let at = |ms: i64| Timestamp::from_millis(ms).unwrap();
         let mut packed = Packed::new(Vec::new(), 0);
-        let b = packed.add_block(Vec::new());
+        let b = packed.add_block(Vec::new()).unwrap();
         let mut latest: Option<Timestamp> = None;
         for t in [10, 20, 15, 19, 25, 18] {
-            packed.push(&entity, at(t), latest, b, 0);
+            packed.push(&entity, at(t), latest, b, 0).unwrap();
             latest = Some(latest.map_or(at(t), |l| l.max(at(t))));
         }
         packed.seal(1);
@@ -393,8 +412,8 @@ mod tests {
         let mut packed = Packed::new(names.clone(), 0);
         let mut block = vec![9u8; 3]; // values need not start a block
         pack(&values, &mut block);
-        let b = packed.add_block(block);
-        packed.push(&entity, time, None, b, 3);
+        let b = packed.add_block(block).unwrap();
+        packed.push(&entity, time, None, b, 3).unwrap();
         packed.seal(1);
         let expected = named_event(
             &names,
@@ -404,7 +423,7 @@ mod tests {
                 fields: values,
             },
         );
-        let got = packed.of(&entity).event(0);
+        let got = packed.of(&entity).event(0).unwrap();
         assert_eq!(got, expected);
         // Bit for bit, including the float sum's rounding and the negative zero.
         let bits = |e: &riffle_window::Event| format!("{:?}", e.fields);
@@ -414,13 +433,13 @@ mod tests {
     #[test]
     fn events_are_sorted_by_entity_time_then_arrival() {
         let mut packed = Packed::new(vec![], 0);
-        let b = packed.add_block(Vec::new());
+        let b = packed.add_block(Vec::new()).unwrap();
         let (u1, u2) = (EntityId::new("u1").unwrap(), EntityId::new("u2").unwrap());
         let t = |ms| Timestamp::from_millis(ms).unwrap();
-        packed.push(&u2, t(5), None, b, 0);
-        packed.push(&u1, t(7), None, b, 0);
-        packed.push(&u1, t(3), None, b, 0);
-        packed.push(&u1, t(7), None, b, 0);
+        packed.push(&u2, t(5), None, b, 0).unwrap();
+        packed.push(&u1, t(7), None, b, 0).unwrap();
+        packed.push(&u1, t(3), None, b, 0).unwrap();
+        packed.push(&u1, t(7), None, b, 0).unwrap();
         packed.seal(1);
         let one = packed.of(&u1);
         let seen: Vec<_> = (0..one.len()).map(|i| (one.time(i), one.seq(i))).collect();
@@ -433,13 +452,15 @@ mod tests {
     #[test]
     fn a_sort_on_threads_orders_as_one_thread_does() {
         let mut packed = Packed::new(vec![], 0);
-        let b = packed.add_block(Vec::new());
+        let b = packed.add_block(Vec::new()).unwrap();
         let ids: Vec<_> = (0..97)
             .map(|i| EntityId::new(format!("u{i}")).unwrap())
             .collect();
         for i in 0..250_000u64 {
             let time = Timestamp::from_millis((i * 7919 % 1000) as i64).unwrap();
-            packed.push(&ids[(i * 31 % 97) as usize], time, None, b, 0);
+            packed
+                .push(&ids[(i * 31 % 97) as usize], time, None, b, 0)
+                .unwrap();
         }
         let mut one = packed.slots.clone();
         sort(&mut one, 1);

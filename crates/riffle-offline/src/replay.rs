@@ -174,7 +174,7 @@ pub fn replay_entity(
         due.extend(first..next_event);
         due.sort_by_key(|&i| events.seq(i));
         for &i in &due {
-            let event = events.event(i);
+            let event = events.event(i)?;
             step_to(&mut engine, entity, event.time, &mut written);
             // A history event arrives at its own time: never from the future. A field a spec
             // cannot read rejects the event, as ingest would.
