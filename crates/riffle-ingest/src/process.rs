@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
+use riffle_auth::Gate;
 use riffle_registry::Registry;
 use riffle_store::OnlineStore;
 use riffle_synth::{EventGenerator, EventPlan, GeneratorError, Pacer};
@@ -96,6 +97,8 @@ pub struct ProcessOptions {
     /// Where `/metrics`, `/health` (and for HTTP input `/v1/events`) are served; `None`:
     /// nowhere.
     pub listener: Option<TcpListener>,
+    /// Who may send events (`ingest:<source>`) and scrape `/metrics` on that listener.
+    pub gate: Arc<Gate>,
 }
 
 /// Completes when a run should stop (Ctrl-C/SIGTERM): the pipeline flushes and returns.
@@ -178,6 +181,7 @@ impl IngestProcess {
             input,
             dead_letter,
             listener,
+            gate,
         } = options;
         let name = &registry
             .sources
@@ -185,12 +189,14 @@ impl IngestProcess {
             .ok_or(ProcessError::Pipeline(PipelineError::NoSource(source)))?
             .name;
         let capacity = registry.ingest.queue_capacity.div_ceil(RECORDS_PER_ITEM);
-        let status = Arc::new(IngestStatus::new(name, &registry.ingest, capacity));
-        let mut routes = server::router(status.clone());
+        let mut status = IngestStatus::new(name, &registry.ingest, capacity);
+        gate.metrics.register(status.metrics.registry_mut());
+        let status = Arc::new(status);
+        let mut routes = server::router(status.clone(), gate.clone());
         let input = match input {
             Input::File { path, follow } => open_file(path, follow, capacity)?,
             Input::Http { address } => {
-                let (events, input) = open_http(&address, &status, capacity);
+                let (events, input) = open_http(&address, &status, capacity, gate, source);
                 routes = routes.merge(events);
                 input
             }
@@ -345,12 +351,19 @@ fn open_file(path: PathBuf, follow: bool, capacity: usize) -> Result<OpenInput, 
 }
 
 /// Events `POST`ed to `/v1/events` (the returned route, to serve with the others).
-fn open_http(address: &str, status: &Arc<IngestStatus>, capacity: usize) -> (Router, OpenInput) {
+fn open_http(
+    address: &str,
+    status: &Arc<IngestStatus>,
+    capacity: usize,
+    gate: Arc<Gate>,
+    source: usize,
+) -> (Router, OpenInput) {
     let (events, feed) = HttpEvents::channel(
         status.clone(),
         capacity,
         http::DEFAULT_MAX_BODY,
         http::DEFAULT_MAX_WAIT,
+        (gate, source),
     );
     let input = OpenInput {
         described: format!("POST http://{address}/v1/events"),
@@ -453,8 +466,10 @@ mod tests {
     use super::*;
 
     fn options(input: Input, dir: &std::path::Path) -> ProcessOptions {
+        let registry = Arc::new(riffle_testkit::fixtures::generator_registry());
         ProcessOptions {
-            registry: Arc::new(riffle_testkit::fixtures::generator_registry()),
+            gate: Arc::new(Gate::new(registry.clone(), None, "ingest")),
+            registry,
             source: 0,
             input,
             dead_letter: DeadLetterTarget::File(dir.join("dead.ndjson")),

@@ -10,12 +10,14 @@
 //! Everything else in Riffle reads a [`Registry`]; nothing else parses config.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod duration;
 mod error;
 mod model;
 mod problems;
 pub mod raw;
 mod resolve;
+mod resolve_auth;
 mod resolve_group;
 mod resolve_logging;
 mod resolve_source;
@@ -23,8 +25,9 @@ mod serving;
 mod settings;
 mod source;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+pub use auth::{AuditSettings, AuthSettings, Principal, ReadScope, Scope, TokenDigest};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Problem, RegistryError};
 pub use model::{
@@ -38,19 +41,45 @@ pub use settings::{
 pub use source::{Aggregation, AggregationKind, IngestSettings, Source, SourceField, SourceKind};
 
 impl Registry {
-    /// Reads and validates a registry file.
+    /// Reads and validates a registry file (and the file `auth.principals_file` names,
+    /// relative to the registry's folder).
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        Registry::from_toml(&text)
+        Registry::parse(&text, path.parent())
     }
 
-    /// Parses and validates registry text.
+    /// Parses and validates registry text (`auth.principals_file` relative to the working
+    /// directory).
     pub fn from_toml(text: &str) -> Result<Registry, RegistryError> {
+        Registry::parse(text, None)
+    }
+
+    fn parse(text: &str, folder: Option<&Path>) -> Result<Registry, RegistryError> {
         let raw: raw::RawRegistry =
             toml::from_str(text).map_err(|e| RegistryError::Syntax(e.to_string()))?;
-        resolve::resolve(raw)
+        let filed = match &raw.auth.principals_file {
+            Some(file) => read_principals(
+                &folder
+                    .map_or_else(PathBuf::new, Path::to_path_buf)
+                    .join(file),
+            )?,
+            None => Vec::new(),
+        };
+        resolve::resolve(raw, &filed)
     }
+}
+
+/// The principals of an `auth.principals_file`.
+fn read_principals(path: &Path) -> Result<Vec<raw::RawPrincipal>, RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+        path: format!("auth.principals_file {}", path.display()),
+        source,
+    })?;
+    let file: raw::RawPrincipalsFile = toml::from_str(&text).map_err(|e| {
+        RegistryError::Syntax(format!("auth.principals_file {}: {e}", path.display()))
+    })?;
+    Ok(file.auth.principals)
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use riffle_core::{FeatureType, FeatureValue};
 
+use crate::auth::{AuthSettings, ReadScope, Scope};
 use crate::settings::{ServeSettings, StoreSettings};
 use crate::source::{Aggregation, IngestSettings, Source};
 
@@ -114,6 +115,7 @@ pub struct Registry {
     pub services: Vec<FeatureService>,
     pub sources: Vec<Source>,
     pub ingest: IngestSettings,
+    pub auth: AuthSettings,
     pub(crate) group_index: HashMap<String, GroupId>,
 }
 
@@ -173,6 +175,24 @@ impl Registry {
 
     pub fn feature(&self, r: FeatureRef) -> &Feature {
         &self.groups[r.group].features[r.feature]
+    }
+
+    /// A scope as written in the registry (`read:user_velocity`, `ingest:transactions`):
+    /// what a 403 names.
+    pub fn scope_text(&self, scope: &Scope) -> String {
+        match scope {
+            Scope::Read(ReadScope::All) => "read".into(),
+            Scope::Read(ReadScope::Group(g)) => format!("read:{}", self.groups[*g].name),
+            Scope::Read(ReadScope::Service(s)) => {
+                format!("read:service:{}", self.services[*s].name)
+            }
+            Scope::Write(None) => "write".into(),
+            Scope::Write(Some(g)) => format!("write:{}", self.groups[*g].name),
+            Scope::Ingest(None) => "ingest".into(),
+            Scope::Ingest(Some(s)) => format!("ingest:{}", self.sources[*s].name),
+            Scope::Admin => "admin".into(),
+            Scope::Metrics => "metrics".into(),
+        }
     }
 
     /// Resolves `group:feature` (Feast's reference form).

@@ -23,6 +23,8 @@ pub struct RawRegistry {
     pub sources: Vec<RawSource>,
     #[serde(default)]
     pub ingest: RawIngest,
+    #[serde(default)]
+    pub auth: RawAuth,
 }
 
 impl RawRegistry {
@@ -212,4 +214,46 @@ pub struct RawService {
     /// `group` (every feature of it) or `group:feature`.
     pub features: Vec<String>,
     pub description: Option<String>,
+}
+
+/// `[auth]`: principals and the settings every listener shares.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub principals: Vec<RawPrincipal>,
+    /// A TOML file of more `[[auth.principals]]`, kept out of the registry.
+    pub principals_file: Option<String>,
+    pub protect_metrics: Option<bool>,
+    pub allow_unauthenticated: Option<bool>,
+    pub audit_log: Option<String>,
+    pub audit_rotate_bytes: Option<u64>,
+    pub audit_keep: Option<u32>,
+}
+
+/// `[[auth.principals]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrincipal {
+    pub name: String,
+    pub token_sha256: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub rate: Option<f64>,
+}
+
+/// The file `auth.principals_file` names: `[[auth.principals]]` as in the registry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrincipalsFile {
+    #[serde(default)]
+    pub auth: RawPrincipalsOnly,
+}
+
+/// The `[auth]` of a principals file: principals only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrincipalsOnly {
+    #[serde(default)]
+    pub principals: Vec<RawPrincipal>,
 }

@@ -1,7 +1,7 @@
 //! From [`RawRegistry`] to [`Registry`]: every rule checked, every problem collected
 //! ([`Problems`]). The serve and store settings, entities and services are resolved here;
 //! groups in `resolve_group.rs`, sources and ingest settings in `resolve_source.rs`,
-//! `[serve.logging]` in `resolve_logging.rs`.
+//! `[serve.logging]` in `resolve_logging.rs`, `[auth]` in `resolve_auth.rs`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,12 +9,17 @@ use crate::error::RegistryError;
 use crate::model::*;
 use crate::problems::Problems;
 use crate::raw::*;
+use crate::resolve_auth::{resolve_auth, Names};
 use crate::resolve_group::resolve_groups;
 use crate::resolve_logging::resolve_logging;
 use crate::resolve_source::{resolve_ingest, resolve_sources};
 use crate::settings::*;
 
-pub(crate) fn resolve(raw: RawRegistry) -> Result<Registry, RegistryError> {
+/// `raw` resolved; `filed_principals` are those of `auth.principals_file`, already read.
+pub(crate) fn resolve(
+    raw: RawRegistry,
+    filed_principals: &[RawPrincipal],
+) -> Result<Registry, RegistryError> {
     let mut p = Problems::default();
 
     let project = raw.project.name.clone().unwrap_or_else(|| "riffle".into());
@@ -29,6 +34,12 @@ pub(crate) fn resolve(raw: RawRegistry) -> Result<Registry, RegistryError> {
     let group_index: HashMap<String, GroupId> =
         groups.iter().map(|g| (g.name.clone(), g.id)).collect();
     let services = resolve_services(&raw.feature_services, &groups, &group_index, &mut p);
+    let names = Names {
+        groups: &groups,
+        services: &services,
+        sources: &sources,
+    };
+    let auth = resolve_auth(&raw.auth, filed_principals, &names, &mut p);
 
     p.into_result()?;
     Ok(Registry {
@@ -42,6 +53,7 @@ pub(crate) fn resolve(raw: RawRegistry) -> Result<Registry, RegistryError> {
         services,
         sources,
         ingest,
+        auth,
         group_index,
     })
 }

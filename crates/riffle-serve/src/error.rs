@@ -44,8 +44,9 @@ pub enum ApiError {
     BadValue(String),
     #[error("{0}")]
     Unsupported(String),
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
+    /// Refused by the auth gate: 401, 403 or 429 with their headers.
+    #[error("{}", .0.message())]
+    Denied(riffle_auth::Denial),
     #[error("server is at its limit of {0} concurrent requests; retry shortly")]
     Overloaded(usize),
     #[error("group {group:?} is marked unsafe to serve on defaults and its values are {reason}")]
@@ -77,7 +78,7 @@ impl ApiError {
             | UnknownService(_)
             | UnknownPushSource(_)
             | NotFound(_) => StatusCode::NOT_FOUND,
-            Unauthorized => StatusCode::UNAUTHORIZED,
+            Denied(d) => d.status(),
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Overloaded(_) | Unsafe { .. } | WriteFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -101,7 +102,7 @@ impl ApiError {
             BatchTooLarge { .. } => "batch_too_large",
             BadValue(_) => "bad_value",
             Unsupported(_) => "unsupported",
-            Unauthorized => "unauthorized",
+            Denied(d) => d.code(),
             Overloaded(_) => "overloaded",
             Unsafe { .. } => "unsafe_to_serve",
             WriteFailed(_) => "store_unavailable",
@@ -160,6 +161,10 @@ struct Inner<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Denied(denial) = self {
+            // The denial adds its own headers (`WWW-Authenticate`, `Retry-After`).
+            return denial.into_response();
+        }
         let (group, reason, degradation) = match &self {
             ApiError::Unsafe { group, reason } => (
                 Some(group.as_str()),

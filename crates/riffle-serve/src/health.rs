@@ -46,6 +46,9 @@ pub struct Health {
     pub cache: CacheHealth,
     pub groups: Vec<GroupHealth>,
     pub sources: Vec<SourceHealth>,
+    /// How callers are known: `open` (anyone may read and write), `token` (the legacy
+    /// write token), `principals` (`[auth]`).
+    pub auth: &'static str,
 }
 
 /// One source's watermark as serve last read it.
@@ -225,6 +228,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         },
         groups,
         sources,
+        auth: state.gate.mode(),
     })
 }
 

@@ -1,5 +1,6 @@
 //! HTTP middleware of our own: the data routes' guard (the concurrency limit that sheds
-//! load with a 503, then the bearer token), and the request metrics (by route template, never the raw path).
+//! load with a 503, then who is calling, by the auth gate), the guard of `/metrics`, and
+//! the request metrics (by route template, never the raw path).
 
 use std::sync::{Arc, RwLock};
 
@@ -8,43 +9,62 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::auth;
+use riffle_auth::Route;
+
 use crate::error::ApiError;
 use crate::metrics::HttpLabels;
 use crate::state::AppState;
 
-/// The guard of read routes: `guard` with the read token rule.
+/// The guard of read routes: `guard` for [`Route::Read`].
 pub async fn guard_reads(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    guard(&state, req, next, auth::read_allowed).await
+    guard(&state, req, next, Route::Read).await
 }
 
-/// The guard of write routes: `guard` with the write token rule.
+/// The guard of write routes: `guard` for [`Route::Write`].
 pub async fn guard_writes(
     State(state): State<Arc<AppState>>,
     req: Request,
     next: Next,
 ) -> Response {
-    guard(&state, req, next, auth::write_allowed).await
+    guard(&state, req, next, Route::Write).await
 }
 
-/// Load shedding, then the bearer token, in one layer. Shedding refuses a request at once
+/// Load shedding, then who is calling, in one layer. Shedding refuses a request at once
 /// with 503 when `serve.max_concurrent_requests` are in flight: queueing would only turn
-/// overload into timeouts. One layer rather than two because every axum `from_fn` layer
-/// clones and drops a boxed inner service per request (~5% of a cached read in perf).
-async fn guard(
-    state: &AppState,
-    req: Request,
-    next: Next,
-    allowed: fn(&AppState, &Request) -> bool,
-) -> Response {
+/// overload into timeouts. Then the gate turns the `Authorization` header into a
+/// [`riffle_auth::Caller`] (401 or 429 otherwise), put in the request's extensions for the
+/// handler, which checks it against the groups the request names once it has read them
+/// (403). One layer rather than two because every axum `from_fn` layer clones and drops a
+/// boxed inner service per request (~5% of a cached read in perf).
+async fn guard(state: &AppState, mut req: Request, next: Next, route: Route) -> Response {
     let Ok(_permit) = state.concurrency.try_acquire() else {
         state.metrics.http_shed.inc();
         return ApiError::Overloaded(state.registry.serve.max_concurrent_requests).into_response();
     };
-    if !allowed(state, &req) {
-        return ApiError::Unauthorized.into_response();
+    match state.gate.authenticate(req.headers(), route) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(denial) => ApiError::Denied(denial).into_response(),
     }
-    next.run(req).await
+}
+
+/// The guard of `/metrics` and `/v1/distributions`: open for scrapers unless
+/// `auth.protect_metrics`, then the `metrics` scope.
+pub async fn guard_metrics(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let allowed = state
+        .gate
+        .authenticate(req.headers(), Route::Metrics)
+        .and_then(|caller| state.gate.may_scrape(caller));
+    match allowed {
+        Ok(()) => next.run(req).await,
+        Err(denial) => ApiError::Denied(denial).into_response(),
+    }
 }
 
 /// Holds the in-flight gauge up for the life of a request, even one the client abandons.

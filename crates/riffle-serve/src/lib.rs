@@ -16,7 +16,7 @@
 //!   and their PSI against a baseline.
 //! - [`health`] (`/health`, `/metrics`, `/v1/distributions`), [`store_ping`] (the store ping
 //!   `/health` reuses for a second), [`metrics`] (every metric name, in one table),
-//!   [`auth`] (bearer tokens), [`layers`] (load shedding, request metrics), [`error`]
+//!   [`layers`] (load shedding, who is calling by [`riffle_auth::Gate`], request metrics), [`error`]
 //!   (the one JSON error shape).
 //! - [`state`]: what every handler shares ([`AppState`]), built from [`ServeDeps`].
 //!
@@ -24,7 +24,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod drift;
@@ -60,8 +59,9 @@ pub use state::{AppState, ServeDeps};
 /// 1. request metrics (every route, by template);
 /// 2. the data routes' guard, one layer ([`layers::guard_reads`], [`layers::guard_writes`]):
 ///    the concurrency limit — `serve.max_concurrent_requests`, beyond it 503 at once (data
-///    routes only: `/health` and `/metrics` must answer under overload) — then the bearer
-///    token — writes always when a token is set, reads when the registry asks;
+///    routes only: `/health` and `/metrics` must answer under overload) — then who is
+///    calling ([`riffle_auth::Gate`]: 401, 429); each handler checks the caller may read or
+///    write the groups its request names (403);
 /// 3. body size limit — `serve.max_body_bytes`, 413 when the body is read;
 /// 4. batch size — `serve.max_batch`, checked by the handler as it reads the ids (400);
 ///
@@ -86,11 +86,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     let data = reads
         .merge(writes)
         .layer(DefaultBodyLimit::max(state.max_body()));
-    Router::new()
-        .merge(data)
-        .route("/health", get(health::health))
+    let scraped = Router::new()
         .route("/metrics", get(health::metrics))
         .route("/v1/distributions", get(health::distributions))
+        .route_layer(from_fn_with_state(state.clone(), layers::guard_metrics));
+    Router::new()
+        .merge(data)
+        .merge(scraped)
+        .route("/health", get(health::health))
         .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -202,6 +202,12 @@ pub(crate) fn status_index(status: ValueStatus) -> usize {
 }
 
 impl Metrics {
+    /// The Prometheus registry `/metrics` encodes (prefix `riffle`), for metrics owned
+    /// elsewhere (the auth gate's).
+    pub fn registry_mut(&mut self) -> &mut PromRegistry {
+        &mut self.registry
+    }
+
     pub fn new(reg: &Registry) -> Self {
         let mut registry = PromRegistry::with_prefix("riffle");
         let http_requests = Family::<HttpLabels, Counter>::default();

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
+use riffle_auth::Caller;
 use riffle_core::{EntityId, FeatureValue, Timestamp};
 use riffle_registry::{FeatureGroup, Registry};
 use riffle_store::{GroupRow, RowWrite};
@@ -184,7 +185,23 @@ fn stamped_row(
 }
 
 /// Writes rows in one store call and drops them from the hot cache. Returns rows written.
-pub async fn write(state: &AppState, rows: Vec<RowWrite>) -> Result<usize, ApiError> {
+/// The caller may write rows of `group`, or the request is refused (403) before its rows
+/// are read.
+pub fn may_write(state: &AppState, caller: Caller, group: &FeatureGroup) -> Result<(), ApiError> {
+    state
+        .gate
+        .may_write(caller, group.id)
+        .map_err(ApiError::Denied)
+}
+
+/// Writes `rows` of `group` for `caller` (already allowed by [`may_write`]) in one store
+/// call, drops them from the hot cache, and audits the write.
+pub async fn write(
+    state: &AppState,
+    caller: Caller,
+    group: &FeatureGroup,
+    rows: Vec<RowWrite>,
+) -> Result<usize, ApiError> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -208,6 +225,9 @@ pub async fn write(state: &AppState, rows: Vec<RowWrite>) -> Result<usize, ApiEr
             .invalidate(&(r.group, Arc::from(r.id.as_str())));
         state.metrics.groups[r.group].written.inc();
     }
+    state
+        .gate
+        .audit_done(caller, "write", &group.name, rows.len() as u64);
     Ok(rows.len())
 }
 

@@ -1,8 +1,9 @@
-//! The state every handler shares: registry, read path, metrics, token, limits, feature
-//! log; and [`ServeDeps`], what the caller builds it from.
+//! The state every handler shares: registry, read path, metrics, the auth gate, limits,
+//! feature log; and [`ServeDeps`], what the caller builds it from.
 
 use std::sync::Arc;
 
+use riffle_auth::Gate;
 use riffle_registry::Registry;
 use tokio::sync::Semaphore;
 
@@ -21,15 +22,16 @@ pub struct ServeDeps {
     pub store: Arc<OnlineStore>,
     /// `false` turns the hot cache off (`--no-cache`).
     pub cache_enabled: bool,
-    /// Bearer token required for writes (and reads when the registry says so). `None`: open.
-    pub write_token: Option<String>,
+    /// Who may read and write ([`riffle_auth::Gate`]): the registry's principals and the
+    /// legacy write token.
+    pub gate: Arc<Gate>,
 }
 
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub reader: Reader,
     pub metrics: Arc<Metrics>,
-    pub write_token: Option<String>,
+    pub gate: Arc<Gate>,
     pub probe: Probe,
     /// Permits for data requests in flight (`serve.max_concurrent_requests`).
     pub concurrency: Arc<Semaphore>,
@@ -43,7 +45,9 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(deps: ServeDeps) -> Self {
-        let metrics = Arc::new(Metrics::new(&deps.registry));
+        let mut metrics = Metrics::new(&deps.registry);
+        deps.gate.metrics.register(metrics.registry_mut());
+        let metrics = Arc::new(metrics);
         metrics
             .store_in_flight_limit
             .set(deps.store.limits().max_in_flight as i64);
@@ -64,7 +68,7 @@ impl AppState {
             registry: deps.registry,
             reader,
             metrics,
-            write_token: deps.write_token.filter(|t| !t.is_empty()),
+            gate: deps.gate,
             probe: Probe::default(),
             concurrency,
         }

@@ -1,6 +1,7 @@
 //! `riffle`: the command-line entry point. Glue only: parse flags, set up logging and TLS,
 //! run one subcommand from [`cmd`], and turn its outcome into an exit code (the README's
 //! "Commands": 0 ok, 1 runtime failure, 2 bad usage or invalid registry, 3 failed check).
+mod access;
 mod allocator;
 mod cmd;
 mod config;

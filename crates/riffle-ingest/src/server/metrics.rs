@@ -301,6 +301,12 @@ impl IngestMetrics {
     }
 
     /// The Prometheus text exposition, with the sampled gauges set first.
+    /// The Prometheus registry `/metrics` encodes (prefix `riffle_ingest`), for metrics
+    /// owned elsewhere (the auth gate's).
+    pub fn registry_mut(&mut self) -> &mut PromRegistry {
+        &mut self.registry
+    }
+
     pub fn encode(&self, sampled: &Sampled) -> String {
         if let Some(lag) = sampled.lag_seconds {
             self.lag.set(lag);

@@ -23,11 +23,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use riffle_auth::{Gate, Route};
 use riffle_core::Timestamp;
 use riffle_registry::IngestSettings;
 use serde::Serialize;
@@ -253,11 +255,26 @@ impl IngestStatus {
 }
 
 /// `/metrics` and `/health` over `status`; merge the events route into it for HTTP input.
-pub fn router(status: Arc<IngestStatus>) -> Router {
-    Router::new()
+/// `/metrics` is open for scrapers unless `auth.protect_metrics` (then the `metrics`
+/// scope, by `gate`).
+pub fn router(status: Arc<IngestStatus>, gate: Arc<Gate>) -> Router {
+    let scraped = Router::new()
         .route("/metrics", get(metrics))
+        .route_layer(from_fn_with_state(gate, guard_metrics));
+    Router::new()
+        .merge(scraped)
         .route("/health", get(health))
         .with_state(status)
+}
+
+async fn guard_metrics(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    let allowed = gate
+        .authenticate(req.headers(), Route::Metrics)
+        .and_then(|caller| gate.may_scrape(caller));
+    match allowed {
+        Ok(()) => next.run(req).await,
+        Err(denial) => denial.into_response(),
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

@@ -32,10 +32,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use riffle_auth::Caller;
 use riffle_core::{EntityId, ValueStatus};
 use riffle_registry::{FeatureRef, KeyType, Registry};
 use serde::ser::{SerializeMap, Serializer};
@@ -127,10 +128,12 @@ fn entity_ids(
 /// `POST /get-online-features`.
 pub async fn get_online_features(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<GetOnlineFeaturesRequest>,
 ) -> Result<Response, ApiError> {
     let registry = &state.registry;
     let sel = selection(registry, &req)?;
+    crate::api::v1::may_read(&state, caller, &sel)?;
     let ids = entity_ids(registry, &sel, &req, state.max_batch())?;
     let lookup = state.reader.read(&sel, &ids, ENDPOINT).await?;
     if let Some(log) = &state.feature_log {
@@ -278,6 +281,7 @@ fn default_to() -> String {
 /// `POST /push`: 200 with an empty body.
 pub async fn push(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<PushRequest>,
 ) -> Result<StatusCode, ApiError> {
     match req.to.as_str() {
@@ -297,8 +301,9 @@ pub async fn push(
         .registry
         .group_by_push_source(&req.push_source_name)
         .ok_or_else(|| ApiError::UnknownPushSource(req.push_source_name.clone()))?;
+    push::may_write(&state, caller, group)?;
     let rows = push::rows_from_columns(&state.registry, group, &req.df)?;
-    push::write(&state, rows).await?;
+    push::write(&state, caller, group, rows).await?;
     Ok(StatusCode::OK)
 }
 
@@ -316,14 +321,16 @@ pub struct WriteRequest {
 /// `POST /write-to-online-store`: 200 with JSON `null`, as FastAPI answers a `None`.
 pub async fn write_to_online_store(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<WriteRequest>,
 ) -> Result<Json<()>, ApiError> {
     let group = state
         .registry
         .group(&req.feature_view_name)
         .ok_or_else(|| ApiError::UnknownGroup(req.feature_view_name.clone()))?;
+    push::may_write(&state, caller, group)?;
     let rows = push::rows_from_columns(&state.registry, group, &req.df)?;
-    push::write(&state, rows).await?;
+    push::write(&state, caller, group, rows).await?;
     Ok(Json(()))
 }
 

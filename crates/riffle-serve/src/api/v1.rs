@@ -11,10 +11,11 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::Uri;
 use axum::response::Response;
 use axum::Json;
+use riffle_auth::Caller;
 use riffle_core::EntityId;
 use riffle_registry::{FeatureRef, Registry};
 use serde::{Deserialize, Serialize};
@@ -108,6 +109,7 @@ fn split_list(list: &Option<String>) -> impl Iterator<Item = &str> {
 /// query) ([`crate::selection::SelectionCache`]); the query is parsed only the first time.
 pub async fn get_features(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
@@ -127,6 +129,7 @@ pub async fn get_features(
             sel
         }
     };
+    may_read(&state, caller, &sel)?;
     let id = ids::from_text(&state.registry.entities[sel.entity], 0, &id)?;
     respond(
         &state,
@@ -140,6 +143,7 @@ pub async fn get_features(
 /// `POST /v1/features`.
 pub async fn post_features(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<FeaturesRequest>,
 ) -> Result<Response, ApiError> {
     let registry = &state.registry;
@@ -149,8 +153,17 @@ pub async fn post_features(
         req.groups.iter().map(String::as_str),
         req.features.iter().map(String::as_str),
     )?;
+    may_read(&state, caller, &sel)?;
     let ids = ids::batch(&registry.entities[sel.entity], &req.ids, state.max_batch())?;
     respond(&state, &sel, &ids, "/v1/features").await
+}
+
+/// The caller may read every group of `sel`, or the request is refused whole (403).
+pub(crate) fn may_read(state: &AppState, caller: Caller, sel: &Selection) -> Result<(), ApiError> {
+    state
+        .gate
+        .may_read(caller, sel.groups.iter().copied())
+        .map_err(ApiError::Denied)
 }
 
 async fn respond(
@@ -249,16 +262,18 @@ pub struct PushResponse {
 /// `POST /v1/push`.
 pub async fn push(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiError> {
     let group = state
         .registry
         .group(&req.group)
         .ok_or_else(|| ApiError::UnknownGroup(req.group.clone()))?;
+    push::may_write(&state, caller, group)?;
     if req.rows.is_empty() {
         return Err(ApiError::EmptyBatch);
     }
     let rows = push::rows_from_v1(&state.registry, group, &req.rows)?;
-    let written = push::write(&state, rows).await?;
+    let written = push::write(&state, caller, group, rows).await?;
     Ok(Json(PushResponse { written }))
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use riffle_auth::Gate;
 use riffle_registry::Registry;
 use riffle_serve::ServeDeps;
 use riffle_store::{OnlineStore, StoreLimits, StoreUrl};
@@ -135,11 +136,12 @@ pub async fn start(registry: Arc<Registry>, url: &StoreUrl, opts: Options) -> Se
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
+    let gate = Gate::new(registry.clone(), opts.token.as_deref(), "serve");
     let deps = ServeDeps {
         registry,
         store: Arc::new(store),
         cache_enabled: opts.cache,
-        write_token: opts.token,
+        gate: Arc::new(gate),
     };
     let task = tokio::spawn(async move {
         riffle_serve::run(listener, deps, async {

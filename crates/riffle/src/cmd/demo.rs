@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
+use riffle_auth::Gate;
 use riffle_core::Timestamp;
 use riffle_ingest::dead_letter::DeadLetterTarget;
 use riffle_ingest::process::{
@@ -185,6 +186,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         }),
         dead_letter: DeadLetterTarget::File(dir.join(format!("dead-letter-{SOURCE}.ndjson"))),
         listener: Some(ingest_listener),
+        gate: Arc::new(Gate::new(registry.clone(), None, "ingest")),
     })
     .map_err(|e| match e {
         ProcessError::Generator(e) => {
@@ -207,7 +209,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
         registry: registry.clone(),
         store: store.clone(),
         cache_enabled: registry.serve.cache.enabled,
-        write_token: None,
+        gate: Arc::new(Gate::new(registry.clone(), None, "serve")),
     };
     let ingest = async {
         let result = process

@@ -37,6 +37,7 @@ use riffle_ingest::process::{
 use riffle_registry::{Registry, SourceKind};
 use riffle_store::StoreUrl;
 
+use crate::access::{self, AccessArgs};
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult, Failure};
 use crate::kafka::KafkaArgs;
@@ -46,6 +47,8 @@ use crate::progress;
 pub struct IngestArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Online store URL (default: the registry's store.url).
     #[arg(long, env = "RIFFLE_STORE", value_name = "URL")]
     pub store: Option<String>,
@@ -147,12 +150,19 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         (None, _) if generated => Input::Generator(generator_input(&registry, source, &args)?),
         (None, _) => Input::Kafka(kafka_config(&registry, source, &args)?),
     };
+    // Events sent over HTTP need the door guarded; a listener serving only `/metrics` and
+    // `/health` may face the network (Prometheus scrapes it).
+    let gate = match listener.as_ref().map(|l| l.local_addr()) {
+        Some(Ok(addr)) if http => access::gate(&registry, "ingest", addr, &args.access)?,
+        _ => access::open_gate(&registry, "ingest")?,
+    };
     let process = IngestProcess::open(ProcessOptions {
         registry: registry.clone(),
         source,
         input,
         dead_letter,
         listener,
+        gate,
     })
     .map_err(failure)?;
     let store = config::open_url(&registry, &url).await?;

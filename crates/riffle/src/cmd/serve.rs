@@ -12,6 +12,7 @@ use clap::Args;
 use riffle_serve::drift::Baseline;
 use riffle_serve::{AppState, ServeDeps};
 
+use crate::access::{self, AccessArgs};
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult};
 use crate::shutdown;
@@ -20,6 +21,8 @@ use crate::shutdown;
 pub struct ServeArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Address to listen on (default: the registry's serve.listen).
     #[arg(long, env = "RIFFLE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
@@ -86,26 +89,20 @@ pub async fn run(args: ServeArgs) -> CmdResult {
         .local_addr()
         .context("cannot read the bound address")
         .map_err(runtime)?;
-    let write_token = std::env::var(&registry.serve.write_token_env)
-        .ok()
-        .filter(|t| !t.is_empty());
+    let gate = access::gate(&registry, "serve", addr, &args.access)?;
     let cache_enabled = registry.serve.cache.enabled && !args.no_cache;
     println!(
-        "riffle serve: project {} on http://{addr} (store {}, cache {}, writes {})",
+        "riffle serve: project {} on http://{addr} (store {}, cache {}, auth {})",
         registry.project,
         store.info().url,
         if cache_enabled { "on" } else { "off" },
-        if write_token.is_some() {
-            "need a token"
-        } else {
-            "open"
-        },
+        gate.mode(),
     );
     let deps = ServeDeps {
         registry,
         store,
         cache_enabled,
-        write_token,
+        gate,
     };
     let state = AppState::new(deps);
     state.reader.drift.set_sample_every(args.drift_sample_every);

@@ -7,6 +7,8 @@
 //! until a flush has made its records durable (rows, state and dead letters written):
 //! a client that gets `200 {"accepted": n, "dead_lettered": m}` knows nothing is lost.
 //!
+//! - the caller must be let through by the auth gate with scope `ingest:<source>` (`401`,
+//!   `403`, `429` otherwise, before the body is read); an accepted batch is audited;
 //! - malformed items (a line that is not JSON, an object of the wrong schema, too late) are
 //!   not errors: they go to the dead-letter sink with their reason and are counted in
 //!   `dead_lettered`;
@@ -31,6 +33,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+
+use riffle_auth::{Gate, Route};
 
 use crate::feed::ack::Ack;
 use crate::feed::item::{Feed, Record};
@@ -57,16 +61,23 @@ pub struct HttpEvents {
     max_body: usize,
     max_wait: Duration,
     status: Arc<IngestStatus>,
+    /// Who may send events, and the source they are events of.
+    gate: Arc<Gate>,
+    source: usize,
 }
 
 impl HttpEvents {
-    /// The HTTP input and the pipeline's receiver; at most `capacity` requests queued.
+    /// The HTTP input and the pipeline's receiver; at most `capacity` requests queued;
+    /// `access` is the gate callers pass and the source (an index into the registry's
+    /// sources) whose `ingest` scope they need.
     pub fn channel(
         status: Arc<IngestStatus>,
         capacity: usize,
         max_body: usize,
         max_wait: Duration,
+        access: (Arc<Gate>, usize),
     ) -> (Arc<Self>, mpsc::Receiver<std::io::Result<Feed>>) {
+        let (gate, source) = access;
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let events = Self {
             tx,
@@ -75,6 +86,8 @@ impl HttpEvents {
             max_body,
             max_wait,
             status,
+            gate,
+            source,
         };
         (Arc::new(events), rx)
     }
@@ -190,7 +203,21 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let response = handle(&events, &headers, body).await;
+    let gate = &events.gate;
+    let allowed = gate
+        .authenticate(&headers, Route::Ingest)
+        .and_then(|caller| gate.may_ingest(caller, events.source).map(|()| caller));
+    let response = match allowed {
+        Ok(caller) => {
+            let (response, accepted) = handle(&events, &headers, body).await;
+            if let Some(n) = accepted {
+                let source = gate.source_name(events.source);
+                gate.audit_done(caller, "ingest", source, n);
+            }
+            response
+        }
+        Err(denial) => denial.into_response(),
+    };
     events
         .status
         .metrics
@@ -198,7 +225,9 @@ async fn post_events(
     response
 }
 
-async fn handle(events: &HttpEvents, headers: &HeaderMap, body: Body) -> Response {
+/// The answer to a request already let through, and the events accepted (on a `200`
+/// after the flush).
+async fn handle(events: &HttpEvents, headers: &HeaderMap, body: Body) -> (Response, Option<u64>) {
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -213,22 +242,22 @@ async fn handle(events: &HttpEvents, headers: &HeaderMap, body: Body) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > events.max_body) {
-        return too_large();
+        return (too_large(), None);
     }
     let bytes = match to_bytes(body, events.max_body).await {
         Ok(bytes) => bytes,
-        Err(_) => return too_large(),
+        Err(_) => return (too_large(), None),
     };
     let payloads = match split_body(&bytes, is_ndjson(headers)) {
         Ok(payloads) => payloads,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+        Err(reason) => return (error(StatusCode::BAD_REQUEST, reason), None),
     };
     if payloads.is_empty() {
-        return (
+        let response = (
             StatusCode::OK,
             Json(json!({ "accepted": 0, "dead_lettered": 0 })),
-        )
-            .into_response();
+        );
+        return (response.into_response(), Some(0));
     }
     let (ack, done) = Ack::new();
     match events.queue(payloads, ack) {
@@ -241,21 +270,21 @@ async fn handle(events: &HttpEvents, headers: &HeaderMap, body: Body) -> Respons
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
+            return (response, None);
         }
         Err(Refusal::Stopped) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "ingest is stopping");
+            return (
+                error(StatusCode::SERVICE_UNAVAILABLE, "ingest is stopping"),
+                None,
+            );
         }
     }
-    match tokio::time::timeout(events.max_wait, done).await {
-        Ok(Ok(outcome)) => (
-            StatusCode::OK,
-            Json(json!({
-                "accepted": outcome.applied + outcome.already_applied,
-                "dead_lettered": outcome.dead_lettered,
-            })),
-        )
-            .into_response(),
+    let failed = match tokio::time::timeout(events.max_wait, done).await {
+        Ok(Ok(outcome)) => {
+            let accepted = outcome.applied + outcome.already_applied;
+            let body = json!({ "accepted": accepted, "dead_lettered": outcome.dead_lettered });
+            return ((StatusCode::OK, Json(body)).into_response(), Some(accepted));
+        }
         Ok(Err(_)) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the pipeline stopped before these events were durable: they may or may not have been applied",
@@ -267,13 +296,20 @@ async fn handle(events: &HttpEvents, headers: &HeaderMap, body: Body) -> Respons
                 events.max_wait.as_secs()
             ),
         ),
-    }
+    };
+    (failed, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use riffle_registry::IngestSettings;
+
+    /// A gate with no credential: the handler's own answers are tested here.
+    fn open_gate() -> (Arc<Gate>, usize) {
+        let registry = Arc::new(riffle_testkit::fixtures::generator_registry());
+        (Arc::new(Gate::new(registry, None, "ingest")), 0)
+    }
 
     fn ndjson() -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -288,17 +324,22 @@ mod tests {
     async fn a_full_queue_is_a_503_with_retry_after_and_an_unanswered_one_times_out() {
         let status = Arc::new(IngestStatus::new("tx", &IngestSettings::default(), 1));
         // One slot, and nobody drains it: the pipeline is stuck.
-        let (events, mut rx) = HttpEvents::channel(status, 1, 1 << 10, Duration::from_millis(50));
-        let first = handle(&events, &ndjson(), Body::from("{\"a\":1}\n{\"a\":2}")).await;
+        let (events, mut rx) =
+            HttpEvents::channel(status, 1, 1 << 10, Duration::from_millis(50), open_gate());
+        let first = handle(&events, &ndjson(), Body::from("{\"a\":1}\n{\"a\":2}"))
+            .await
+            .0;
         assert_eq!(
             first.status(),
             StatusCode::SERVICE_UNAVAILABLE,
             "not durable in time"
         );
-        let second = handle(&events, &ndjson(), Body::from("{\"a\":3}")).await;
+        let second = handle(&events, &ndjson(), Body::from("{\"a\":3}")).await.0;
         assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(second.headers()[header::RETRY_AFTER], "1");
-        let big = handle(&events, &ndjson(), Body::from(vec![b'x'; 2048])).await;
+        let big = handle(&events, &ndjson(), Body::from(vec![b'x'; 2048]))
+            .await
+            .0;
         assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
         // Only the first request was queued, with offsets 1 and 2.
         let Some(Ok(Feed::Acked(records, _))) = rx.recv().await else {
@@ -312,7 +353,8 @@ mod tests {
     #[tokio::test]
     async fn an_answered_ack_is_a_200_with_the_counts() {
         let status = Arc::new(IngestStatus::new("tx", &IngestSettings::default(), 4));
-        let (events, mut rx) = HttpEvents::channel(status, 4, 1 << 10, Duration::from_secs(5));
+        let (events, mut rx) =
+            HttpEvents::channel(status, 4, 1 << 10, Duration::from_secs(5), open_gate());
         let pipeline = tokio::spawn(async move {
             if let Some(Ok(Feed::Acked(records, ack))) = rx.recv().await {
                 ack.send(crate::feed::ack::AckOutcome {
@@ -322,7 +364,9 @@ mod tests {
                 });
             }
         });
-        let response = handle(&events, &ndjson(), Body::from("{}\nnot json\n{}")).await;
+        let response = handle(&events, &ndjson(), Body::from("{}\nnot json\n{}"))
+            .await
+            .0;
         assert_eq!(response.status(), StatusCode::OK);
         let body = to_bytes(response.into_body(), 1 << 10).await.unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap();

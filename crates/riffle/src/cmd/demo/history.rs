@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use riffle_auth::Gate;
 use riffle_core::Timestamp;
 use riffle_ingest::bulk_load::EVENT_TIMESTAMP;
 use riffle_ingest::dead_letter::DeadLetterTarget;
@@ -180,6 +181,7 @@ pub async fn prepare(
         },
         dead_letter: DeadLetterTarget::File(dir.join(format!("dead-letter-{}.ndjson", src.name))),
         listener: None,
+        gate: Arc::new(Gate::new(registry.clone(), None, "ingest")),
     })
     .map_err(runtime)?;
     let ingested = process.run(store.clone(), None, &mut Quiet).await;

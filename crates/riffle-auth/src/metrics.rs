@@ -1,0 +1,91 @@
+//! Decisions counted per principal: `riffle_auth_decisions_total{principal, outcome}`,
+//! label values only from the registry's principal names (plus `anonymous` for an open
+//! route and `unknown` for a credential no principal has), so no caller can grow the
+//! series. The counters are created once; counting is one atomic add. Also
+//! `riffle_auth_audit_dropped_total`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// The outcomes counted.
+pub const OUTCOMES: [&str; 6] = [
+    "allowed",
+    "no_token",
+    "malformed_token",
+    "unknown_token",
+    "forbidden",
+    "rate_limited",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Labels {
+    principal: String,
+    outcome: &'static str,
+}
+
+/// The counters, by principal index (then `anonymous`, then `unknown`) and outcome.
+pub struct AuthMetrics {
+    family: Family<Labels, Counter>,
+    counters: Vec<[Counter; OUTCOMES.len()]>,
+    pub audit_dropped: Counter,
+}
+
+impl AuthMetrics {
+    /// Counters for `principals` (names, in the gate's order).
+    pub fn new(principals: &[&str]) -> AuthMetrics {
+        let family = Family::<Labels, Counter>::default();
+        let counters = principals
+            .iter()
+            .copied()
+            .chain(["anonymous", "unknown"])
+            .map(|name| {
+                OUTCOMES.map(|outcome| {
+                    family
+                        .get_or_create(&Labels {
+                            principal: name.to_owned(),
+                            outcome,
+                        })
+                        .clone()
+                })
+            })
+            .collect();
+        AuthMetrics {
+            family,
+            counters,
+            audit_dropped: Counter::default(),
+        }
+    }
+
+    /// Counts one decision about caller slot `who` (a principal index, or
+    /// [`AuthMetrics::anonymous`], [`AuthMetrics::unknown`]).
+    pub fn count(&self, who: usize, outcome: &str) {
+        let slot = OUTCOMES.iter().position(|o| *o == outcome);
+        if let (Some(row), Some(slot)) = (self.counters.get(who), slot) {
+            row[slot].inc();
+        }
+    }
+
+    pub fn anonymous(&self) -> usize {
+        self.counters.len() - 2
+    }
+
+    pub fn unknown(&self) -> usize {
+        self.counters.len() - 1
+    }
+
+    /// Adds the metrics to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "riffle_auth_decisions",
+            "Requests let through or refused, by principal and outcome",
+            self.family.clone(),
+        );
+        registry.register(
+            "riffle_auth_audit_dropped",
+            "Audit lines dropped because the audit writer's queue was full",
+            self.audit_dropped.clone(),
+        );
+    }
+}
