@@ -128,8 +128,16 @@ impl Listener {
         let mut shutdown = std::pin::pin!(shutdown);
 
         loop {
-            // Reap finished connection tasks so the set holds only live ones.
-            while tasks.try_join_next().is_some() {}
+            // Reap finished connection tasks so the set holds only live ones. A task ends in
+            // a panic only if the app panicked (axum catches nothing by itself): its
+            // connection is gone, the listener goes on, and the owner should hear of it.
+            while let Some(ended) = tasks.try_join_next() {
+                if let Err(error) = ended {
+                    if error.is_panic() {
+                        tracing::error!(%error, "a connection's task panicked; its connection was dropped");
+                    }
+                }
+            }
 
             let permit = match Arc::clone(&permits).try_acquire_owned() {
                 Ok(permit) => permit,

@@ -18,6 +18,10 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
+/// The shortest interval [`Tls::watch`] checks the files at: reading them is cheap, but not
+/// free, and a zero interval would spin.
+const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Why a certificate or key could not be loaded. Each names the file (as the configuration
 /// key it comes from, `tls_cert` or `tls_key`) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -202,8 +206,10 @@ impl Tls {
     /// (say, the certificate written and the key not yet) is warned about once and retried
     /// when the files change again. The task ends once the last `Arc<Tls>` is dropped.
     ///
-    /// Must be called within a Tokio runtime.
+    /// `every` is at least 100 ms (a shorter one is taken as 100 ms). Must be called within a
+    /// Tokio runtime.
     pub fn watch(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let every = every.max(MIN_WATCH_INTERVAL);
         let weak: Weak<Self> = Arc::downgrade(self);
         // What was loaded at start; a read failure here only means the first tick compares
         // against nothing and reloads once.

@@ -142,3 +142,13 @@ pub async fn read_until_closed<R: AsyncRead + Unpin>(
         }
     }
 }
+
+/// Waits up to 3 s for `counted` to hold: a connection's counters are updated by its task
+/// as it ends, which may be just after the client has seen the close.
+pub async fn eventually(what: &str, mut counted: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !counted() {
+        assert!(Instant::now() < deadline, "never counted: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
