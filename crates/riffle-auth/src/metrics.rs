@@ -1,8 +1,9 @@
-//! Decisions counted per principal: `riffle_auth_decisions_total{principal, outcome}`,
-//! label values only from the registry's principal names (plus `anonymous` for an open
-//! route and `unknown` for a credential no principal has), so no caller can grow the
-//! series. The counters are created once; counting is one atomic add. Also
-//! `riffle_auth_audit_dropped_total`.
+//! Decisions counted per principal: `<prefix>_auth_decisions_total{principal, outcome}`
+//! (`riffle_auth_…` in serve's `/metrics`, `riffle_ingest_auth_…` in ingest's), label
+//! values only from the registry's principal names (plus `anonymous` for an open route and
+//! `unknown` for a credential no principal has), so no caller can grow the series. Only
+//! the outcomes that can happen to each are exported; the counters are created once and
+//! counting is one atomic add. Also `<prefix>_auth_audit_dropped_total`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,18 +37,30 @@ impl AuthMetrics {
     /// Counters for `principals` (names, in the gate's order).
     pub fn new(principals: &[&str]) -> AuthMetrics {
         let family = Family::<Labels, Counter>::default();
-        let counters = principals
+        let known = principals
             .iter()
-            .copied()
-            .chain(["anonymous", "unknown"])
-            .map(|name| {
+            .map(|name| (*name, ["allowed", "forbidden", "rate_limited"].as_slice()));
+        let others = [
+            ("anonymous", ["allowed", "forbidden"].as_slice()),
+            (
+                "unknown",
+                ["no_token", "malformed_token", "unknown_token"].as_slice(),
+            ),
+        ];
+        let counters = known
+            .chain(others)
+            .map(|(name, possible)| {
                 OUTCOMES.map(|outcome| {
-                    family
-                        .get_or_create(&Labels {
+                    if possible.contains(&outcome) {
+                        let labels = Labels {
                             principal: name.to_owned(),
                             outcome,
-                        })
-                        .clone()
+                        };
+                        family.get_or_create(&labels).clone()
+                    } else {
+                        // Never counted: not exported.
+                        Counter::default()
+                    }
                 })
             })
             .collect();
@@ -75,15 +88,15 @@ impl AuthMetrics {
         self.counters.len() - 1
     }
 
-    /// Adds the metrics to `registry`.
+    /// Adds the metrics to `registry` (whose prefix names the listener).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
-            "riffle_auth_decisions",
+            "auth_decisions",
             "Requests let through or refused, by principal and outcome",
             self.family.clone(),
         );
         registry.register(
-            "riffle_auth_audit_dropped",
+            "auth_audit_dropped",
             "Audit lines dropped because the audit writer's queue was full",
             self.audit_dropped.clone(),
         );

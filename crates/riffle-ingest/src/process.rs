@@ -21,10 +21,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use riffle_auth::Gate;
+use riffle_listener::{Listener, ListenerMetrics};
 use riffle_registry::Registry;
 use riffle_store::OnlineStore;
 use riffle_synth::{EventGenerator, EventPlan, GeneratorError, Pacer};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dead_letter::DeadLetterTarget;
@@ -94,9 +94,9 @@ pub struct ProcessOptions {
     pub source: usize,
     pub input: Input,
     pub dead_letter: DeadLetterTarget,
-    /// Where `/metrics`, `/health` (and for HTTP input `/v1/events`) are served; `None`:
-    /// nowhere.
-    pub listener: Option<TcpListener>,
+    /// Where `/metrics`, `/health` (and for HTTP input `/v1/events`) are served (TLS and
+    /// connection limits as configured); `None`: nowhere.
+    pub listener: Option<Listener>,
     /// Who may send events (`ingest:<source>`) and scrape `/metrics` on that listener.
     pub gate: Arc<Gate>,
 }
@@ -154,7 +154,7 @@ pub struct IngestProcess {
     input: OpenInput,
     status: Arc<IngestStatus>,
     routes: Router,
-    listener: Option<TcpListener>,
+    listener: Option<Listener>,
 }
 
 /// An input once open.
@@ -191,6 +191,12 @@ impl IngestProcess {
         let capacity = registry.ingest.queue_capacity.div_ceil(RECORDS_PER_ITEM);
         let mut status = IngestStatus::new(name, &registry.ingest, capacity);
         gate.metrics.register(status.metrics.registry_mut());
+        let listener = listener.map(|listener| {
+            let metrics = ListenerMetrics::default();
+            let registry = status.metrics.registry_mut();
+            metrics.register(registry.sub_registry_with_prefix("listener"));
+            listener.metrics(metrics)
+        });
         let status = Arc::new(status);
         let mut routes = server::router(status.clone(), gate.clone());
         let input = match input {

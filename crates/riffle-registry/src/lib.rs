@@ -19,6 +19,7 @@ pub mod raw;
 mod resolve;
 mod resolve_auth;
 mod resolve_group;
+mod resolve_listener;
 mod resolve_logging;
 mod resolve_source;
 mod serving;
@@ -35,8 +36,8 @@ pub use model::{
     UnsafePolicy,
 };
 pub use settings::{
-    BreakerSettings, CacheSettings, LoggingSettings, ReadFrom, RowEncoding, ServeSettings,
-    StoreSettings,
+    BreakerSettings, CacheSettings, ListenerSettings, LoggingSettings, ReadFrom, RowEncoding,
+    ServeSettings, StoreSettings,
 };
 pub use source::{Aggregation, AggregationKind, IngestSettings, Source, SourceField, SourceKind};
 

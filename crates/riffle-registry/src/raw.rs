@@ -46,6 +46,15 @@ pub struct RawIngest {
     pub lag_threshold: Option<String>,
     pub max_stall: Option<String>,
     pub rejoin_after: Option<String>,
+    /// TLS: the certificate chain and private key (PEM), reloaded when they change.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// A client that has not sent a whole request head within this is disconnected.
+    pub header_read_timeout: Option<String>,
+    /// Connections open at once (default: from the open-file limit).
+    pub max_connections: Option<usize>,
+    /// The largest request head accepted (431 beyond it).
+    pub max_header_bytes: Option<usize>,
 }
 
 /// An event source. Kind-specific keys sit beside the common ones and are checked against
@@ -105,6 +114,15 @@ pub struct RawServe {
     pub write_token_env: Option<String>,
     /// Also require the token for reads.
     pub read_requires_token: Option<bool>,
+    /// TLS: the certificate chain and private key (PEM), reloaded when they change.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// A client that has not sent a whole request head within this is disconnected.
+    pub header_read_timeout: Option<String>,
+    /// Connections open at once (default: from the open-file limit).
+    pub max_connections: Option<usize>,
+    /// The largest request head accepted (431 beyond it).
+    pub max_header_bytes: Option<usize>,
     #[serde(default)]
     pub cache: RawCache,
     #[serde(default)]

@@ -11,6 +11,7 @@ use crate::problems::Problems;
 use crate::raw::*;
 use crate::resolve_auth::{resolve_auth, Names};
 use crate::resolve_group::resolve_groups;
+use crate::resolve_listener::{resolve_listener, RawListener};
 use crate::resolve_logging::resolve_logging;
 use crate::resolve_source::{resolve_ingest, resolve_sources};
 use crate::settings::*;
@@ -126,6 +127,17 @@ fn resolve_serve(raw: &RawServe, p: &mut Problems) -> ServeSettings {
         cache,
         breaker,
         logging: raw.logging.as_ref().map(|l| resolve_logging(l, p)),
+        listener: resolve_listener(
+            "serve",
+            RawListener {
+                tls_cert: &raw.tls_cert,
+                tls_key: &raw.tls_key,
+                header_read_timeout: &raw.header_read_timeout,
+                max_connections: raw.max_connections,
+                max_header_bytes: raw.max_header_bytes,
+            },
+            p,
+        ),
     }
 }
 

@@ -5,10 +5,41 @@
 use std::collections::HashSet;
 
 use crate::auth::{AuditSettings, AuthSettings, Principal, ReadScope, Scope, TokenDigest};
-use crate::model::{FeatureGroup, FeatureService};
+use crate::error::RegistryError;
+use crate::model::{FeatureGroup, FeatureService, Registry};
 use crate::problems::Problems;
-use crate::raw::{RawAuth, RawPrincipal};
+use crate::raw::{RawAuth, RawPrincipal, RawPrincipalsFile};
 use crate::source::Source;
+
+impl Registry {
+    /// One scope as written (`read:service:fraud_v1`), checked against this registry.
+    pub fn parse_scope(&self, text: &str) -> Result<Scope, String> {
+        parse_scope(text, &self.names())
+    }
+
+    /// `[[auth.principals]]` entries as a principals file holds them, checked as loading
+    /// them would check them (name, digest, scopes, rate).
+    pub fn check_principal_entry(&self, text: &str) -> Result<(), RegistryError> {
+        let file: RawPrincipalsFile =
+            toml::from_str(text).map_err(|e| RegistryError::Syntax(e.to_string()))?;
+        let mut p = Problems::default();
+        resolve_auth(
+            &RawAuth::default(),
+            &file.auth.principals,
+            &self.names(),
+            &mut p,
+        );
+        p.into_result()
+    }
+
+    fn names(&self) -> Names<'_> {
+        Names {
+            groups: &self.groups,
+            services: &self.services,
+            sources: &self.sources,
+        }
+    }
+}
 
 /// What scopes may name.
 pub(crate) struct Names<'a> {

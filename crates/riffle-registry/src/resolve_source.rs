@@ -8,6 +8,7 @@ use riffle_core::FeatureType;
 use crate::model::{Entity, Feature};
 use crate::problems::Problems;
 use crate::raw::{RawFeature, RawIngest, RawSource};
+use crate::resolve_listener::{resolve_listener, RawListener};
 use crate::source::*;
 
 pub(crate) fn resolve_ingest(raw: &RawIngest, p: &mut Problems) -> IngestSettings {
@@ -32,6 +33,17 @@ pub(crate) fn resolve_ingest(raw: &RawIngest, p: &mut Problems) -> IngestSetting
         lag_threshold: p.duration("ingest.lag_threshold", &raw.lag_threshold, d.lag_threshold),
         max_stall: p.duration("ingest.max_stall", &raw.max_stall, d.max_stall),
         rejoin_after: p.duration_or_zero("ingest.rejoin_after", &raw.rejoin_after, d.rejoin_after),
+        listener: resolve_listener(
+            "ingest",
+            RawListener {
+                tls_cert: &raw.tls_cert,
+                tls_key: &raw.tls_key,
+                header_read_timeout: &raw.header_read_timeout,
+                max_connections: raw.max_connections,
+                max_header_bytes: raw.max_header_bytes,
+            },
+            p,
+        ),
     }
 }
 

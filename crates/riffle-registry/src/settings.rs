@@ -21,6 +21,7 @@ pub struct ServeSettings {
     pub breaker: BreakerSettings,
     /// `[serve.logging]`: `None` logs nothing (and costs the read path nothing).
     pub logging: Option<LoggingSettings>,
+    pub listener: ListenerSettings,
 }
 
 impl Default for ServeSettings {
@@ -35,6 +36,33 @@ impl Default for ServeSettings {
             cache: CacheSettings::default(),
             breaker: BreakerSettings::default(),
             logging: None,
+            listener: ListenerSettings::default(),
+        }
+    }
+}
+
+/// How a listener (serve's, ingest's) takes connections: TLS, and the limits that keep
+/// slow or hostile clients from holding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerSettings {
+    /// The certificate chain and private key files (PEM); `None`: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// A client that has not sent a whole request head within this is disconnected (also
+    /// how long an idle keep-alive connection is kept).
+    pub header_read_timeout: Duration,
+    /// Connections open at once; `None`: derived from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// The largest request head; beyond it 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: None,
+            max_header_bytes: 16 * 1024,
         }
     }
 }

@@ -102,6 +102,8 @@ pub struct IngestSettings {
     /// member of a settled group, before it rejoins the group to have them reassigned
     /// (zero: never; the partitions are then only reported).
     pub rejoin_after: Duration,
+    /// `riffle ingest`'s listener: TLS and limits.
+    pub listener: crate::settings::ListenerSettings,
 }
 
 impl Default for IngestSettings {
@@ -114,6 +116,7 @@ impl Default for IngestSettings {
             lag_threshold: Duration::from_secs(300),
             max_stall: Duration::from_secs(60),
             rejoin_after: Duration::from_secs(15),
+            listener: crate::settings::ListenerSettings::default(),
         }
     }
 }

@@ -20,7 +20,9 @@
 //!   (the one JSON error shape).
 //! - [`state`]: what every handler shares ([`AppState`]), built from [`ServeDeps`].
 //!
-//! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0`.
+//! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0`;
+//! [`serve_state`] a [`riffle_listener::Listener`] (TLS, connection limits) as the CLI
+//! configures it.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -50,6 +52,7 @@ use axum::http::Uri;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
+use riffle_listener::Listener;
 
 pub use error::ApiError;
 pub use state::{AppState, ServeDeps};
@@ -109,20 +112,21 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes the requests in flight
-/// and the feature log's last file.
+/// Serves on `listener` (plain HTTP, the listener's default limits) until `shutdown`
+/// completes, then finishes the requests in flight and the feature log's last file.
 pub async fn run(
     listener: tokio::net::TcpListener,
     deps: ServeDeps,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_state(listener, Arc::new(AppState::new(deps)), shutdown).await
+    let state = Arc::new(AppState::new(deps));
+    serve_state(Listener::new(listener), state, shutdown).await
 }
 
 /// [`run`] with a state the caller prepared (e.g. a drift baseline loaded into
 /// `state.reader.drift`).
 pub async fn serve_state(
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -138,8 +142,9 @@ pub async fn serve_state(
         cache = state.reader.cache.enabled(),
         "riffle serve listening"
     );
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let served = listener
+        .metrics(log_state.listener_metrics.clone())
+        .serve(router(state), shutdown)
         .await;
     // Every request has been answered: write what the feature log holds, complete its file.
     if let Some(log) = &log_state.feature_log {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use riffle_auth::Gate;
+use riffle_listener::ListenerMetrics;
 use riffle_registry::Registry;
 use tokio::sync::Semaphore;
 
@@ -41,12 +42,16 @@ pub struct AppState {
     pub selections: SelectionCache,
     /// The feature log (`[serve.logging]`); `None`: nothing is logged.
     pub feature_log: Option<FeatureLog>,
+    /// The listener's connections (`riffle_listener_*` in `/metrics`).
+    pub listener_metrics: ListenerMetrics,
 }
 
 impl AppState {
     pub fn new(deps: ServeDeps) -> Self {
         let mut metrics = Metrics::new(&deps.registry);
         deps.gate.metrics.register(metrics.registry_mut());
+        let listener_metrics = ListenerMetrics::default();
+        listener_metrics.register(metrics.registry_mut().sub_registry_with_prefix("listener"));
         let metrics = Arc::new(metrics);
         metrics
             .store_in_flight_limit
@@ -71,6 +76,7 @@ impl AppState {
             gate: deps.gate,
             probe: Probe::default(),
             concurrency,
+            listener_metrics,
         }
     }
 

@@ -31,6 +31,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use riffle_auth::{Gate, Route};
 use riffle_core::Timestamp;
+use riffle_listener::Listener;
 use riffle_registry::IngestSettings;
 use serde::Serialize;
 
@@ -279,13 +280,11 @@ async fn guard_metrics(State(gate): State<Arc<Gate>>, req: Request, next: Next) 
 
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listener.serve(router, shutdown).await
 }
 
 async fn metrics(State(status): State<Arc<IngestStatus>>) -> Response {

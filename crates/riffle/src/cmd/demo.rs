@@ -185,7 +185,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
             archive: Some(history.events.clone()),
         }),
         dead_letter: DeadLetterTarget::File(dir.join(format!("dead-letter-{SOURCE}.ndjson"))),
-        listener: Some(ingest_listener),
+        listener: Some(riffle_listener::Listener::new(ingest_listener)),
         gate: Arc::new(Gate::new(registry.clone(), None, "ingest")),
     })
     .map_err(|e| match e {

@@ -156,6 +156,14 @@ pub async fn run(args: IngestArgs) -> CmdResult {
         Some(Ok(addr)) if http => access::gate(&registry, "ingest", addr, &args.access)?,
         _ => access::open_gate(&registry, "ingest")?,
     };
+    let (listener, scheme) = match listener {
+        Some(socket) => {
+            let (listener, tls) =
+                access::listener(socket, &registry.ingest.listener, &args.access)?;
+            (Some(listener), if tls { "https" } else { "http" })
+        }
+        None => (None, "http"),
+    };
     let process = IngestProcess::open(ProcessOptions {
         registry: registry.clone(),
         source,
@@ -172,7 +180,7 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     let stop = continuous.then(|| Box::pin(crate::shutdown::signal()) as Stop);
     if let Some(addr) = process.local_addr() {
         eprintln!(
-            "riffle ingest: metrics on http://{addr}/metrics, health on http://{addr}/health"
+            "riffle ingest: metrics on {scheme}://{addr}/metrics, health on {scheme}://{addr}/health"
         );
     }
     let described = process.described().to_owned();

@@ -8,6 +8,7 @@
 //! - [`serve_offline`]: the same, for Feast's SDK (its remote offline store, Arrow Flight).
 //! - [`validate`]: what serve logged, recomputed from history at its instant and compared.
 //! - [`demo`]: the fraud example, self-contained: synthetic users, a server, moving values.
+//! - [`token`]: a fresh bearer token for a new principal, and its registry entry.
 //! - [`loadtest`], [`check`], [`drill`], [`cost`], [`alerts`], [`runbook`], [`baseline`]: the
 //!   operator toolkit (`riffle_ops`).
 
@@ -24,6 +25,7 @@ pub mod loadtest;
 pub mod runbook;
 pub mod serve;
 pub mod serve_offline;
+pub mod token;
 pub mod training_set;
 pub mod validate;
 
@@ -71,6 +73,8 @@ pub enum Command {
     Runbook(runbook::RunbookArgs),
     /// Snapshot served feature distributions as the baseline that drift is measured against.
     Baseline(baseline::BaselineArgs),
+    /// Bearer tokens for principals: `token new NAME --scope S…` prints one and its registry entry.
+    Token(token::TokenArgs),
 }
 
 pub async fn run(cli: Cli) -> CmdResult {
@@ -96,5 +100,6 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Alerts(args) => alerts::run(args).await,
         Command::Runbook(args) => runbook::run(args).await,
         Command::Baseline(args) => baseline::run(args).await,
+        Command::Token(args) => token::run(args).await,
     }
 }

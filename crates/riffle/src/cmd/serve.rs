@@ -90,10 +90,12 @@ pub async fn run(args: ServeArgs) -> CmdResult {
         .context("cannot read the bound address")
         .map_err(runtime)?;
     let gate = access::gate(&registry, "serve", addr, &args.access)?;
+    let (listener, tls) = access::listener(listener, &registry.serve.listener, &args.access)?;
     let cache_enabled = registry.serve.cache.enabled && !args.no_cache;
     println!(
-        "riffle serve: project {} on http://{addr} (store {}, cache {}, auth {})",
+        "riffle serve: project {} on {}://{addr} (store {}, cache {}, auth {})",
         registry.project,
+        if tls { "https" } else { "http" },
         store.info().url,
         if cache_enabled { "on" } else { "off" },
         gate.mode(),

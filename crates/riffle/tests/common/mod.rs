@@ -50,6 +50,11 @@ impl TestCommand {
         self
     }
 
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     pub fn args<I, S>(&mut self, args: I) -> &mut Self
     where
         I: IntoIterator<Item = S>,
@@ -83,6 +88,17 @@ impl TestCommand {
             out.status
         );
         (stdout, stderr)
+    }
+
+    /// Starts the command in the background, stdout and stderr both appended to `log`.
+    pub fn spawn_logged(&mut self, log: &Path) -> Child {
+        let out = std::fs::File::create(log).expect("tests can create a log file");
+        let err = out.try_clone().expect("a log file can be shared");
+        self.cmd
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("the riffle binary starts")
     }
 
     /// Starts the command in the background (stdout piped, stderr inherited).
