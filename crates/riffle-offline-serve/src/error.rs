@@ -21,6 +21,10 @@ pub enum Refusal {
     /// The server failed.
     #[error("{0}")]
     Internal(String),
+    /// The auth gate refused the caller: unauthenticated, lacking a read scope, or over
+    /// its rate.
+    #[error("{}", .0.message())]
+    Denied(riffle_auth::Denial),
 }
 
 impl From<Refusal> for Status {
@@ -30,6 +34,11 @@ impl From<Refusal> for Status {
             Refusal::Request(_) => Status::invalid_argument(message),
             Refusal::Unsupported(_) => Status::unimplemented(message),
             Refusal::Internal(_) => Status::internal(message),
+            Refusal::Denied(denial) => match denial.status().as_u16() {
+                401 => Status::unauthenticated(message),
+                429 => Status::resource_exhausted(message),
+                _ => Status::permission_denied(message),
+            },
         }
     }
 }

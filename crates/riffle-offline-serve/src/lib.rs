@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use riffle_auth::Gate;
 use riffle_registry::Registry;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -33,10 +34,13 @@ pub use service::OfflineService;
 const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
 /// How the offline server runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OfflineServeSettings {
     /// Calls computing at once; more wait their turn.
     pub max_concurrent: usize,
+    /// Who may read history: the gRPC `authorization` metadata as a bearer token, and a
+    /// read scope covering every group asked for.
+    pub gate: Arc<Gate>,
 }
 
 /// Serves Feast's offline store API on `listener` until `shutdown` completes.
@@ -46,7 +50,8 @@ pub async fn serve(
     settings: OfflineServeSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = FlightServiceServer::new(OfflineService::new(registry, settings.max_concurrent))
+    let offline = OfflineService::new(registry, settings.max_concurrent, settings.gate);
+    let service = FlightServiceServer::new(offline)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     Server::builder()

@@ -1,7 +1,9 @@
 //! The Arrow Flight service Feast's remote offline store talks to. Feast 0.67 reads through
 //! one `do_exchange` stream (the descriptor's command, then the entity frame up; the result
 //! down) and writes through `do_put`; nothing is kept between calls, so any number of
-//! servers can stand behind one address. Every other Flight call is refused by name.
+//! servers can stand behind one address. Every call passes the auth gate first (the bearer
+//! token in the gRPC `authorization` metadata; a historical read needs a read scope over
+//! every group it asks for). Every other Flight call is refused by name.
 
 use std::sync::Arc;
 
@@ -19,7 +21,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::future;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
+use riffle_auth::{Caller, Gate, Route};
 use riffle_core::Timestamp;
+use riffle_offline::request::{self, Selection};
 use riffle_registry::Registry;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status, Streaming};
@@ -28,26 +32,49 @@ use crate::command::Command;
 use crate::error::Refusal;
 use crate::{historical, sources};
 
-/// The offline server: the registry it answers from, and how many calls may compute at once.
+/// The offline server: the registry it answers from, who may call it, and how many calls
+/// may compute at once.
 pub struct OfflineService {
     registry: Arc<Registry>,
+    gate: Arc<Gate>,
     /// Calls that compute (read history, replay windows) wait here, so a burst of training
     /// set requests queues instead of holding every history in memory at once.
     computing: Semaphore,
 }
 
 impl OfflineService {
-    pub fn new(registry: Arc<Registry>, max_concurrent: usize) -> Self {
+    pub fn new(registry: Arc<Registry>, max_concurrent: usize, gate: Arc<Gate>) -> Self {
         OfflineService {
             registry,
+            gate,
             computing: Semaphore::new(max_concurrent.max(1)),
         }
     }
 
-    /// Answers a read command with the table uploaded beside it.
-    async fn read(&self, command: Command, upload: RecordBatch) -> Result<RecordBatch, Refusal> {
+    /// Who is calling, from the gRPC metadata (where Feast's client puts its bearer token).
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let headers = request.metadata().clone().into_headers();
+        self.gate
+            .authenticate(&headers, Route::Read)
+            .map_err(|denial| Status::from(Refusal::Denied(denial)))
+    }
+
+    /// Answers a read command with the table uploaded beside it; `caller` must be allowed
+    /// to read every group a historical read asks for.
+    async fn read(
+        &self,
+        caller: Caller,
+        command: Command,
+        upload: RecordBatch,
+    ) -> Result<RecordBatch, Refusal> {
         match command {
             Command::HistoricalFeatures(request) => {
+                let selection = Selection::Features(request.feature_refs.clone());
+                let columns = request::columns(&self.registry, &selection, false)
+                    .map_err(|e| Refusal::Request(e.to_string()))?;
+                self.gate
+                    .may_read(caller, columns.iter().map(|c| c.feature.group))
+                    .map_err(Refusal::Denied)?;
                 let _permit = self
                     .computing
                     .acquire()
@@ -138,8 +165,9 @@ impl FlightService for OfflineService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        let caller = self.caller(&request)?;
         let (command, table) = upload(request.into_inner()).await?;
-        let answer = self.read(command, table).await.map_err(|refusal| {
+        let answer = self.read(caller, command, table).await.map_err(|refusal| {
             tracing::warn!(%refusal, "refused a read");
             Status::from(refusal)
         })?;
@@ -153,6 +181,7 @@ impl FlightService for OfflineService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.caller(&request)?;
         let (command, _) = upload(request.into_inner()).await?;
         self.write(command).map_err(|refusal| {
             tracing::warn!(%refusal, "refused a write");

@@ -6,7 +6,8 @@
 //! - [`scenario`]: the lesson's ten failure scenarios, the key shared by alerts and runbook.
 //! - [`alerts`]: Prometheus alerting rules from the registry; [`dashboard`]: Grafana JSON.
 //! - [`runbook`]: the ten scenarios written for this deployment (Markdown).
-//! - [`check`]: the 20-item readiness checklist, from files and the live deployment.
+//! - [`check`]: the 20-item readiness checklist (and two security items), from files and the
+//!   live deployment.
 //! - [`lag`]: `riffle lag`'s report: published watermarks and the consumer group, per
 //!   partition, judged against the lag threshold.
 //! - [`loadtest`]: realistic traffic against a running server, judged against the SLOs.

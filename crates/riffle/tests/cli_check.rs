@@ -99,7 +99,7 @@ fn the_fraud_example_from_files_alone() {
     let mut cmd = TestCommand::new();
     let config = fraud_copy(&cmd);
     let report = check(&mut cmd, &config, &[], 3);
-    assert_eq!(report["items"].as_array().unwrap().len(), 20);
+    assert_eq!(report["items"].as_array().unwrap().len(), 22);
     let expected = [
         ("pool_sizing", "pass"),
         ("circuit_breaker", "pass"),
@@ -123,6 +123,8 @@ fn the_fraud_example_from_files_alone() {
         ("canary", "manual"),
         ("incident_response", "manual"),
         ("cost_2x", "warn"),
+        ("listener_auth", "pass"),
+        ("listener_tls", "pass"),
     ];
     for (id, want) in expected {
         assert_eq!(outcome(&report, id), want, "{id}: {}", reason(&report, id));
@@ -145,7 +147,7 @@ fn the_fraud_example_from_files_alone() {
         .lines()
         .filter(|l| l.len() > 4 && l[..2].trim().parse::<u32>().is_ok() && &l[2..4] == "  ")
         .collect();
-    assert_eq!(rows.len(), 20, "{stdout}");
+    assert_eq!(rows.len(), 22, "{stdout}");
     let col = rows[0].find(" pass ").unwrap();
     assert!(rows.iter().all(|r| r[col..].starts_with(' ')), "{stdout}");
 
@@ -469,4 +471,53 @@ fn a_load_test_counts_at_ten_times_the_declared_peak() {
     record(100_000.0, false);
     let report = check(&mut TestCommand::new(), &config, &[], 3);
     assert_eq!(outcome(&report, "loadtest_10x"), "fail");
+}
+
+#[test]
+fn a_listener_facing_the_network_needs_credentials_and_tls() {
+    let fraud = std::fs::read_to_string(common::fraud_config()).unwrap();
+    let exposed = fraud.replace("listen = \"127.0.0.1:6566\"", "listen = \"0.0.0.0:6566\"");
+    assert_ne!(exposed, fraud, "the example's serve.listen moved");
+    let mut cmd = TestCommand::new();
+    let config = cmd.write("riffle.toml", &exposed);
+    let report = check(&mut cmd, &config, &[], 3);
+    assert_eq!(outcome(&report, "listener_auth"), "warn");
+    assert!(reason(&report, "listener_auth").contains("serve on 0.0.0.0:6566"));
+    assert_eq!(outcome(&report, "listener_tls"), "warn");
+
+    // Principals (kept in a file beside the registry) and TLS: both pass.
+    let mut cmd = TestCommand::new();
+    cmd.write(
+        "principals.toml",
+        &format!(
+            "[[auth.principals]]\nname = \"model\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\"]\n",
+            "ab".repeat(32)
+        ),
+    );
+    let guarded = exposed.replace(
+        "listen = \"0.0.0.0:6566\"",
+        "listen = \"0.0.0.0:6566\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"",
+    );
+    let config = cmd.write(
+        "riffle.toml",
+        &format!("{guarded}\n[auth]\nprincipals_file = \"principals.toml\"\n"),
+    );
+    let report = check(&mut cmd, &config, &[], 3);
+    assert_eq!(
+        outcome(&report, "listener_auth"),
+        "pass",
+        "{}",
+        reason(&report, "listener_auth")
+    );
+    assert!(reason(&report, "listener_auth").contains("1 principal(s)"));
+    assert_eq!(outcome(&report, "listener_tls"), "pass");
+
+    // Open on purpose: a failure, said plainly.
+    let mut cmd = TestCommand::new();
+    let config = cmd.write(
+        "riffle.toml",
+        &format!("{exposed}\n[auth]\nallow_unauthenticated = true\n"),
+    );
+    let report = check(&mut cmd, &config, &[], 3);
+    assert_eq!(outcome(&report, "listener_auth"), "fail");
 }

@@ -1,13 +1,14 @@
-//! The 20 items of the seed lesson's readiness checklist in its order ([`all`]). Each item
+//! The 20 items of the seed lesson's readiness checklist in its order, then Riffle's own on
+//! who can reach the listeners ([`all`]). Each item
 //! is a function from [`CheckInput`] to an [`Item`], judged by the section module of the
 //! lesson it belongs to; numbers in reasons come from the registry, the records and the
 //! live facts; nothing is assumed to pass.
 
 use super::input::CheckInput;
 use super::item::{manual_item, Item};
-use super::{observability, operations, performance, reliability};
+use super::{observability, operations, performance, reliability, security};
 
-/// Every item, in the lesson's order.
+/// Every item: the lesson's, in its order, then the security items.
 pub(super) fn all(input: &CheckInput<'_>) -> Vec<Item> {
     vec![
         reliability::pool_sizing(input),
@@ -41,5 +42,7 @@ pub(super) fn all(input: &CheckInput<'_>) -> Vec<Item> {
         ),
         operations::incident_response(input),
         operations::cost_2x(input),
+        security::listener_auth(input),
+        security::listener_tls(input),
     ]
 }

@@ -1,4 +1,6 @@
-//! `riffle check`: the seed lesson's 20-item production-readiness checklist, each item
+//! `riffle check`: the seed lesson's 20-item production-readiness checklist and two items
+//! of Riffle's own on the listeners' security (credentials and TLS wherever a listener faces
+//! the network), each item
 //! judged `pass` / `warn` / `fail` / `manual` with its reason, from the registry (serve,
 //! store, ingest settings and SLOs), the records other commands leave beside it
 //! (`.riffle/last-drill.json`, `.riffle/last-loadtest.json`, `.riffle/last-cost.json`) and,
@@ -7,7 +9,7 @@
 //!
 //! - `checklist.rs` lists the items in the lesson's order; `reliability.rs`,
 //!   `performance.rs`, `observability.rs` and `operations.rs` judge them by the lesson's
-//!   sections, from the item model (`item.rs`: [`Item`], [`Outcome`]), the input
+//!   sections (`security.rs` Riffle's own), from the item model (`item.rs`: [`Item`], [`Outcome`]), the input
 //!   (`input.rs`: [`CheckInput`]), the records (`record.rs`: [`Record`]), the lesson's
 //!   numbers ([`thresholds`]) and the wording of reasons (`wording.rs`).
 //! - `report.rs` holds the judged [`Report`] and prints it ([`table`], [`to_json`]); this
@@ -25,6 +27,7 @@ mod performance;
 mod record;
 mod reliability;
 mod report;
+mod security;
 pub mod thresholds;
 mod wording;
 
@@ -57,12 +60,13 @@ pub fn load(path: &Path) -> Result<(Registry, RawRegistry), CheckError> {
         path: path.display().to_string(),
         source,
     })?;
-    let registry = Registry::from_toml(&text)?;
+    // Loaded from its path, so `auth.principals_file` is found beside it.
+    let registry = Registry::load(path)?;
     let raw = RawRegistry::from_toml(&text)?;
     Ok((registry, raw))
 }
 
-/// Judges all 20 items.
+/// Judges all 22 items (the lesson's 20 and two on the listeners' security).
 pub fn evaluate(input: &CheckInput<'_>) -> Report {
     Report {
         project: input.registry.project.clone(),

@@ -1,7 +1,9 @@
 //! `riffle serve-offline --config PATH [--listen 127.0.0.1:8815] [--max-concurrent 2]`:
 //! Feast's remote offline store (Arrow Flight) answered by the training-set code
 //! (`riffle_offline_serve`). A Feast repo with `offline_store: type: remote` pointed here
-//! gets Riffle's point-in-time values from `get_historical_features`.
+//! gets Riffle's point-in-time values from `get_historical_features`. Callers pass the
+//! same auth gate as serve's (a bearer token in the gRPC metadata, a read scope over the
+//! groups asked for); its gRPC listener does not speak TLS itself.
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use riffle_offline_serve::OfflineServeSettings;
 
+use crate::access::{self, AccessArgs};
 use crate::config::{self, ConfigArgs};
 use crate::exit::{runtime, usage, CmdResult};
 use crate::shutdown;
@@ -23,6 +26,10 @@ pub struct ServeOfflineArgs {
     /// Requests computed at once; more wait their turn (each holds its histories in memory).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub max_concurrent: usize,
+    /// Serve on a non-loopback address with no principal and no token (anyone who reaches
+    /// it may read every history): only behind a network that is trusted.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
 }
 
 pub async fn run(args: ServeOfflineArgs) -> CmdResult {
@@ -56,6 +63,16 @@ pub async fn run(args: ServeOfflineArgs) -> CmdResult {
     }
     let settings = OfflineServeSettings {
         max_concurrent: args.max_concurrent,
+        gate: access::gate(
+            &registry,
+            "serve-offline",
+            addr,
+            &AccessArgs {
+                allow_unauthenticated: args.allow_unauthenticated,
+                tls_cert: None,
+                tls_key: None,
+            },
+        )?,
     };
     riffle_offline_serve::serve(
         Arc::clone(&registry),

@@ -1,6 +1,7 @@
 //! `riffle token new NAME --scope S… [--rate N] [--config PATH]`: a fresh bearer token for a
-//! new principal, printed once, and the `[[auth.principals]]` entry to paste into the
-//! registry or `auth.principals_file` (which keeps only the token's SHA-256). Each scope is
+//! new principal, printed once on stderr (for the person running it), and on stdout the
+//! `[[auth.principals]]` entry for the registry or `auth.principals_file`, which keeps only
+//! the token's SHA-256 (so `riffle token new … >> principals.toml` appends the entry alone). Each scope is
 //! checked against the registry, as loading it would (exit 2 for an unknown group, service
 //! or source).
 
@@ -58,14 +59,15 @@ fn new(args: NewTokenArgs) -> CmdResult {
     let entry = principal_entry(&args, &registry)?;
     let secret = token::new_token().map_err(|_| runtime(anyhow!("no secure random source")))?;
     let entry = entry.replace(DIGEST_SLOT, &token::digest(&secret).to_hex());
-    println!(
-        "# The token, shown once: give it to {:?} and keep it secret.",
+    eprintln!(
+        "The token of {:?}, shown once: give it to its owner and keep it secret. Riffle keeps only its SHA-256 (the entry on stdout).",
         args.name
     );
-    println!("# Riffle keeps only its SHA-256 (below).");
-    println!("{secret}");
-    println!();
-    println!("# Paste into the registry or the file auth.principals_file names:");
+    eprintln!("{secret}");
+    println!(
+        "# riffle token new {}: for the registry or auth.principals_file",
+        args.name
+    );
     print!("{entry}");
     Ok(())
 }

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Auth benchmark: what checking a bearer token costs the Redis read path. Two `riffle serve
+# --no-cache` over one Redis, the fraud example's registry as is (open) and the same with
+# principals (the caller's token looked up by its SHA-256, its scope checked against every
+# group read), measured by wrk alternately (open, auth, open, auth) in one run; the better
+# run of each is compared, so a noisy moment on a shared machine does not decide it. Target:
+# auth costs at most 5% of requests/s. Not a test: it asserts nothing, it reports.
+#
+#   bench/auth.sh [--users N] [--duration 10s] [--connections 32]
+#   RIFFLE_BIN=path/to/riffle bench/auth.sh ...   (measure another build of riffle)
+#
+# Needs: wrk, redis-server, redis-cli, curl, python3 (Debian: wrk redis-server redis-tools curl).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+users=100000
+duration=10s
+conns=32
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --users) users=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --connections) conns=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+for tool in wrk redis-server redis-cli curl python3; do
+  command -v "$tool" > /dev/null || { echo "bench needs $tool (apt-get install wrk redis-server redis-tools curl python3)" >&2; exit 1; }
+done
+
+if [ -z "${RIFFLE_BIN:-}" ]; then
+  echo "==> building the release binary"
+  cargo build -q --release -p riffle
+fi
+bin=${RIFFLE_BIN:-target/release/riffle}
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 200); do curl -fsS "$1" > /dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" > "$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping > /dev/null 2>&1 && break; sleep 0.05; done
+store="redis://127.0.0.1:$redis_port"
+open_config=examples/fraud/riffle.toml
+
+echo "==> loading $users users (user_velocity and user_profile)"
+awk -v n="$users" 'BEGIN { srand(1); print "user_id,tx_count_1h,tx_sum_1h,tx_amount_mean_1h,tx_amount_max_1h,distinct_merchants_24h"; for (i = 0; i < n; i++) printf "u%d,%d,%.2f,%.2f,%.2f,%d\n", i, int(rand()*20), rand()*500, rand()*50, rand()*200, int(rand()*10) }' > "$work/velocity.csv"
+awk -v n="$users" 'BEGIN { srand(2); print "user_id,account_age_days,credit_score_bucket,is_premium"; for (i = 0; i < n; i++) printf "u%d,%d,%d,%s\n", i, int(rand()*3650), int(rand()*10), (rand() < 0.2 ? "true" : "false") }' > "$work/profile.csv"
+for g in velocity profile; do
+  "$bin" load --config "$open_config" --store "$store" --group "user_$g" "$work/$g.csv" > "$work/load-$g.log" 2>&1 \
+    || { cat "$work/load-$g.log"; exit 1; }
+done
+
+# The same registry with principals: the reader's token and a few others beside it.
+made=$("$bin" token new fraud-model --scope read:service:fraud_v1 --config "$open_config" 2> "$work/token.txt")
+token=$(grep '^rfl_' "$work/token.txt")
+{
+  cat "$open_config"
+  echo
+  echo "$made"
+  for name in loader gateway oncall; do
+    echo
+    "$bin" token new "$name" --scope read --config "$open_config" 2> /dev/null
+  done
+} > "$work/auth.toml"
+
+start_riffle() { # name port config
+  RUST_LOG=warn "$bin" serve --config "$3" --store "$store" --listen "127.0.0.1:$2" --no-cache > "$work/$1.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$2/health"
+}
+open_port=$(free_port); start_riffle open "$open_port" "$open_config"
+auth_port=$(free_port); start_riffle auth "$auth_port" "$work/auth.toml"
+
+script() { # file token
+  cat > "$1" <<LUA
+local n = $users
+local top = math.max(1, math.floor(n / 100))
+local token = "$2"
+if token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
+request = function()
+  local id
+  if math.random() < 0.2 then id = math.random(0, top - 1) else id = math.random(top, n - 1) end
+  return wrk.format("GET", "/v1/features/user/u" .. id .. "?groups=user_velocity,user_profile")
+end
+LUA
+}
+script "$work/open.lua" ""
+script "$work/auth.lua" "$token"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$auth_port/v1/features/user/u1?groups=user_velocity,user_profile")
+nocode=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$auth_port/v1/features/user/u1?groups=user_velocity,user_profile")
+echo "    the guarded server answers $code with the token, $nocode without"
+
+measure() { # port script -> "rps p99_ms non2xx"
+  wrk -t2 -c"$conns" -d"$duration" --latency -s "$2" "http://127.0.0.1:$1" | awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ { rps = $2 } /^ +99%/ { p99 = ms($2) } /Non-2xx/ { bad = $NF }
+    END { printf "%.0f %.3f %d\n", rps, p99, bad + 0 }'
+}
+echo "==> measuring, alternately ($duration each, wrk -t2 -c$conns, Redis path: every read goes to Redis)"
+printf '%-24s %12s %10s %8s\n' run "req/s" "p99 ms" non-2xx
+best_open=0; best_auth=0
+for round in 1 2; do
+  for kind in open auth; do
+    port=$open_port; [ "$kind" = auth ] && port=$auth_port
+    read -r rps p99 bad <<< "$(measure "$port" "$work/$kind.lua")"
+    printf '%-24s %12s %10s %8s\n' "$kind (round $round)" "$rps" "$p99" "$bad"
+    if [ "$kind" = open ]; then [ "$rps" -gt "$best_open" ] && best_open=$rps; else [ "$rps" -gt "$best_auth" ] && best_auth=$rps; fi
+  done
+done
+awk -v o="$best_open" -v a="$best_auth" 'BEGIN { printf "best: open %d req/s, with auth %d req/s: auth costs %.1f%% (target: at most 5%%)\n", o, a, (o > 0 ? (o - a) * 100 / o : 0) }'
