@@ -32,15 +32,24 @@ pub struct Saved {
 }
 
 /// Fetches the snapshot from `target` (within `timeout`) and writes it to `out`.
-pub async fn save(target: &str, out: &Path, timeout: Duration) -> Result<Saved, BaselineError> {
+/// An https target is trusted by the system's roots and `cacert`'s certificates.
+pub async fn save(
+    target: &str,
+    out: &Path,
+    timeout: Duration,
+    cacert: Option<&Path>,
+) -> Result<Saved, BaselineError> {
     let target = target.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| BaselineError::Unreachable {
+    let client = crate::http_client::builder(cacert)
+        .and_then(|b| {
+            b.timeout(timeout)
+                .connect_timeout(timeout)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|reason| BaselineError::Unreachable {
             target: target.to_owned(),
-            reason: e.to_string(),
+            reason,
         })?;
     let unreachable = |e: reqwest::Error| BaselineError::Unreachable {
         target: target.to_owned(),

@@ -15,6 +15,8 @@
 //! - [`cost`]: Redis memory per entity from sampled keys, projected to 2× entities.
 //! - [`drift`]: the baseline of served feature values that serve's drift metrics compare
 //!   against.
+//! - [`http_client`]: the one HTTP client builder of the commands above (https with
+//!   `--cacert`).
 //! - [`probe`]: the one Prometheus text reader and the one plain Redis client the commands
 //!   above read a running deployment with.
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod cost;
 pub mod dashboard;
 pub mod drift;
 pub mod drill;
+pub mod http_client;
 pub mod lag;
 pub mod loadtest;
 pub mod probe;

@@ -35,6 +35,8 @@ pub struct ProbeTargets {
     pub connect: String,
     /// The store URL (`--store`, else the registry's `store.url`).
     pub store: String,
+    /// PEM certificates to trust for an https target (`--cacert`).
+    pub cacert: Option<std::path::PathBuf>,
     /// The consumer group of each Kafka source (by source index) as the broker sees it,
     /// sampled by the caller (the operator toolkit does not talk to Kafka).
     pub brokers: Vec<(usize, Result<BrokerView, String>)>,
@@ -139,10 +141,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Gathers the live facts; never fails, never waits without a deadline.
 pub async fn probe(registry: Arc<Registry>, targets: &ProbeTargets) -> LiveFacts {
     let base = base_url(&targets.connect);
-    let client = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .connect_timeout(Duration::from_secs(2))
-        .build();
+    let client = crate::http_client::builder(targets.cacert.as_deref()).and_then(|b| {
+        b.timeout(HTTP_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())
+    });
     let (health, metrics) = match client {
         Ok(client) => {
             let health = get(&client, &format!("{base}/health"))

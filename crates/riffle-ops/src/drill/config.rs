@@ -29,6 +29,8 @@ impl BreakMethod {
 pub struct DrillConfig {
     pub target: String,
     pub token: Option<String>,
+    /// PEM certificates to trust for an https target (`--cacert`).
+    pub cacert: Option<std::path::PathBuf>,
     pub store: String,
     pub method: BreakMethod,
     pub baseline: Duration,

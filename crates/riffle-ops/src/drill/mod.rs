@@ -94,7 +94,7 @@ pub async fn run(registry: &Registry, cfg: &DrillConfig) -> Result<DrillReport, 
             "--duration and --baseline must be above 0".into(),
         ));
     }
-    let client = loadtest::engine::client(1024, cfg.timeout)?;
+    let client = loadtest::engine::client(1024, cfg.timeout, cfg.cacert.as_deref())?;
     loadtest::probe(
         &client,
         &cfg.target,

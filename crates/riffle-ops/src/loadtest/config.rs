@@ -10,6 +10,8 @@ pub struct LoadtestConfig {
     /// Base URL of the server (`http://127.0.0.1:6566`).
     pub target: String,
     pub token: Option<String>,
+    /// PEM certificates to trust for an https target (`--cacert`).
+    pub cacert: Option<std::path::PathBuf>,
     pub mode: Mode,
     /// The expected peak and factor the open-loop rate was derived from, if it was.
     pub peak: Option<f64>,

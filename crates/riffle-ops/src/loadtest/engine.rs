@@ -44,9 +44,15 @@ fn encode_segment(text: &str) -> String {
     out
 }
 
-/// Makes a client: pool sized to `pool`, `timeout` on connect and on every request.
-pub fn client(pool: usize, timeout: Duration) -> Result<reqwest::Client, LoadtestError> {
-    reqwest::Client::builder()
+/// Makes a client: pool sized to `pool`, `timeout` on connect and on every request,
+/// trusting `cacert`'s certificates for https.
+pub fn client(
+    pool: usize,
+    timeout: Duration,
+    cacert: Option<&std::path::Path>,
+) -> Result<reqwest::Client, LoadtestError> {
+    crate::http_client::builder(cacert)
+        .map_err(LoadtestError::Client)?
         .pool_max_idle_per_host(pool.max(1))
         .tcp_nodelay(true)
         .connect_timeout(timeout)

@@ -120,7 +120,7 @@ pub async fn run(registry: &Registry, cfg: &LoadtestConfig) -> Result<Report, Lo
         cfg.hot_share,
         cfg.cold_share,
     )?;
-    let client = engine::client(pool, cfg.timeout)?;
+    let client = engine::client(pool, cfg.timeout, cfg.cacert.as_deref())?;
     probe(
         &client,
         &cfg.target,

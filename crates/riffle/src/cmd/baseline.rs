@@ -37,12 +37,16 @@ pub struct SaveArgs {
     /// Timeout of the request.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub timeout: String,
+    /// PEM certificates to trust for an https target (a private CA or a self-signed server),
+    /// beside the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub cacert: Option<PathBuf>,
 }
 
 pub async fn run(args: BaselineArgs) -> CmdResult {
     let BaselineAction::Save(args) = args.action;
     let timeout = parse_duration(&args.timeout).map_err(|e| usage(anyhow!("--timeout: {e}")))?;
-    let saved = drift::save(&args.target, &args.out, timeout)
+    let saved = drift::save(&args.target, &args.out, timeout, args.cacert.as_deref())
         .await
         .map_err(|e| runtime(anyhow!("{e}")))?;
     crate::cmd::loadtest::emit(&format!(

@@ -27,6 +27,10 @@ pub struct CheckArgs {
     /// Base URL of a running `riffle serve` to check live (e.g. http://127.0.0.1:6566).
     #[arg(long, value_name = "URL")]
     pub connect: Option<String>,
+    /// PEM certificates to trust for an https target (a private CA or a self-signed server),
+    /// beside the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub cacert: Option<PathBuf>,
     /// Online store URL for the live checks (default: the registry's store.url).
     #[arg(long, env = "RIFFLE_STORE", value_name = "URL")]
     pub store: Option<String>,
@@ -69,6 +73,7 @@ pub async fn run(args: CheckArgs) -> CmdResult {
             }
             let targets = ProbeTargets {
                 connect: connect.clone(),
+                cacert: args.cacert.clone(),
                 store: args
                     .store
                     .clone()

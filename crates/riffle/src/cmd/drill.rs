@@ -66,6 +66,10 @@ pub struct DrillArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https target (a private CA or a self-signed server),
+    /// beside the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub cacert: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -109,6 +113,7 @@ pub async fn run(args: DrillArgs) -> CmdResult {
     let cfg = DrillConfig {
         target,
         token: args.token.clone(),
+        cacert: args.cacert.clone(),
         store: args.store.trim().to_owned(),
         method,
         baseline: duration("--baseline", &args.baseline)?,

@@ -86,6 +86,10 @@ pub struct LoadtestArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https target (a private CA or a self-signed server),
+    /// beside the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub cacert: Option<PathBuf>,
     /// Where to write the report for `riffle check` (default: .riffle/last-loadtest.json
     /// beside the registry).
     #[arg(long, value_name = "PATH")]
@@ -170,6 +174,7 @@ pub async fn run(args: LoadtestArgs) -> CmdResult {
     let cfg = LoadtestConfig {
         target,
         token: args.token.clone(),
+        cacert: args.cacert.clone(),
         mode,
         peak: match mode {
             Mode::Open { .. } if args.rate.is_none() => {
