@@ -261,7 +261,7 @@ pub struct RawJwt {
     pub audience: String,
     /// A dotted path to the roles in the claims (`resource_access.feast.roles`).
     pub roles_claim: String,
-    /// `[auth.jwt.roles]`: role = [scopes].
+    /// `[auth.jwt.roles]`: `role = ["scope", ...]`.
     #[serde(default)]
     pub roles: std::collections::BTreeMap<String, Vec<String>>,
 }
