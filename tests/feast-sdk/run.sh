@@ -2,7 +2,9 @@
 # Feast SDK compatibility: starts `riffle serve` on the Feast fixtures' registry, points a
 # Feast repo (online_store: remote) at it, and runs test_feast_sdk.py with Feast's SDK; then
 # test_feast_offline.py, which starts `riffle serve-offline` on a registry with history and
-# runs Feast's get_historical_features against it (offline_store: remote).
+# runs Feast's get_historical_features against it (offline_store: remote); then
+# test_feast_jwt.py, which starts `riffle serve` with `[auth.jwt]` and reads through it with
+# Feast's SDK sending JWTs (`auth: type: oidc`), minted by the test.
 # Needs FEAST_PYTHON (a python with feast==0.67.0) and a built riffle binary (RIFFLE_BIN).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,3 +39,5 @@ YAML
 (cd "$work/repo" && "$(dirname "$py")/feast" apply > "$work/apply.log" 2>&1) || { cat "$work/apply.log"; exit 1; }
 "$py" "$here/test_feast_sdk.py" "$work/repo" "http://127.0.0.1:$port" || { echo "--- riffle log"; tail -50 "$work/serve.log"; exit 1; }
 "$py" "$here/test_feast_offline.py" "$bin" "$work/offline"
+"$py" "$here/test_feast_jwt.py" "$bin" "$root/crates/riffle-serve/tests/data/feast-fixtures.toml" \
+  "$work/repo/registry.db" "$work/jwt"

@@ -19,6 +19,9 @@ pub enum Denial {
     Malformed,
     /// A token no principal has.
     Unknown,
+    /// A JWT that is not to be believed (signature, key, algorithm, expiry, issuer or
+    /// audience); which check failed is not said.
+    Invalid,
     /// A known caller without the scope the action needs (as written: `read:user_velocity`).
     Forbidden { principal: String, scope: String },
     /// A principal past its `rate`.
@@ -31,7 +34,9 @@ pub enum Denial {
 impl Denial {
     pub fn status(&self) -> StatusCode {
         match self {
-            Denial::Missing | Denial::Malformed | Denial::Unknown => StatusCode::UNAUTHORIZED,
+            Denial::Missing | Denial::Malformed | Denial::Unknown | Denial::Invalid => {
+                StatusCode::UNAUTHORIZED
+            }
             Denial::Forbidden { .. } => StatusCode::FORBIDDEN,
             Denial::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -40,7 +45,9 @@ impl Denial {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Denial::Missing | Denial::Malformed | Denial::Unknown => "unauthorized",
+            Denial::Missing | Denial::Malformed | Denial::Unknown | Denial::Invalid => {
+                "unauthorized"
+            }
             Denial::Forbidden { .. } => "forbidden",
             Denial::Limited { .. } => "rate_limited",
         }
@@ -52,6 +59,7 @@ impl Denial {
             Denial::Missing => "no_token",
             Denial::Malformed => "malformed_token",
             Denial::Unknown => "unknown_token",
+            Denial::Invalid => "invalid_token",
             Denial::Forbidden { .. } => "forbidden",
             Denial::Limited { .. } => "rate_limited",
         }
@@ -64,6 +72,9 @@ impl Denial {
             }
             Denial::Malformed => "the Authorization header is not \"Bearer <token>\"".into(),
             Denial::Unknown => "the bearer token is not one this server knows".into(),
+            Denial::Invalid => {
+                "the bearer token is not a JWT this server accepts (signature, key, expiry, issuer or audience)".into()
+            }
             Denial::Forbidden { principal, scope } => {
                 format!("principal {principal:?} lacks scope {scope}")
             }
@@ -87,7 +98,7 @@ impl IntoResponse for Denial {
             Denial::Missing | Denial::Malformed => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Denial::Unknown => {
+            Denial::Unknown | Denial::Invalid => {
                 headers.insert(
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),

@@ -1,7 +1,8 @@
 //! The door every listener's routes go through. [`Gate::authenticate`] turns a request's
 //! `Authorization` header into a [`Caller`] (a principal, found by the SHA-256 of its
-//! token in a hash map, or anonymous where the route is open), refusing a missing, malformed
-//! or unknown credential (401) and a principal past its rate (429); then
+//! token in a hash map; else, with `[auth.jwt]`, the roles of a JWT the identity provider
+//! signed; or anonymous where the route is open), refusing a missing, malformed, unknown or
+//! unverifiable credential (401) and a principal past its rate (429); then
 //! [`Gate::may_read`], [`Gate::may_write`], [`Gate::may_ingest`], [`Gate::may_admin`] and
 //! [`Gate::may_scrape`] check the action against the caller's grants (403 naming the scope
 //! it lacks). Each decision is counted per principal; writes, accepted event batches, admin
@@ -10,7 +11,13 @@
 //! A route class is open (anonymous callers may use it) only when no credential could be
 //! asked for: no principal at all for reads, writes, events and admin, except that the
 //! legacy token (`serve.write_token_env`) closes writes and events, and reads too with
-//! `serve.read_requires_token`. `/metrics` is open unless `auth.protect_metrics`.
+//! `serve.read_requires_token`; `[auth.jwt]` closes them all, like a principal.
+//! `/metrics` is open unless `auth.protect_metrics`.
+//!
+//! A JWT caller may do what any of its mapped roles may (the union of their scopes); it is
+//! named, in metrics and the audit log, `jwt:<role>` after its first mapped role, or `jwt`
+//! with none (then every action is 403). Names come from the registry only, never from the
+//! token (not even its `sub`), so no caller can grow the metrics' series.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -24,6 +31,7 @@ use riffle_registry::{GroupId, ReadScope, Registry, Scope, TokenDigest};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::denial::Denial;
 use crate::grants::Grants;
+use crate::jwt::{JwtVerifier, RoleSet};
 use crate::metrics::AuthMetrics;
 use crate::token::{self, Presented};
 
@@ -44,6 +52,8 @@ pub enum Caller {
     Anonymous,
     /// The principal at this index of the gate.
     Principal(usize),
+    /// A verified JWT with these roles of `[auth.jwt.roles]`.
+    Jwt(RoleSet),
 }
 
 /// The name of the principal `serve.write_token_env`'s token stands for.
@@ -56,11 +66,21 @@ struct Known {
     limiter: Option<DefaultDirectRateLimiter>,
 }
 
+/// `[auth.jwt]`, ready to check.
+struct JwtDoor {
+    verifier: Arc<JwtVerifier>,
+    /// Per role of `[auth.jwt.roles]`.
+    grants: Vec<Grants>,
+    /// `jwt:<role>` per role, then `jwt` (no mapped role).
+    labels: Vec<String>,
+}
+
 /// Every principal of the registry (and the legacy write token), by token digest.
 pub struct Gate {
     registry: Arc<Registry>,
     by_digest: foldhash::HashMap<TokenDigest, usize>,
     principals: Vec<Known>,
+    jwt: Option<JwtDoor>,
     open: OpenRoutes,
     /// Whatever an anonymous caller on an open route may do.
     anonymous: Grants,
@@ -114,7 +134,21 @@ impl Gate {
                 limiter: None,
             });
         }
-        let declared = !registry.auth.principals.is_empty();
+        let jwt = registry.auth.jwt.as_ref().map(|settings| JwtDoor {
+            verifier: Arc::new(JwtVerifier::new(settings)),
+            grants: settings
+                .roles
+                .iter()
+                .map(|r| Grants::of(&registry, &r.scopes))
+                .collect(),
+            labels: settings
+                .roles
+                .iter()
+                .map(|r| format!("jwt:{}", r.name))
+                .chain(["jwt".to_owned()])
+                .collect(),
+        });
+        let declared = !registry.auth.principals.is_empty() || jwt.is_some();
         let open = OpenRoutes {
             read: !declared && !reads_need_legacy,
             write: !declared && legacy.is_none(),
@@ -136,11 +170,16 @@ impl Gate {
             .collect::<Vec<_>>(),
         );
         let names: Vec<&str> = principals.iter().map(|p| p.name.as_str()).collect();
-        let metrics = AuthMetrics::new(&names);
+        let jwt_names: Vec<&str> = jwt
+            .iter()
+            .flat_map(|j| j.labels.iter().map(String::as_str))
+            .collect();
+        let metrics = AuthMetrics::new(&names, &jwt_names);
         Gate {
             registry,
             by_digest,
             principals,
+            jwt,
             open,
             anonymous,
             listener,
@@ -150,14 +189,23 @@ impl Gate {
     }
 
     /// [`Gate::new`] with the audit log `auth.audit_log` names, if any, opened (appended
-    /// to) and its writer started.
-    pub fn open(
+    /// to) and its writer started; and with `[auth.jwt]`, the JWKS loaded (an error if it
+    /// cannot be) and its refresh task started.
+    pub async fn open(
         registry: Arc<Registry>,
         legacy_token: Option<&str>,
         listener: &'static str,
     ) -> std::io::Result<Gate> {
         let audit = registry.auth.audit_log.clone();
         let gate = Gate::new(registry, legacy_token, listener);
+        if let Some(jwt) = &gate.jwt {
+            jwt.verifier
+                .refresh()
+                .await
+                .map_err(|e| std::io::Error::other(format!("auth.jwt.jwks: {e}")))?;
+            // Detached: it ends by itself once the gate is dropped.
+            drop(jwt.verifier.spawn_refresh());
+        }
         match audit {
             Some(settings) => {
                 let log =
@@ -186,19 +234,26 @@ impl Gate {
 
     /// True when no credential exists at all: every data route is open to anyone.
     pub fn is_open(&self) -> bool {
-        self.principals.is_empty()
+        self.principals.is_empty() && self.jwt.is_none()
     }
 
     /// How callers are known, as `/health` reports it: `open` (no credential at all: every
-    /// data route is open), `token` (the legacy write token only), `principals`.
+    /// data route is open), `token` (the legacy write token only), `principals`, `jwt`
+    /// (identity provider tokens, and perhaps the legacy token), `principals+jwt`.
     pub fn mode(&self) -> &'static str {
-        if self.principals.is_empty() {
-            "open"
-        } else if self.registry.auth.principals.is_empty() {
-            "token"
-        } else {
-            "principals"
+        let principals = !self.registry.auth.principals.is_empty();
+        match (principals, self.jwt.is_some()) {
+            (true, true) => "principals+jwt",
+            (false, true) => "jwt",
+            (true, false) => "principals",
+            (false, false) if self.principals.is_empty() => "open",
+            (false, false) => "token",
         }
+    }
+
+    /// The JWT verifier of `[auth.jwt]`, if any.
+    pub fn jwt(&self) -> Option<&Arc<JwtVerifier>> {
+        self.jwt.as_ref().map(|j| &j.verifier)
     }
 
     /// Whether an anonymous caller may use `route`.
@@ -233,8 +288,25 @@ impl Gate {
             Presented::Nothing => return denied(Denial::Missing),
             Presented::Malformed => return denied(Denial::Malformed),
         };
-        let Some(&index) = self.by_digest.get(&token::digest(token)) else {
-            return denied(Denial::Unknown);
+        let digest = token::digest(token);
+        let Some(&index) = self.by_digest.get(&digest) else {
+            return match &self.jwt {
+                // A JWT is three dot-separated parts; anything else is just unknown.
+                Some(jwt) if token.bytes().filter(|&b| b == b'.').count() == 2 => {
+                    match jwt.verifier.verify(token, &digest) {
+                        Ok(roles) => Ok(Caller::Jwt(roles)),
+                        Err(why) => {
+                            tracing::debug!(
+                                listener = self.listener,
+                                reason = why.reason(),
+                                "bearer JWT refused"
+                            );
+                            denied(Denial::Invalid)
+                        }
+                    }
+                }
+                _ => denied(Denial::Unknown),
+            };
         };
         let known = &self.principals[index];
         if let Some(limiter) = &known.limiter {
@@ -255,6 +327,10 @@ impl Gate {
         match caller {
             Caller::Anonymous => "anonymous",
             Caller::Principal(i) => &self.principals[i].name,
+            Caller::Jwt(roles) => self.jwt.as_ref().map_or("jwt", |j| {
+                let i = roles.first().unwrap_or(j.labels.len() - 1);
+                j.labels.get(i).map_or("jwt", String::as_str)
+            }),
         }
     }
 
@@ -266,10 +342,15 @@ impl Gate {
             .map_or("", |s| s.name.as_str())
     }
 
-    fn grants(&self, caller: Caller) -> &Grants {
+    /// Whether `caller`'s grants (any of a JWT's roles') pass `test`.
+    fn may(&self, caller: Caller, test: impl Fn(&Grants) -> bool) -> bool {
         match caller {
-            Caller::Anonymous => &self.anonymous,
-            Caller::Principal(i) => &self.principals[i].grants,
+            Caller::Anonymous => test(&self.anonymous),
+            Caller::Principal(i) => test(&self.principals[i].grants),
+            Caller::Jwt(roles) => self
+                .jwt
+                .as_ref()
+                .is_some_and(|j| roles.iter().any(|r| j.grants.get(r).is_some_and(&test))),
         }
     }
 
@@ -277,6 +358,11 @@ impl Gate {
         match caller {
             Caller::Anonymous => self.metrics.anonymous(),
             Caller::Principal(i) => i,
+            // The JWT labels follow the principals' in the metrics.
+            Caller::Jwt(roles) => {
+                let labels = self.jwt.as_ref().map_or(1, |j| j.labels.len());
+                self.principals.len() + roles.first().unwrap_or(labels - 1)
+            }
         }
     }
 
@@ -286,7 +372,10 @@ impl Gate {
         caller: Caller,
         groups: impl IntoIterator<Item = GroupId>,
     ) -> Result<(), Denial> {
-        match self.grants(caller).unreadable(groups) {
+        let unreadable = groups
+            .into_iter()
+            .find(|&g| !self.may(caller, |grants| grants.may_read(g)));
+        match unreadable {
             None => self.allowed(caller),
             Some(g) => self.forbid(caller, "read", Scope::Read(ReadScope::Group(g))),
         }
@@ -294,7 +383,7 @@ impl Gate {
 
     /// Writing rows of `group`.
     pub fn may_write(&self, caller: Caller, group: GroupId) -> Result<(), Denial> {
-        if self.grants(caller).may_write(group) {
+        if self.may(caller, |grants| grants.may_write(group)) {
             self.allowed(caller)
         } else {
             self.forbid(caller, "write", Scope::Write(Some(group)))
@@ -303,7 +392,7 @@ impl Gate {
 
     /// Sending events of `source` (an index into `Registry::sources`).
     pub fn may_ingest(&self, caller: Caller, source: usize) -> Result<(), Denial> {
-        if self.grants(caller).may_ingest(source) {
+        if self.may(caller, |grants| grants.may_ingest(source)) {
             self.allowed(caller)
         } else {
             self.forbid(caller, "ingest", Scope::Ingest(Some(source)))
@@ -312,7 +401,7 @@ impl Gate {
 
     /// An operator action.
     pub fn may_admin(&self, caller: Caller) -> Result<(), Denial> {
-        if self.grants(caller).admin() {
+        if self.may(caller, Grants::admin) {
             self.allowed(caller)
         } else {
             self.forbid(caller, "admin", Scope::Admin)
@@ -321,7 +410,7 @@ impl Gate {
 
     /// `GET /metrics`.
     pub fn may_scrape(&self, caller: Caller) -> Result<(), Denial> {
-        if self.grants(caller).metrics() {
+        if self.may(caller, Grants::metrics) {
             self.allowed(caller)
         } else {
             self.forbid(caller, "metrics", Scope::Metrics)

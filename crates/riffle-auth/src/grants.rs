@@ -50,6 +50,10 @@ impl Grants {
         grants
     }
 
+    pub fn may_read(&self, group: GroupId) -> bool {
+        self.read.get(group).copied().unwrap_or(false)
+    }
+
     /// The first of `groups` it may not read.
     pub fn unreadable(&self, groups: impl IntoIterator<Item = GroupId>) -> Option<GroupId> {
         groups

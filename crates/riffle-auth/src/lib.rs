@@ -8,6 +8,9 @@
 //!   [`Denial`]: 401, 429), then each action checked against the caller's grants (403
 //!   naming the scope it lacks). A token is looked up by its hash: no allocation, no
 //!   comparison with every principal.
+//! - [`jwt`]: JWT bearer tokens from an identity provider (`[auth.jwt]`): signature
+//!   against the JWKS key of the token's `kid`, expiry, issuer and audience checked, roles
+//!   mapped to scopes; a verified token remembered by its hash until it expires.
 //! - [`denial`]: refusals as HTTP answers (`WWW-Authenticate`, `Retry-After`).
 //! - [`exposure`]: no listener on a non-loopback address without credentials, unless
 //!   the operator allows it.
@@ -24,6 +27,7 @@ pub mod denial;
 pub mod exposure;
 pub mod gate;
 pub mod grants;
+pub mod jwt;
 pub mod metrics;
 pub mod token;
 
@@ -32,3 +36,4 @@ pub use denial::Denial;
 pub use exposure::{check_exposure, Exposure};
 pub use gate::{Caller, Gate, Route};
 pub use grants::Grants;
+pub use jwt::{JwtVerifier, RoleSet};

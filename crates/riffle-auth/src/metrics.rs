@@ -1,7 +1,8 @@
 //! Decisions counted per principal: `<prefix>_auth_decisions_total{principal, outcome}`
 //! (`riffle_auth_…` in serve's `/metrics`, `riffle_ingest_auth_…` in ingest's), label
-//! values only from the registry's principal names (plus `anonymous` for an open route and
-//! `unknown` for a credential no principal has), so no caller can grow the series. Only
+//! values only from the registry's principal names and `[auth.jwt.roles]` (`jwt:<role>`,
+//! and `jwt` for a JWT with no mapped role), plus `anonymous` for an open route and
+//! `unknown` for a credential no principal has or a JWT not believed, so no caller can grow the series. Only
 //! the outcomes that can happen to each are exported; the counters are created once and
 //! counting is one atomic add. Also `<prefix>_auth_audit_dropped_total`.
 
@@ -11,11 +12,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 /// The outcomes counted.
-pub const OUTCOMES: [&str; 6] = [
+pub const OUTCOMES: [&str; 7] = [
     "allowed",
     "no_token",
     "malformed_token",
     "unknown_token",
+    "invalid_token",
     "forbidden",
     "rate_limited",
 ];
@@ -34,20 +36,32 @@ pub struct AuthMetrics {
 }
 
 impl AuthMetrics {
-    /// Counters for `principals` (names, in the gate's order).
-    pub fn new(principals: &[&str]) -> AuthMetrics {
+    /// Counters for `principals` (names, in the gate's order), then `jwt` (the labels of
+    /// `[auth.jwt]`'s callers: `jwt:<role>` per role, then `jwt`; none without it).
+    pub fn new(principals: &[&str], jwt: &[&str]) -> AuthMetrics {
         let family = Family::<Labels, Counter>::default();
         let known = principals
             .iter()
             .map(|name| (*name, ["allowed", "forbidden", "rate_limited"].as_slice()));
+        let roles = jwt
+            .iter()
+            .map(|name| (*name, ["allowed", "forbidden"].as_slice()));
+        let refused: &[&str] = if jwt.is_empty() {
+            &["no_token", "malformed_token", "unknown_token"]
+        } else {
+            &[
+                "no_token",
+                "malformed_token",
+                "unknown_token",
+                "invalid_token",
+            ]
+        };
         let others = [
             ("anonymous", ["allowed", "forbidden"].as_slice()),
-            (
-                "unknown",
-                ["no_token", "malformed_token", "unknown_token"].as_slice(),
-            ),
+            ("unknown", refused),
         ];
         let counters = known
+            .chain(roles)
             .chain(others)
             .map(|(name, possible)| {
                 OUTCOMES.map(|outcome| {

@@ -20,6 +20,43 @@ pub struct AuthSettings {
     pub allow_unauthenticated: bool,
     /// Every write, accepted event batch, admin action and denial, one JSON line each.
     pub audit_log: Option<AuditSettings>,
+    /// `[auth.jwt]`: JWT bearer tokens from an identity provider.
+    pub jwt: Option<JwtSettings>,
+}
+
+/// `[auth.jwt]`: which tokens are believed (signed by a key of the JWKS, from `issuer`, for
+/// `audience`) and what each role of `roles_claim` may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtSettings {
+    pub jwks: JwksSource,
+    pub issuer: String,
+    pub audience: String,
+    /// The path to the roles in the claims, split at its dots (`["resource_access",
+    /// "feast", "roles"]`).
+    pub roles_claim: Vec<String>,
+    /// By name (sorted): a token's grants are the union of its mapped roles' scopes.
+    pub roles: Vec<JwtRole>,
+}
+
+impl JwtSettings {
+    /// At most this many roles: a token's roles are kept as a bit set.
+    pub const MAX_ROLES: usize = 64;
+}
+
+/// Where the identity provider's public keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JwksSource {
+    /// A JWKS file (relative paths resolved against the registry's folder when loaded).
+    File(PathBuf),
+    /// An `https://` URL (or `http://` to a loopback address).
+    Url(String),
+}
+
+/// One role of `[auth.jwt.roles]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtRole {
+    pub name: String,
+    pub scopes: Vec<Scope>,
 }
 
 /// `auth.audit_log`: where the audit lines go and when the file is rotated.

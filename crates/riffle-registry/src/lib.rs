@@ -19,6 +19,7 @@ pub mod raw;
 mod resolve;
 mod resolve_auth;
 mod resolve_group;
+mod resolve_jwt;
 mod resolve_listener;
 mod resolve_logging;
 mod resolve_source;
@@ -28,7 +29,10 @@ mod source;
 
 use std::path::{Path, PathBuf};
 
-pub use auth::{AuditSettings, AuthSettings, Principal, ReadScope, Scope, TokenDigest};
+pub use auth::{
+    AuditSettings, AuthSettings, JwksSource, JwtRole, JwtSettings, Principal, ReadScope, Scope,
+    TokenDigest,
+};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Problem, RegistryError};
 pub use model::{
@@ -43,7 +47,7 @@ pub use source::{Aggregation, AggregationKind, IngestSettings, Source, SourceFie
 
 impl Registry {
     /// Reads and validates a registry file (and the file `auth.principals_file` names,
-    /// relative to the registry's folder).
+    /// relative to the registry's folder, as is a JWKS file of `auth.jwt.jwks`).
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
             path: path.display().to_string(),
@@ -69,7 +73,13 @@ impl Registry {
             )?,
             None => Vec::new(),
         };
-        resolve::resolve(raw, &filed)
+        let mut registry = resolve::resolve(raw, &filed)?;
+        if let (Some(folder), Some(jwt)) = (folder, registry.auth.jwt.as_mut()) {
+            if let JwksSource::File(path) = &mut jwt.jwks {
+                *path = folder.join(&*path);
+            }
+        }
+        Ok(registry)
     }
 }
 

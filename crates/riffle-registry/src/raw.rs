@@ -247,6 +247,23 @@ pub struct RawAuth {
     pub audit_log: Option<String>,
     pub audit_rotate_bytes: Option<u64>,
     pub audit_keep: Option<u32>,
+    /// JWT bearer tokens from an identity provider.
+    pub jwt: Option<RawJwt>,
+}
+
+/// `[auth.jwt]`: tokens an identity provider signs, their roles mapped to scopes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    /// A JWKS file (relative to the registry's folder) or an `https://` URL.
+    pub jwks: String,
+    pub issuer: String,
+    pub audience: String,
+    /// A dotted path to the roles in the claims (`resource_access.feast.roles`).
+    pub roles_claim: String,
+    /// `[auth.jwt.roles]`: `role = ["scope", ...]`.
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[[auth.principals]]`.

@@ -1,6 +1,6 @@
 //! `[auth]` resolved: every principal's name, token digest, scopes and rate checked with
 //! its path (`auth.principals[1].scopes[0]: no feature group named "user_velocty"`), the
-//! principals of `auth.principals_file` included.
+//! principals of `auth.principals_file` included; `[auth.jwt]` in `resolve_jwt.rs`.
 
 use std::collections::HashSet;
 
@@ -107,6 +107,10 @@ pub(crate) fn resolve_auth(
         protect_metrics: raw.protect_metrics.unwrap_or(false),
         allow_unauthenticated: raw.allow_unauthenticated.unwrap_or(false),
         audit_log,
+        jwt: raw
+            .jwt
+            .as_ref()
+            .map(|jwt| crate::resolve_jwt::resolve_jwt(jwt, names, p)),
     }
 }
 

@@ -8,11 +8,14 @@
 //!   tests can create topics on, kill and hang.
 //! - [`free_port`]: a loopback port nobody listens on.
 //! - [`fixtures`]: the registries tests across the workspace share.
+//! - [`jwt`]: an identity provider's signing key, its JWKS and the JWTs (and forgeries)
+//!   it makes.
 //!
 //! No mocks: the fault tests of Riffle fault the real thing.
 #![forbid(unsafe_code)]
 
 pub mod fixtures;
+pub mod jwt;
 mod kafka_broker;
 mod process;
 mod redis_cluster;

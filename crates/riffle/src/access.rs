@@ -84,22 +84,27 @@ pub fn legacy_token(registry: &Registry) -> Option<String> {
 
 /// The gate of listener `listener` with its audit log open, for a listener whose address
 /// needs no check (one serving only `/metrics` and `/health`); exit 2 when the audit log
-/// cannot be opened.
-pub fn open_gate(registry: &Arc<Registry>, listener: &'static str) -> Result<Arc<Gate>, Failure> {
+/// cannot be opened or `auth.jwt.jwks` cannot be read.
+pub async fn open_gate(
+    registry: &Arc<Registry>,
+    listener: &'static str,
+) -> Result<Arc<Gate>, Failure> {
     let token = legacy_token(registry);
-    let gate = Gate::open(registry.clone(), token.as_deref(), listener).map_err(usage)?;
+    let gate = Gate::open(registry.clone(), token.as_deref(), listener)
+        .await
+        .map_err(usage)?;
     Ok(Arc::new(gate))
 }
 
 /// The gate of listener `listener` (`serve`, `ingest`) bound at `addr`; exit 2 when it
-/// would be an open door, or when the audit log cannot be opened.
-pub fn gate(
+/// would be an open door, or when the audit log or the JWKS cannot be read.
+pub async fn gate(
     registry: &Arc<Registry>,
     listener: &'static str,
     addr: SocketAddr,
     args: &AccessArgs,
 ) -> Result<Arc<Gate>, Failure> {
-    let gate = open_gate(registry, listener)?;
+    let gate = open_gate(registry, listener).await?;
     match check_exposure(
         &format!("riffle {listener}"),
         addr,

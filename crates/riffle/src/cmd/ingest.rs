@@ -153,8 +153,8 @@ pub async fn run(args: IngestArgs) -> CmdResult {
     // Events sent over HTTP need the door guarded; a listener serving only `/metrics` and
     // `/health` may face the network (Prometheus scrapes it).
     let gate = match listener.as_ref().map(|l| l.local_addr()) {
-        Some(Ok(addr)) if http => access::gate(&registry, "ingest", addr, &args.access)?,
-        _ => access::open_gate(&registry, "ingest")?,
+        Some(Ok(addr)) if http => access::gate(&registry, "ingest", addr, &args.access).await?,
+        _ => access::open_gate(&registry, "ingest").await?,
     };
     let (listener, scheme) = match listener {
         Some(socket) => {

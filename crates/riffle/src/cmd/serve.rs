@@ -89,7 +89,7 @@ pub async fn run(args: ServeArgs) -> CmdResult {
         .local_addr()
         .context("cannot read the bound address")
         .map_err(runtime)?;
-    let gate = access::gate(&registry, "serve", addr, &args.access)?;
+    let gate = access::gate(&registry, "serve", addr, &args.access).await?;
     let (listener, tls) = access::listener(listener, &registry.serve.listener, &args.access)?;
     let cache_enabled = registry.serve.cache.enabled && !args.no_cache;
     println!(
