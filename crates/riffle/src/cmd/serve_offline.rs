@@ -72,7 +72,8 @@ pub async fn run(args: ServeOfflineArgs) -> CmdResult {
                 tls_cert: None,
                 tls_key: None,
             },
-        )?,
+        )
+        .await?,
     };
     riffle_offline_serve::serve(
         Arc::clone(&registry),
