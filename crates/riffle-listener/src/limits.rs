@@ -1,6 +1,7 @@
 //! What a listener allows a client: how long it may take to send a request head, how many
 //! connections may be open at once, how large a head may be, how long a TLS handshake may
-//! take, and how long shutdown waits. Also the process's open-file limit, which the default
+//! take, how long shutdown waits, and on an HTTP/2 listener how many streams a connection
+//! may open and how often it is pinged. Also the process's open-file limit, which the default
 //! connection cap is derived from, and the helper binaries call at start to raise it.
 
 use std::io;
@@ -32,6 +33,17 @@ const MAX_DEFAULT_CONNECTIONS: u64 = 100_000;
 /// does not cover: a request body arriving slowly and a client that stops reading a response
 /// (both are bounded by the application's own request timeout, if it has one, and by
 /// [`Limits::shutdown_grace`] at shutdown).
+///
+/// # HTTP/2
+///
+/// On a [`crate::Protocol::Http2`] listener the same fields mean the same things, as far as
+/// HTTP/2 allows: a connection that has not sent its client preface within
+/// `header_read_timeout` is dropped without a byte written; one with no stream open for
+/// `header_read_timeout` (idle, or still sending its first request's headers) is closed
+/// with a GOAWAY, which lets a request racing it finish; `max_header_bytes` is the
+/// connection's `SETTINGS_MAX_HEADER_LIST_SIZE` (a larger header block is refused, 431);
+/// and a peer that does not answer a keep-alive ping within `http2_keep_alive_timeout` is
+/// dropped, also in the middle of a long request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// A client that has not sent a complete request head within this is disconnected,
@@ -57,6 +69,15 @@ pub struct Limits {
     /// At shutdown, how long requests in flight get to finish before their connections are
     /// dropped. Default 30 s.
     pub shutdown_grace: Duration,
+    /// HTTP/2 only: requests (streams) one connection may have open at once
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`); the client waits for one to end before opening
+    /// another. Default 100, the least RFC 9113 recommends.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2 only: how often each connection is sent a keep-alive ping. Default 20 s.
+    pub http2_keep_alive_interval: Duration,
+    /// HTTP/2 only: a connection whose peer has not answered a ping within this is dropped
+    /// (a peer gone without a close, or one that stopped reading). Default 20 s.
+    pub http2_keep_alive_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +88,9 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             tls_handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            http2_max_concurrent_streams: 100,
+            http2_keep_alive_interval: Duration::from_secs(20),
+            http2_keep_alive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -74,7 +98,8 @@ impl Default for Limits {
 /// A [`Limits`] that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitsError {
-    /// A timeout of zero would close every connection before it could say anything.
+    /// A timeout of zero would close every connection before it could say anything (and a
+    /// stream cap of zero would refuse every request).
     #[error("listener limits: {0} must be more than zero")]
     Zero(&'static str),
 }
@@ -97,6 +122,15 @@ impl Limits {
         }
         if self.tls_handshake_timeout.is_zero() {
             return Err(LimitsError::Zero("tls_handshake_timeout"));
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err(LimitsError::Zero("http2_max_concurrent_streams"));
+        }
+        if self.http2_keep_alive_interval.is_zero() {
+            return Err(LimitsError::Zero("http2_keep_alive_interval"));
+        }
+        if self.http2_keep_alive_timeout.is_zero() {
+            return Err(LimitsError::Zero("http2_keep_alive_timeout"));
         }
         Ok(())
     }

@@ -35,7 +35,8 @@ pub struct MetricsSnapshot {
     pub waited_at_cap: u64,
     /// Connections closed because no complete request head arrived within
     /// `header_read_timeout`: slow clients and idle keep-alive connections alike (hyper
-    /// reports both the same way).
+    /// reports both the same way). On HTTP/2: connections that completed no request within
+    /// it, and connections sent a GOAWAY after no stream was open for as long.
     pub header_timeouts: u64,
     /// TLS handshakes that failed or timed out, plain-text clients on a TLS port included.
     pub tls_handshakes_failed: u64,
@@ -65,7 +66,7 @@ impl ListenerMetrics {
         );
         registry.register(
             "connections_header_timeout",
-            "Connections closed because no complete request head arrived within header_read_timeout (slow or idle clients)",
+            "Connections closed because no complete request head arrived within header_read_timeout (slow or idle clients; on HTTP/2, no stream open for as long)",
             self.header_timeouts.clone(),
         );
         registry.register(

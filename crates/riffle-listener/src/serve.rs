@@ -1,6 +1,8 @@
 //! The accept loop: a connection is accepted only while fewer than `max_connections` are
-//! open, each is served on its own task (see `connection.rs`), and shutdown stops accepting,
-//! lets requests in flight finish within `shutdown_grace`, then drops what is left.
+//! open, each is served on its own task (see `connection.rs`) in the listener's
+//! [`Protocol`], and shutdown stops accepting, tells every connection to finish (HTTP/1:
+//! close after the response in flight; HTTP/2: GOAWAY), lets requests in flight finish
+//! within `shutdown_grace`, then drops what is left.
 
 use std::future::Future;
 use std::io;
@@ -9,20 +11,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioTimer;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::connection::{self, Connection};
+use crate::connection::{self, Connection, Http};
+use crate::http2::Http2;
 use crate::{Limits, ListenerMetrics, Tls};
 
 /// How long the loop pauses after an `accept` error that is not the peer's doing (out of
 /// descriptors): retrying at once would spin a core while nothing can be accepted anyway.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// One listening socket and how it serves: limits, TLS or not, and where it counts. Build it
-/// with [`Listener::new`], set what differs from the defaults, then [`Listener::serve`].
+/// The HTTP version a listener speaks. Each listener speaks one: an HTTP/2 listener is for
+/// clients that know they speak HTTP/2 (gRPC's), not a browser's upgrade.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive; over TLS, ALPN `http/1.1`. The default.
+    #[default]
+    Http1,
+    /// HTTP/2: with prior knowledge on a plain connection (`h2c`, as gRPC clients do), ALPN
+    /// `h2` over TLS. See [`Limits`] for how its limits apply.
+    Http2,
+}
+
+/// One listening socket and how it serves: limits, protocol, TLS or not, and where it
+/// counts. Build it with [`Listener::new`], set what differs from the defaults, then
+/// [`Listener::serve`].
 ///
 /// ```no_run
 /// # async fn run(app: axum::Router) -> std::io::Result<()> {
@@ -36,17 +51,20 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub struct Listener {
     socket: TcpListener,
     limits: Limits,
+    protocol: Protocol,
     tls: Option<Arc<Tls>>,
     metrics: ListenerMetrics,
 }
 
 impl Listener {
-    /// A listener on `socket` with [`Limits::default`], plain HTTP, and metrics of its own.
+    /// A listener on `socket` with [`Limits::default`], plain HTTP/1.1, and metrics of its
+    /// own.
     #[must_use]
     pub fn new(socket: TcpListener) -> Self {
         Self {
             socket,
             limits: Limits::default(),
+            protocol: Protocol::default(),
             tls: None,
             metrics: ListenerMetrics::default(),
         }
@@ -56,6 +74,13 @@ impl Listener {
     #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Speaks `protocol` (HTTP/1.1 unless told otherwise).
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
         self
     }
 
@@ -83,8 +108,9 @@ impl Listener {
 
     /// Serves `app` until `shutdown` completes, then shuts down gracefully: the socket is
     /// closed (new connections are refused), idle connections are closed, requests in flight
-    /// finish and their connections close after the response, and whatever is still open
-    /// after [`Limits::shutdown_grace`] is dropped. Returns once every connection is gone.
+    /// finish and their connections close after the response (an HTTP/2 connection is sent a
+    /// GOAWAY and closes when its streams have ended), and whatever is still open after
+    /// [`Limits::shutdown_grace`] is dropped. Returns once every connection is gone.
     ///
     /// Handlers can read the peer's address as `axum::extract::ConnectInfo<SocketAddr>`.
     /// HTTP upgrades (WebSockets) are not offered.
@@ -99,6 +125,7 @@ impl Listener {
         let Self {
             socket,
             limits,
+            protocol,
             tls,
             metrics,
         } = self;
@@ -106,11 +133,18 @@ impl Listener {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
 
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_header_size(limits.max_header_bytes)
-            .keep_alive(true);
+        let http = match protocol {
+            Protocol::Http1 => {
+                let mut http1 = hyper::server::conn::http1::Builder::new();
+                http1
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read_timeout)
+                    .max_header_size(limits.max_header_bytes)
+                    .keep_alive(true);
+                Http::One(http1)
+            }
+            Protocol::Http2 => Http::Two(Http2::new(&limits)),
+        };
         let shared = Arc::new(Connection {
             app,
             http,
@@ -123,7 +157,9 @@ impl Listener {
         // accepting, so new clients wait in the kernel's backlog instead of costing us a
         // descriptor and a task each. The permit travels with the connection's task.
         let permits = Arc::new(Semaphore::new(limits.max_connections));
-        let graceful = GracefulShutdown::new();
+        // Each connection holds a receiver until it ends: a send tells them all to finish,
+        // and the sender's `closed` is when the last is gone.
+        let (stopping, _) = watch::channel(());
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
 
@@ -178,7 +214,7 @@ impl Listener {
             metrics.accepted.inc();
             // Subscribed before the task starts, so a shutdown signalled while it is still
             // shaking hands is seen as soon as it starts serving HTTP.
-            let watcher = graceful.watcher();
+            let watcher = stopping.subscribe();
             tasks.spawn(connection::run(
                 Arc::clone(&shared),
                 stream,
@@ -194,7 +230,9 @@ impl Listener {
             open = tasks.len(),
             "listener shutting down; letting requests in flight finish"
         );
-        if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        // No receiver left means no connection to tell, which is not an error.
+        let _ = stopping.send(());
+        if tokio::time::timeout(limits.shutdown_grace, stopping.closed())
             .await
             .is_err()
         {

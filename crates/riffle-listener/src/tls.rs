@@ -1,5 +1,6 @@
 //! TLS for a listener: a PEM certificate chain and private key loaded into a rustls
-//! `ServerConfig` (ring provider, ALPN `http/1.1`), and a certificate resolver whose current
+//! `ServerConfig` (ring provider; ALPN `http/1.1`, or `h2` on an HTTP/2 listener, the one
+//! configuration offered with either), and a certificate resolver whose current
 //! key is swapped when the files change, so a renewed certificate is served without a restart
 //! and without touching connections already open (each keeps the certificate it shook hands
 //! with; only new handshakes see the new one).
@@ -17,6 +18,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
+
+use crate::Protocol;
 
 /// The shortest interval [`Tls::watch`] checks the files at: reading them is cheap, but not
 /// free, and a zero interval would spin.
@@ -89,7 +92,10 @@ pub enum TlsError {
 /// Share it as `Arc<Tls>`; [`Tls::watch`] keeps it current from the files.
 pub struct Tls {
     resolver: Arc<Resolver>,
-    acceptor: TlsAcceptor,
+    /// Offers ALPN `http/1.1`.
+    http1: TlsAcceptor,
+    /// The same configuration offering ALPN `h2` (gRPC clients require it).
+    http2: TlsAcceptor,
 }
 
 impl fmt::Debug for Tls {
@@ -145,7 +151,8 @@ impl Resolver {
 impl Tls {
     /// Loads the certificate chain (leaf first) and private key from PEM files and builds the
     /// server configuration: ring provider, TLS 1.2 and 1.3, no client certificates, ALPN
-    /// `http/1.1`.
+    /// `http/1.1` (or `h2` when the listener serves [`Protocol::Http2`]: the listener picks;
+    /// a client offering only the other protocol fails the handshake).
     ///
     /// # Errors
     /// A [`TlsError`] naming the file and what is wrong with it.
@@ -169,10 +176,13 @@ impl Tls {
             .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
+        let mut http2 = config.clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        http2.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Self {
             resolver,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            http1: TlsAcceptor::from(Arc::new(config)),
+            http2: TlsAcceptor::from(Arc::new(http2)),
         })
     }
 
@@ -223,8 +233,12 @@ impl Tls {
         self.resolver.current().cert.clone()
     }
 
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// The acceptor offering `protocol` by ALPN.
+    pub(crate) fn acceptor(&self, protocol: Protocol) -> &TlsAcceptor {
+        match protocol {
+            Protocol::Http1 => &self.http1,
+            Protocol::Http2 => &self.http2,
+        }
     }
 }
 

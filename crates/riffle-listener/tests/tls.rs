@@ -1,7 +1,8 @@
 //! TLS on real sockets with certificates minted here: a client trusting only the test CA is
 //! served, plain HTTP to the TLS port gets nothing, a renewed certificate (by `reload` or
 //! by the file watcher) is served to new connections while one opened before keeps working,
-//! a bad renewal keeps the old certificate, and load errors name the file.
+//! a bad renewal keeps the old certificate, load errors name the file, and an HTTP/2
+//! listener negotiates ALPN `h2` (refusing a client that offers only `http/1.1`).
 
 mod common;
 
@@ -9,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, read_until_closed, Client, Server};
+use common::{eventually, read_until_closed, Client, H2Client, Server};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use riffle_listener::{Limits, Tls, TlsError};
+use riffle_listener::{Limits, Protocol, Tls, TlsError};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::AsyncWriteExt;
@@ -62,6 +63,11 @@ fn install(dir: &Path, leaf: &Leaf) -> (PathBuf, PathBuf) {
 }
 
 fn trusting(ca: &Ca) -> TlsConnector {
+    offering(ca, b"http/1.1")
+}
+
+/// A client trusting `ca` that offers `alpn` only.
+fn offering(ca: &Ca, alpn: &[u8]) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     roots.add(ca.der().clone()).expect("add CA");
     let mut config =
@@ -70,7 +76,7 @@ fn trusting(ca: &Ca) -> TlsConnector {
             .expect("versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     TlsConnector::from(Arc::new(config))
 }
 
@@ -130,6 +136,42 @@ async fn https_is_served_to_a_client_trusting_the_ca_and_plain_http_gets_nothing
         "plain HTTP on the TLS port must be closed without data"
     );
     // The stranger's refusal and the plain-text client.
+    eventually("2 failed handshakes", || {
+        server.metrics.snapshot().tls_handshakes_failed == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_listener_negotiates_h2_and_serves_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = mint_ca("Riffle test CA");
+    let leaf = mint_leaf(&ca);
+    let (cert, key) = install(dir.path(), &leaf);
+    let tls = Arc::new(Tls::from_pem_files(cert, key).expect("load TLS"));
+    let server = Server::start_speaking(Protocol::Http2, Limits::default(), Some(tls)).await;
+
+    let stream = connect(&offering(&ca, b"h2"), server.addr)
+        .await
+        .expect("handshake");
+    assert_eq!(served_leaf(&stream), leaf.der);
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let mut client = H2Client::over(stream).await;
+    assert_eq!(
+        client.get("/").await.expect("h2 GET"),
+        (200, "ok".to_owned())
+    );
+
+    // A client that offers only HTTP/1.1 is refused at the handshake, not misread.
+    assert!(connect(&trusting(&ca), server.addr).await.is_err());
+    // Plain text (even HTTP/2's preface) to the TLS port: closed without a byte.
+    let mut plain = TcpStream::connect(server.addr).await.expect("connect");
+    plain
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut plain, Instant::now() + Duration::from_secs(5)).await;
+    assert_eq!(answer, Ok(Vec::new()));
     eventually("2 failed handshakes", || {
         server.metrics.snapshot().tls_handshakes_failed == 2
     })

@@ -1,6 +1,6 @@
 //! What the listener's tests share: a server on a free loopback port running a small app, a
-//! hyper client on one connection (plain or TLS), and raw-socket helpers for clients that
-//! misbehave on purpose.
+//! hyper client on one connection (plain or TLS; HTTP/1.1 or HTTP/2), and raw-socket helpers
+//! for clients that misbehave on purpose.
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -13,8 +13,8 @@ use axum::routing::get;
 use axum::Router;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use riffle_listener::{Limits, Listener, ListenerMetrics, Tls};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use riffle_listener::{Limits, Listener, ListenerMetrics, Protocol, Tls};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -58,12 +58,17 @@ pub struct Server {
 
 impl Server {
     pub async fn start(limits: Limits, tls: Option<Arc<Tls>>) -> Self {
+        Self::start_speaking(Protocol::Http1, limits, tls).await
+    }
+
+    pub async fn start_speaking(protocol: Protocol, limits: Limits, tls: Option<Arc<Tls>>) -> Self {
         let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = socket.local_addr().expect("local addr");
         let metrics = ListenerMetrics::default();
         let (stop, stopped) = oneshot::channel::<()>();
         let listener = Listener::new(socket)
             .limits(limits)
+            .protocol(protocol)
             .tls(tls)
             .metrics(metrics.clone());
         let task = tokio::spawn(listener.serve(app(), async {
@@ -121,6 +126,57 @@ impl Client {
         let status = response.status().as_u16();
         let body = response.into_body().collect().await?.to_bytes();
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+/// One HTTP/2 connection through hyper's client (prior knowledge on a plain connection, or
+/// over TLS that negotiated `h2`). `closed` ends when the server closes the connection.
+pub struct H2Client {
+    pub sender: hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    pub closed: JoinHandle<Result<(), hyper::Error>>,
+}
+
+impl H2Client {
+    pub async fn over<I>(io: I) -> Self
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .expect("client handshake");
+        Self {
+            sender,
+            closed: tokio::spawn(conn),
+        }
+    }
+
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self::over(TcpStream::connect(addr).await.expect("connect")).await
+    }
+
+    /// GET `path` with `headers`; the status and body. Requests on clones of `sender` run
+    /// at once on the one connection.
+    pub async fn get_with(
+        sender: &mut hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String), hyper::Error> {
+        sender.ready().await?;
+        let mut request = hyper::Request::get(format!("http://localhost{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::<Bytes>::new()).expect("request");
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// GET `path`; the status and body.
+    pub async fn get(&mut self, path: &str) -> Result<(u16, String), hyper::Error> {
+        Self::get_with(&mut self.sender, path, &[]).await
     }
 }
 
