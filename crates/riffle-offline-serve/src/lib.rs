@@ -7,6 +7,11 @@
 //! [`command`] reads Feast's JSON commands, [`service`] is the Flight service,
 //! [`historical`] answers `get_historical_features`, [`sources`] the data-source calls
 //! `feast apply` makes, and [`error`] turns refusals into the gRPC statuses a client shows.
+//!
+//! The service is served as an axum router ([`router`]) through `riffle_listener`, like
+//! every other Riffle listener, speaking HTTP/2 (gRPC's transport): the connection cap,
+//! slow and idle clients closed, TLS (ALPN `h2`) with certificate reload, and graceful
+//! shutdown are the listener's, not tonic's own server's.
 
 #![forbid(unsafe_code)]
 
@@ -21,10 +26,9 @@ use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use riffle_auth::Gate;
+use riffle_listener::{Listener, Protocol};
 use riffle_registry::Registry;
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::service::Routes;
 
 pub use error::Refusal;
 pub use service::OfflineService;
@@ -43,19 +47,31 @@ pub struct OfflineServeSettings {
     pub gate: Arc<Gate>,
 }
 
-/// Serves Feast's offline store API on `listener` until `shutdown` completes.
-pub async fn serve(
-    registry: Arc<Registry>,
-    listener: TcpListener,
-    settings: OfflineServeSettings,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+/// The Flight service as an axum router: gRPC paths to the service, any other path answered
+/// `UNIMPLEMENTED`. [`serve`] serves it; an owner with its own listener can too (over
+/// HTTP/2: gRPC needs it).
+pub fn router(registry: Arc<Registry>, settings: OfflineServeSettings) -> axum::Router {
     let offline = OfflineService::new(registry, settings.max_concurrent, settings.gate);
     let service = FlightServiceServer::new(offline)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+    Routes::new(service).prepare().into_axum_router()
+}
+
+/// Serves Feast's offline store API on `listener` until `shutdown` completes, then shuts
+/// down gracefully (calls in flight finish within the listener's grace). The listener is
+/// made to speak HTTP/2; its limits, TLS and metrics are the caller's.
+///
+/// # Errors
+/// The listener's: its limits cannot work.
+pub async fn serve(
+    registry: Arc<Registry>,
+    listener: Listener,
+    settings: OfflineServeSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener
+        .protocol(Protocol::Http2)
+        .serve(router(registry, settings), shutdown)
         .await
 }

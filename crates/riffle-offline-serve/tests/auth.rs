@@ -87,7 +87,7 @@ async fn historical_reads_need_a_read_scope_over_every_group() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(riffle_offline_serve::serve(
         registry,
-        listener,
+        riffle_listener::Listener::new(listener),
         settings,
         async {
             let _ = stopped.await;

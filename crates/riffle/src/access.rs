@@ -3,7 +3,8 @@
 //! checked against the address the listener is bound to (no open door on a non-loopback
 //! address without `--allow-unauthenticated`); and the listener itself, with TLS
 //! (`--tls-cert`/`--tls-key` or the section's `tls_cert`/`tls_key`, reloaded when the files
-//! change) and the section's connection limits.
+//! change) and the section's connection limits (serve-offline, which has no section, the
+//! defaults).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,10 +28,10 @@ pub struct AccessArgs {
     #[arg(long)]
     pub allow_unauthenticated: bool,
     /// Speak TLS with this certificate chain (PEM), reloaded when the file changes
-    /// (default: the section's `tls_cert`).
+    /// (default: the section's `tls_cert`, for a command whose listener has one).
     #[arg(long, value_name = "PATH", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// The certificate's private key (PEM) (default: the section's `tls_key`).
+    /// The certificate's private key (PEM) (default: the section's `tls_key`, likewise).
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 }
@@ -96,7 +97,7 @@ pub async fn open_gate(
     Ok(Arc::new(gate))
 }
 
-/// The gate of listener `listener` (`serve`, `ingest`) bound at `addr`; exit 2 when it
+/// The gate of listener `listener` (`serve`, `ingest`, `serve-offline`) bound at `addr`; exit 2 when it
 /// would be an open door, or when the audit log or the JWKS cannot be read.
 pub async fn gate(
     registry: &Arc<Registry>,

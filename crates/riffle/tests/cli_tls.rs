@@ -10,31 +10,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::certs::{install, mint_ca};
 use common::{fraud_config, TestCommand};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-
-type Ca = CertifiedIssuer<'static, KeyPair>;
-
-fn mint_ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-/// A certificate for 127.0.0.1 signed by `ca`, written (each file renamed into place, as a
-/// renewal tool does) as `tls.crt` and `tls.key` in `dir`; the CA as `ca-<name>.pem`.
-fn install(dir: &Path, ca: &Ca, name: &str) {
-    let params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    for (file, text) in [("tls.key", key.serialize_pem()), ("tls.crt", cert.pem())] {
-        std::fs::write(dir.join(format!("{file}.new")), text).unwrap();
-        std::fs::rename(dir.join(format!("{file}.new")), dir.join(file)).unwrap();
-    }
-    std::fs::write(dir.join(format!("ca-{name}.pem")), ca.pem()).unwrap();
-}
 
 /// `GET /health` over a fresh connection trusting only `ca`'s certificate: the status, or
 /// why there was none.

@@ -1,15 +1,20 @@
-//! `riffle serve-offline --config PATH [--listen 127.0.0.1:8815] [--max-concurrent 2]`:
-//! Feast's remote offline store (Arrow Flight) answered by the training-set code
-//! (`riffle_offline_serve`). A Feast repo with `offline_store: type: remote` pointed here
-//! gets Riffle's point-in-time values from `get_historical_features`. Callers pass the
-//! same auth gate as serve's (a bearer token in the gRPC metadata, a read scope over the
-//! groups asked for); its gRPC listener does not speak TLS itself.
+//! `riffle serve-offline --config PATH [--listen 127.0.0.1:8815] [--max-concurrent 2]
+//! [--tls-cert PATH --tls-key PATH] [--allow-unauthenticated]`: Feast's remote offline store
+//! (Arrow Flight) answered by the training-set code (`riffle_offline_serve`). A Feast repo
+//! with `offline_store: type: remote` pointed here gets Riffle's point-in-time values from
+//! `get_historical_features`. Callers pass the same auth gate as serve's (a bearer token in
+//! the gRPC metadata, a read scope over the groups asked for), and connections the same
+//! listener layer (`riffle_listener`, built by `access::listener`) in HTTP/2: the connection
+//! cap, slow and idle clients closed, and TLS with `--tls-cert`/`--tls-key` (ALPN `h2`,
+//! reloaded when the files change; Feast: `scheme: https`, `cert:` the CA). The registry
+//! has no section for this listener: its limits are the defaults.
 
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
 use riffle_offline_serve::OfflineServeSettings;
+use riffle_registry::ListenerSettings;
 
 use crate::access::{self, AccessArgs};
 use crate::config::{self, ConfigArgs};
@@ -26,10 +31,8 @@ pub struct ServeOfflineArgs {
     /// Requests computed at once; more wait their turn (each holds its histories in memory).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub max_concurrent: usize,
-    /// Serve on a non-loopback address with no principal and no token (anyone who reaches
-    /// it may read every history): only behind a network that is trusted.
-    #[arg(long)]
-    pub allow_unauthenticated: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 pub async fn run(args: ServeOfflineArgs) -> CmdResult {
@@ -42,8 +45,16 @@ pub async fn run(args: ServeOfflineArgs) -> CmdResult {
         .local_addr()
         .context("cannot read the bound address")
         .map_err(runtime)?;
+    // The exposure check needs the address actually bound (`--listen :0` included).
+    let gate = access::gate(&registry, "serve-offline", addr, &args.access).await?;
+    let (listener, tls) = access::listener(listener, &ListenerSettings::default(), &args.access)?;
+    let (scheme, feast) = if tls {
+        ("grpc+tls", "scheme: https, cert: <your CA>, ")
+    } else {
+        ("grpc", "")
+    };
     println!(
-        "riffle serve-offline: project {} on grpc://{addr} (Feast: offline_store: {{type: remote, host: {}, port: {}}})",
+        "riffle serve-offline: project {} on {scheme}://{addr} (Feast: offline_store: {{type: remote, {feast}host: {}, port: {}}})",
         registry.project,
         addr.ip(),
         addr.port()
@@ -63,17 +74,7 @@ pub async fn run(args: ServeOfflineArgs) -> CmdResult {
     }
     let settings = OfflineServeSettings {
         max_concurrent: args.max_concurrent,
-        gate: access::gate(
-            &registry,
-            "serve-offline",
-            addr,
-            &AccessArgs {
-                allow_unauthenticated: args.allow_unauthenticated,
-                tls_cert: None,
-                tls_key: None,
-            },
-        )
-        .await?,
+        gate,
     };
     riffle_offline_serve::serve(
         Arc::clone(&registry),

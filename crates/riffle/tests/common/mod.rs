@@ -1,6 +1,9 @@
 //! `TestCommand`: runs the real `riffle` binary in a fresh temporary directory, with the
-//! `RIFFLE_*` environment cleared, and reports stdout/stderr whenever an expectation fails.
+//! `RIFFLE_*` environment cleared, and reports stdout/stderr whenever an expectation fails;
+//! `certs` mints the certificates of TLS tests.
 #![allow(dead_code)]
+
+pub mod certs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
