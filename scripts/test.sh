@@ -6,6 +6,7 @@
 #   - tansu 0.6 (cargo install, ~10 min once): a real Kafka-protocol broker
 #   - zlib headers (Debian: zlib1g-dev): the bundled librdkafka build links zlib
 #   - promtool (Debian: prometheus): the generated alert rules are checked and unit-tested
+#   - openssl: the Feast SDK test mints a CA for serve-offline over TLS
 # Then: every Rust test (unit, integration against real Redis and tansu, end-to-end on the binary),
 # and the Feast SDK compatibility test.
 set -euo pipefail
@@ -28,6 +29,7 @@ command -v redis-cli > /dev/null || apt_install redis-tools
 command -v curl > /dev/null || apt_install curl
 [ -e /usr/include/zlib.h ] || apt_install zlib1g-dev
 command -v promtool > /dev/null || apt_install prometheus
+command -v openssl > /dev/null || apt_install openssl
 
 # cargo-installed tools (tansu) live here; the test kit finds tansu on the PATH.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

@@ -2,7 +2,8 @@
 # Feast SDK compatibility: starts `riffle serve` on the Feast fixtures' registry, points a
 # Feast repo (online_store: remote) at it, and runs test_feast_sdk.py with Feast's SDK; then
 # test_feast_offline.py, which starts `riffle serve-offline` on a registry with history and
-# runs Feast's get_historical_features against it (offline_store: remote); then
+# runs Feast's get_historical_features against it (offline_store: remote), in plain gRPC and
+# over TLS (a test CA minted with the `openssl` command); then
 # test_feast_jwt.py, which starts `riffle serve` with `[auth.jwt]` and reads through it with
 # Feast's SDK sending JWTs (`auth: type: oidc`), minted by the test.
 # Needs FEAST_PYTHON (a python with feast==0.67.0) and a built riffle binary (RIFFLE_BIN).

@@ -3,7 +3,8 @@ offline store is `type: remote` runs `feast apply` and `get_historical_features`
 exactly what `riffle training-set` writes for the same entity frame: window features
 replayed from a source's event history, and a batch group's as-of values (checked here
 against an as-of join written out plainly), with Riffle's training defaults where nothing
-was known yet.
+was known yet. Then the same read over TLS: `riffle serve-offline --tls-cert/--tls-key` with
+a test CA minted by the `openssl` command, and Feast's `scheme: https` with `cert:` the CA.
 
 Usage: test_feast_offline.py RIFFLE_BIN WORK_DIR  (run by run.sh).
 Prints one line per check and `N passed, N failed` at the end; exits non-zero on failure.
@@ -149,8 +150,9 @@ profile = FeatureView(
 )
 """
 )
-(repo / "feature_store.yaml").write_text(
-    f"""project: offline_it
+def feature_store_yaml(port, tls_lines=""):
+    (repo / "feature_store.yaml").write_text(
+        f"""project: offline_it
 provider: local
 registry: {repo / 'registry.db'}
 online_store:
@@ -160,22 +162,30 @@ offline_store:
   type: remote
   host: 127.0.0.1
   port: {port}
-entity_key_serialization_version: 3
+{tls_lines}entity_key_serialization_version: 3
 """
-)
+    )
 
-server = subprocess.Popen(
-    [riffle, "serve-offline", "--config", str(work / "riffle.toml"), "--listen", f"127.0.0.1:{port}"],
-    stdout=open(work / "serve-offline.log", "w"),
-    stderr=subprocess.STDOUT,
-)
-try:
+
+def start_serve_offline(port, log, extra=()):
+    """`riffle serve-offline` on `port`, once it has said where it listens (its socket is
+    bound by then: a connection waits in the backlog until it is accepted)."""
+    started = subprocess.Popen(
+        [riffle, "serve-offline", "--config", str(work / "riffle.toml"), "--listen",
+         f"127.0.0.1:{port}", *extra],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )
     for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        if "riffle serve-offline: project" in log.read_text() or started.poll() is not None:
             break
-        except OSError:
-            time.sleep(0.1)
+        time.sleep(0.1)
+    return started
+
+
+feature_store_yaml(port)
+server = start_serve_offline(port, work / "serve-offline.log")
+try:
 
     feast_bin = Path(sys.executable).parent / "feast"
     applied = subprocess.run([str(feast_bin), "apply"], cwd=repo, capture_output=True, text=True)
@@ -295,8 +305,45 @@ finally:
     server.terminate()
     server.wait(timeout=10)
 
+# --- Over TLS: the same read through Feast's `scheme: https`, trusting the test CA ---------
+tls = work / "tls"
+tls.mkdir()
+
+
+def openssl(*args):
+    made = subprocess.run(["openssl", *args], cwd=tls, capture_output=True, text=True)
+    if made.returncode != 0:
+        sys.exit(f"openssl {' '.join(args)}: {made.stderr}")
+
+
+p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+openssl("req", "-x509", *p256, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=riffle test CA")
+openssl("req", *p256, "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=localhost")
+(tls / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-out", "tls.crt", "-extfile", "san.ext")
+tls_port = free_port()
+feature_store_yaml(tls_port, f"  scheme: https\n  cert: {tls / 'ca.pem'}\n")
+server = start_serve_offline(
+    tls_port, work / "serve-offline-tls.log",
+    ["--tls-cert", str(tls / "tls.crt"), "--tls-key", str(tls / "tls.key")],
+)
+try:
+    log = (work / "serve-offline-tls.log").read_text()
+    check("serve-offline says it speaks TLS", f"grpc+tls://127.0.0.1:{tls_port}" in log, log[-2000:])
+    over_tls = FeatureStore(repo_path=str(repo)).get_historical_features(
+        entity_df=spine, features=features
+    ).to_df()
+    check("over TLS, Feast gets the same answer as in plain gRPC", over_tls.equals(got),
+          over_tls.compare(got) if over_tls.shape == got.shape else over_tls.shape)
+finally:
+    server.terminate()
+    server.wait(timeout=10)
+
 print(f"{passed} passed, {failed} failed")
 if failed:
-    print("--- riffle serve-offline log")
-    print((work / "serve-offline.log").read_text()[-3000:])
+    for name in ["serve-offline.log", "serve-offline-tls.log"]:
+        print(f"--- riffle {name}")
+        print((work / name).read_text()[-3000:] if (work / name).exists() else "(none)")
 sys.exit(1 if failed else 0)
