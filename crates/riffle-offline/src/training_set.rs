@@ -12,12 +12,12 @@ use riffle_core::{EntityId, Timestamp};
 use riffle_ingest::pipeline::SpecMap;
 use riffle_registry::{FeatureGroup, GroupId, Registry};
 
-use crate::as_of::{as_of, GroupHistory};
+use crate::as_of::{GroupHistory, Joined};
 use crate::cores;
 use crate::error::OfflineError;
 use crate::events::{BadRows, SourceHistory};
 use crate::output::{self, OutputColumn};
-use crate::point::Point;
+use crate::point::{Answers, Point};
 use crate::read;
 use crate::replay::{replay_all, Asked};
 use crate::request::{self, Selection};
@@ -208,9 +208,8 @@ pub async fn compute(
         .map(|c| {
             let group = &registry.groups[c.feature.group];
             let answers = &points[&c.feature.group];
-            let served: Vec<_> = answers
-                .iter()
-                .map(|p| p.served(group, c.feature.feature))
+            let served: Vec<_> = (0..rows)
+                .map(|row| answers.served(group, row, c.feature.feature))
                 .collect();
             OutputColumn {
                 name: c.name.clone(),
@@ -254,7 +253,7 @@ struct Build<'a> {
     spine: &'a mut Spine,
     progress: &'a dyn Progress,
     /// Per group asked for: its row at every spine row.
-    points: HashMap<GroupId, Vec<Point>>,
+    points: HashMap<GroupId, Answers>,
     /// Per group: the other rows a pipeline behind may have served, by spine row.
     alternatives: HashMap<GroupId, Alternatives>,
     summary: TrainingSetSummary,
@@ -305,7 +304,7 @@ impl Build<'_> {
         let answers = replayed.answered.into_iter().zip(replayed.alternatives);
         for ((gid, _), (answers, others)) in map.groups.iter().zip(answers) {
             if groups.contains(gid) {
-                self.points.insert(*gid, answers);
+                self.points.insert(*gid, Answers::Points(answers));
                 if !others.is_empty() {
                     self.alternatives.insert(*gid, others);
                 }
@@ -328,7 +327,7 @@ impl Build<'_> {
         let (registry, progress) = (self.registry, self.progress);
         let group = &registry.groups[gid];
         progress.phase(&format!("reading {}'s rows", group.name), 0, "bytes");
-        let history = GroupHistory::read(&self.ctx, registry, group, &location, &|n| {
+        let mut history = GroupHistory::read(&self.ctx, registry, group, &location, &|n| {
             progress.advance(n)
         })
         .await?;
@@ -337,29 +336,30 @@ impl Build<'_> {
         let rows = self.spine.len();
         progress.phase(&format!("joining {}", group.name), rows as u64, "rows");
         let spine = &*self.spine;
-        let answers: Vec<Point> = cores::in_order(cores::runs(rows, cores::count()), |run| {
-            run.map(|row| {
-                let rows = history.of(&ids[row]);
-                let applied = match spine.cut_off(row) {
-                    Some(until) => &rows[..rows.partition_point(|r| r.time <= until)],
-                    None => rows,
-                };
-                as_of(group, applied, spine.times[row])
-            })
-            .collect::<Vec<_>>()
+        let joined: Vec<Joined> = cores::in_order(cores::runs(rows, cores::count()), |run| {
+            run.map(|row| history.as_of(group, &ids[row], spine.times[row], spine.cut_off(row)))
+                .collect::<Vec<_>>()
         })
         .into_iter()
         .flatten()
         .collect();
         progress.advance(rows as u64);
-        self.points.insert(gid, answers);
+        let (files, used) = (history.files, history.len());
+        let bad = std::mem::take(&mut history.bad);
+        self.points.insert(
+            gid,
+            Answers::Joined {
+                history,
+                rows: joined,
+            },
+        );
         self.summary.groups.insert(
             group.name.clone(),
             HistoryRead {
                 location,
-                files: history.files,
-                used: history.rows.len(),
-                bad: history.bad,
+                files,
+                used,
+                bad,
             },
         );
         Ok(())
