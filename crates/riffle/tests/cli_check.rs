@@ -512,6 +512,23 @@ fn a_listener_facing_the_network_needs_credentials_and_tls() {
     assert!(reason(&report, "listener_auth").contains("1 principal(s)"));
     assert_eq!(outcome(&report, "listener_tls"), "pass");
 
+    // JWTs from an identity provider, with no principal, are credentials too.
+    let mut cmd = TestCommand::new();
+    let config = cmd.write(
+        "riffle.toml",
+        &format!(
+            "{exposed}\n[auth.jwt]\njwks = \"jwks.json\"\nissuer = \"https://idp.example\"\naudience = \"riffle\"\nroles_claim = \"roles\"\n\n[auth.jwt.roles]\nreader = [\"read\"]\n"
+        ),
+    );
+    let report = check(&mut cmd, &config, &[], 3);
+    assert_eq!(
+        outcome(&report, "listener_auth"),
+        "pass",
+        "{}",
+        reason(&report, "listener_auth")
+    );
+    assert!(reason(&report, "listener_auth").contains("JWTs from \"https://idp.example\""));
+
     // Open on purpose: a failure, said plainly.
     let mut cmd = TestCommand::new();
     let config = cmd.write(

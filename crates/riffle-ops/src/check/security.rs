@@ -50,13 +50,20 @@ pub(super) fn listener_auth(input: &CheckInput<'_>) -> Item {
             Outcome::Pass,
             "every listener is on a loopback address: only this machine can reach it".to_owned(),
         )
-    } else if !auth.principals.is_empty() {
+    } else if !auth.principals.is_empty() || auth.jwt.is_some() {
+        let mut credentials = Vec::new();
+        if !auth.principals.is_empty() {
+            credentials.push(format!("{} principal(s) declared", auth.principals.len()));
+        }
+        if let Some(jwt) = &auth.jwt {
+            credentials.push(format!("JWTs from {:?} accepted ([auth.jwt])", jwt.issuer));
+        }
         (
             Outcome::Pass,
             format!(
-                "{} face the network; {} principal(s) declared, every data route needs a bearer token with its scope",
+                "{} face the network; {}: every data route needs a bearer token with its scope",
                 names.join(", "),
-                auth.principals.len()
+                credentials.join(" and ")
             ),
         )
     } else if auth.allow_unauthenticated {
