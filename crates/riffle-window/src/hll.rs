@@ -61,10 +61,11 @@ impl Hll {
 
     /// Makes `self` the sketch of the union of both sets.
     pub fn merge(&mut self, other: &Hll) {
+        // `max`, not a compare and a conditional store: the loop compiles to a vector max
+        // of many registers per instruction. A read of a window unions its sketched tiles,
+        // and the branchy loop was a third of a training set's window replay.
         for (mine, theirs) in self.registers.iter_mut().zip(other.registers.iter()) {
-            if *mine < *theirs {
-                *mine = *theirs;
-            }
+            *mine = (*mine).max(*theirs);
         }
     }
 
