@@ -7,11 +7,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Child;
-use std::time::{Duration, Instant};
-
-use common::{fraud_config, TestCommand};
+use common::serving::{audit_lines, client, wait_up};
+use common::{fraud_config, Running, TestCommand};
 use riffle_auth::token::digest;
 use serde_json::{json, Value};
 
@@ -36,34 +33,6 @@ fn registry_text() -> String {
         principal("events-gateway", EVENTS, r#"["ingest:transactions"]"#),
         principal("oncall", ONCALL, r#"["admin", "read"]"#),
     )
-}
-
-/// Kills the process if the test fails half-way.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn wait_up(base: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client().get(format!("{base}/health")).send().is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the process exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "never answered /health");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Every answer the test saw, to search for secrets at the end.
@@ -119,22 +88,6 @@ fn message(body: &Value) -> String {
 
 fn profile_row(id: &str) -> Value {
     json!({"id": id, "features": {"account_age_days": 10, "credit_score_bucket": 3, "is_premium": true}})
-}
-
-/// The audit log's lines once at least `n` are written.
-fn audit_lines(path: &Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn assert_no_secret(place: &str, text: &str) {

@@ -7,11 +7,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Child;
-use std::time::{Duration, Instant};
-
-use common::{fraud_config, TestCommand};
+use common::serving::{audit_lines, client, wait_up};
+use common::{fraud_config, Running, TestCommand};
 use riffle_auth::token::digest;
 use riffle_testkit::jwt::{hs256, now, unsigned, TestAlg, TestIssuer};
 use serde_json::{json, Value};
@@ -49,23 +46,6 @@ fn claims(roles: &[&str], exp: i64) -> String {
     )
 }
 
-/// Kills the process if the test fails half-way.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
 /// POSTs `body` with `token`: (status, body); every body kept in `seen`.
 fn post(seen: &mut String, url: &str, token: &str, body: &Value) -> (u16, Value) {
     let resp = client()
@@ -85,21 +65,6 @@ fn post(seen: &mut String, url: &str, token: &str, body: &Value) -> (u16, Value)
         code,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-fn audit_lines(path: &Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -124,14 +89,7 @@ fn serve_believes_only_tokens_its_identity_provider_signed_for_it() {
         .args(["--store", "embedded:./data"])
         .env("RUST_LOG", "debug")
         .spawn_logged(&log);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client().get(format!("{base}/health")).send().is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("serve exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "never answered /health");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_up(&base, &mut child);
     let running = Running(child);
     let mut seen = String::new();
     let push = format!("{base}/v1/push");

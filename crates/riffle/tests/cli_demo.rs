@@ -9,22 +9,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::TestCommand;
+use common::{Running, TestCommand};
 use serde_json::{json, Value};
-
-/// Kills the demo if the test fails half-way.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn feast(client: &reqwest::Client, base: &str, ids: &[&str]) -> (u16, Value) {
     let body = json!({

@@ -8,11 +8,10 @@ mod common;
 mod ingest_support;
 
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::TestCommand;
+use common::{Running, TestCommand};
 use riffle_core::{FeatureValue, Timestamp};
 use riffle_registry::Registry;
 use riffle_store::{GroupRow, OnlineStore, RowRead, StoreLimits, StoreUrl};
@@ -24,16 +23,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 fn now_ms() -> i64 {
     Timestamp::now().millis()
-}
-
-/// Kills the process when the test ends, whatever way it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn follow(cmd: &mut TestCommand, registry: &str, store: &str, file: &Path) -> Running {

@@ -13,23 +13,13 @@ use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::TestCommand;
+use common::{Running, TestCommand};
 use ingest_support::{generate, oracle, Ev, HOUR, REGISTRY};
 use riffle_core::Timestamp;
 use riffle_registry::Registry;
 use riffle_store::{GroupRow, OnlineStore, StoreLimits, StoreUrl};
 use riffle_testkit::RedisServer;
 use serde_json::Value;
-
-/// Kills the ingest process if the test fails half-way.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn read_rows(
     rt: &tokio::runtime::Runtime,

@@ -10,7 +10,7 @@ mod ingest_support;
 
 use std::time::{Duration, Instant};
 
-use common::TestCommand;
+use common::{Running, TestCommand};
 use ingest_support::{generate, MINUTE, REGISTRY};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -21,15 +21,6 @@ use serde_json::Value;
 const TOPIC: &str = "tx-metrics";
 /// Events asked of the generator (bursts make it a few more).
 const EVENTS: usize = 200;
-
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Produces `(key, value)` pairs, each flushed before the next.
 fn produce(bootstrap: &str, messages: &[(String, String)]) {

@@ -16,22 +16,12 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{FlightClient, FlightDescriptor};
 use common::certs::{install, mint_ca};
-use common::{fraud_config, TestCommand};
+use common::{fraud_config, Running, TestCommand};
 use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic::Code;
-
-/// The server, killed on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `riffle serve-offline` on the fraud example at a free loopback port, with `extra`
 /// arguments, in `cmd`'s directory: the process, its port and its log.

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::certs::{install, mint_ca};
-use common::{fraud_config, TestCommand};
+use common::{fraud_config, Running, TestCommand};
 
 /// `GET /health` over a fresh connection trusting only `ca`'s certificate: the status, or
 /// why there was none.
@@ -82,13 +82,6 @@ fn https_with_the_test_ca_and_a_renewed_certificate_without_a_restart() {
             "tls.key",
         ])
         .spawn_logged(&log);
-    struct Running(std::process::Child);
-    impl Drop for Running {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _running = Running(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while health(&base, &dir, "first") != Ok(200) {

@@ -1,9 +1,11 @@
 //! `TestCommand`: runs the real `riffle` binary in a fresh temporary directory, with the
 //! `RIFFLE_*` environment cleared, and reports stdout/stderr whenever an expectation fails;
-//! `certs` mints the certificates of TLS tests.
+//! `certs` mints the certificates of TLS tests; `serving` talks to a `riffle` started in the
+//! background.
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod serving;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -111,6 +113,17 @@ impl TestCommand {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the riffle binary starts")
+    }
+}
+
+/// A background `riffle` process, killed and reaped when dropped: when the test ends,
+/// whatever way it ends.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
